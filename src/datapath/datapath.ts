@@ -1,0 +1,29 @@
+import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
+
+/** Where packets for one remote subnet go: the peer's underlay address and UDP port. */
+export interface PeerRoute {
+  readonly subnet: Ipv4Net;
+  readonly publicIp: Ipv4;
+  readonly port: number;
+}
+
+export interface DatapathCounters {
+  readonly txPackets: number; // TUN -> UDP
+  readonly txBytes: number;
+  readonly rxPackets: number; // UDP -> TUN
+  readonly rxBytes: number;
+  /** Drops by reason, e.g. `no_route`, `ttl_exceeded`, `not_ipv4`, `truncated`, `bad_header_length`, `spoofed_source`. */
+  readonly drops: Readonly<Record<string, number>>;
+}
+
+/**
+ * The packet engine over the native addon. TypeScript owns the route table (it is the truth, fed by
+ * lease events); the native side holds a copy and does all per-packet work on its own threads.
+ */
+export interface Datapath {
+  setRoute(route: PeerRoute): void;
+  deleteRoute(subnet: Ipv4Net): void;
+  counters(): DatapathCounters;
+  /** Stops the threads and closes the TUN and socket. Idempotent. */
+  close(): void;
+}

@@ -1,0 +1,25 @@
+import type { Ipv4Net } from '../ip/ipv4.js';
+
+/**
+ * The JSON value stored at `<prefix>/subnets/<a.b.c.d>-<len>`, field names as flannel writes them.
+ * flannel's own udp backend writes only PublicIP (and PublicIPv6: null on newer releases); we accept that.
+ */
+export interface LeaseAttrs {
+  PublicIP: string;
+  PublicIPv6?: string | null;
+  BackendType?: string;
+  BackendData?: unknown;
+}
+
+export interface Lease {
+  readonly subnet: Ipv4Net;
+  readonly attrs: LeaseAttrs;
+  /** Absent for reservations (keys written without an etcd lease). */
+  readonly expiration?: Date;
+}
+
+/** What the peer watch publishes to backends. `changed` carries the new lease. */
+export type LeaseEvent =
+  | { readonly type: 'added'; readonly lease: Lease }
+  | { readonly type: 'changed'; readonly lease: Lease; readonly previous: Lease }
+  | { readonly type: 'removed'; readonly lease: Lease };
