@@ -16,6 +16,8 @@ export interface Lease {
   readonly attrs: LeaseAttrs;
   /** Absent for reservations (keys written without an etcd lease). */
   readonly expiration?: Date;
+  /** The etcd lease the key is attached to; absent for reservations, which must stay TTL-less when reused. */
+  readonly leaseId?: string;
 }
 
 /** What the peer watch publishes to backends. `changed` carries the new lease. */
