@@ -1,0 +1,82 @@
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { FileAccessError } from '../errors.js';
+import { formatIpv4, formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
+
+export interface SubnetFileContents {
+  readonly network: Ipv4Net;
+  readonly subnet: Ipv4Net;
+  readonly mtu: number;
+  readonly ipMasq: boolean;
+}
+
+/** The env file docker integration reads (`--bip=$FLANNEL_SUBNET --mtu=$FLANNEL_MTU`). */
+export function formatSubnetFile(c: SubnetFileContents): string {
+  // FLANNEL_SUBNET is the lease's first usable address with the lease's prefix: docker0 takes it as --bip.
+  const bip = `${formatIpv4(c.subnet.ip + 1)}/${c.subnet.prefixLen}`;
+  return [
+    `FLANNEL_NETWORK=${formatIpv4Net(c.network)}`,
+    `FLANNEL_SUBNET=${bip}`,
+    `FLANNEL_MTU=${c.mtu}`,
+    `FLANNEL_IPMASQ=${c.ipMasq}`,
+    '',
+  ].join('\n');
+}
+
+/** Written to a temp file and renamed, so a reader never sees half a file. */
+export async function writeSubnetFile(path: string, contents: SubnetFileContents): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(tmp, formatSubnetFile(contents), { mode: 0o644 });
+    await rename(tmp, path);
+  } catch (err) {
+    throw new FileAccessError(`cannot write subnet file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
+  }
+}
+
+/** Checks up front that the subnet file can be written, so bad input fails before anything touches etcd. */
+export async function checkSubnetFileWritable(path: string): Promise<void> {
+  const probe = `${path}.${process.pid}.probe`;
+  try {
+    await mkdir(dirname(path), { recursive: true });
+    await writeFile(probe, '');
+    await unlink(probe);
+  } catch (err) {
+    throw new FileAccessError(`cannot write subnet file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
+      cause: err,
+    });
+  }
+}
+
+/** The previous run's network and subnet, used to ask for the same subnet again. Missing or garbled → {}. */
+export async function readPreviousSubnetFile(path: string): Promise<{ network?: Ipv4Net; subnet?: Ipv4Net }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return {};
+  }
+  const vars = parseEnvFile(text);
+  return { network: tryNet(vars.FLANNEL_NETWORK), subnet: tryNet(vars.FLANNEL_SUBNET) };
+}
+
+export function parseEnvFile(text: string): Record<string, string> {
+  const vars: Record<string, string> = {};
+  for (const line of text.split('\n')) {
+    const match = /^\s*([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (match) vars[match[1]] = match[2].trim().replace(/^"(.*)"$/, '$1');
+  }
+  return vars;
+}
+
+function tryNet(text: string | undefined): Ipv4Net | undefined {
+  if (!text) return undefined;
+  try {
+    return parseIpv4Net(text); // masks 198.19.5.1/24 to the lease 198.19.5.0/24
+  } catch {
+    return undefined;
+  }
+}
