@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+import { Daemon } from '../daemon.js';
+import { FlannelError, errorMessage } from '../errors.js';
+import { log } from '../log.js';
+import { packageVersion } from '../package-info.js';
+import { helpText, parseFlags, type FlannelOptions } from './flags.js';
+
+/** Subcommands by first positional argument; each gets the parsed flags and resolves to an exit code. */
+type Command = (options: FlannelOptions) => Promise<number>;
+const COMMANDS: Record<string, () => Promise<Command>> = {};
+
+async function runDaemon(options: FlannelOptions): Promise<number> {
+  const daemon = new Daemon(options);
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down; the subnet lease stays for the next start');
+    daemon.stop().then(
+      () => process.exit(0),
+      (err) => {
+        log.error(`shutdown failed: ${errorMessage(err)}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  await daemon.start();
+  // Runs until a signal; etcd watches and timers keep the event loop alive.
+  return new Promise<number>(() => undefined);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const options = parseFlags(argv);
+  if (options.version) {
+    process.stderr.write(`${packageVersion()}\n`);
+    return 0;
+  }
+  if (options.help) {
+    process.stdout.write(helpText(packageVersion()));
+    return 0;
+  }
+  const [name] = options.args;
+  if (name === undefined) return runDaemon(options);
+  const command = COMMANDS[name];
+  if (!command) throw new FlannelError(`unknown command: ${name} (see --help)`);
+  return (await command())(options);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err) => {
+    // One line, no stack: bad input is the operator's to fix, and the message says what and where.
+    process.stderr.write(`flanneld: ${errorMessage(err)}\n`);
+    process.exit(1);
+  },
+);

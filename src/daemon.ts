@@ -1,0 +1,199 @@
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Backend, BackendNetwork, ExternalInterface } from './backend/backend.js';
+import { createBackend } from './backend/registry.js';
+import type { FlannelOptions } from './cli/flags.js';
+import type { NetworkConfig } from './config/network-config.js';
+import { parseNetworkConfig } from './config/parse-network-config.js';
+import { EtcdUnavailableError, errorMessage } from './errors.js';
+import { describeInterface, findExternalInterface } from './iface/external-interface.js';
+import { formatIpv4, formatIpv4Net, netEquals } from './ip/ipv4.js';
+import { log } from './log.js';
+import { EtcdRegistry } from './subnet/etcd-registry.js';
+import type { Lease } from './subnet/lease.js';
+import { DEFAULT_LEASE_TTL_SECONDS, LeaseManager } from './subnet/lease-manager.js';
+import { LeaseWatcher } from './subnet/lease-watcher.js';
+import { checkSubnetFileWritable, readPreviousSubnetFile, writeSubnetFile } from './subnet/subnet-file.js';
+
+/** Knobs that only tests and benchmarks change (set through FLANNELD_* variables, not flags). */
+export interface DaemonTuning {
+  /** etcd lease TTL; flannel's is 24 h. */
+  readonly leaseTtlSeconds: number;
+  /** Pause between retries while subnets are exhausted or a renewal failed. */
+  readonly retryIntervalMs: number;
+  /** How long to keep trying an unreachable etcd at startup before giving up. */
+  readonly etcdStartupTimeoutMs: number;
+}
+
+export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTuning {
+  const num = (name: string, fallback: number) => {
+    const n = Number(env[name]);
+    return env[name] && Number.isFinite(n) && n > 0 ? n : fallback;
+  };
+  return {
+    leaseTtlSeconds: num('FLANNELD_SUBNET_LEASE_TTL', DEFAULT_LEASE_TTL_SECONDS),
+    retryIntervalMs: num('FLANNELD_RETRY_INTERVAL_MS', 5_000),
+    etcdStartupTimeoutMs: num('FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 10_000),
+  };
+}
+
+export interface DaemonEvents {
+  'lease-acquired': [lease: Lease];
+  'lease-lost': [lease: Lease];
+  'network-started': [network: BackendNetwork];
+  'subnet-file-written': [path: string];
+  stopping: [];
+}
+
+/**
+ * flanneld: find the external interface, read the network config, lease a subnet, start the backend for it,
+ * write the subnet file, then follow peer leases and keep our own alive. Extension points for ip-masq, health
+ * and readiness are the events above plus `ready`.
+ */
+export class Daemon extends EventEmitter<DaemonEvents> {
+  private registry: EtcdRegistry | undefined;
+  private leaseManager: LeaseManager | undefined;
+  private watcher: LeaseWatcher | undefined;
+  private backend: Backend | undefined;
+  private currentNetwork: BackendNetwork | undefined;
+  private restarting: Promise<void> = Promise.resolve();
+  private stopped = false;
+  extIface: ExternalInterface | undefined;
+  config: NetworkConfig | undefined;
+
+  constructor(
+    readonly options: FlannelOptions,
+    private readonly tuning: DaemonTuning = tuningFromEnv(),
+  ) {
+    super();
+  }
+
+  get lease(): Lease | undefined {
+    return this.leaseManager?.lease;
+  }
+
+  get network(): BackendNetwork | undefined {
+    return this.currentNetwork;
+  }
+
+  /** True once the subnet file reflects a held lease and the backend network runs. */
+  get ready(): boolean {
+    return !this.stopped && this.lease !== undefined && this.currentNetwork !== undefined;
+  }
+
+  async start(): Promise<void> {
+    const o = this.options;
+    // Every check on local input comes before the first etcd write.
+    await checkSubnetFileWritable(o.subnetFile);
+    this.extIface = await findExternalInterface(o.iface, o.publicIp);
+    log.info(`using interface ${describeInterface(this.extIface)}`);
+    this.registry = new EtcdRegistry({
+      endpoints: o.etcdEndpoints,
+      prefix: o.etcdPrefix,
+      caFile: o.etcdCafile || undefined,
+      certFile: o.etcdCertfile || undefined,
+      keyFile: o.etcdKeyfile || undefined,
+      username: o.etcdUsername || undefined,
+      password: o.etcdPassword || undefined,
+    });
+    this.config = parseNetworkConfig(await this.waitForConfig(this.registry));
+    const config = this.config;
+    log.info({ network: formatIpv4Net(config.network), backend: config.backend.type, subnetLen: config.subnetLen }, 'network config');
+    this.backend = createBackend({ config, extIface: this.extIface, antiSpoofing: o.antiSpoofing });
+
+    const previous = await readPreviousSubnetFile(o.subnetFile);
+    const attrs = { PublicIP: formatIpv4(this.extIface.publicIp), ...(await this.backend.leaseAttrs()) };
+    const ttl = this.tuning.leaseTtlSeconds;
+    this.leaseManager = new LeaseManager({
+      registry: this.registry,
+      config,
+      attrs,
+      previousSubnet: previous.network && netEquals(previous.network, config.network) ? previous.subnet : undefined,
+      ttlSeconds: ttl,
+      // A margin longer than the TTL would renew in a loop; half the TTL is the most that makes sense.
+      renewMarginSeconds: Math.min(o.subnetLeaseRenewMargin * 60, ttl / 2),
+      retryIntervalMs: this.tuning.retryIntervalMs,
+    });
+    this.leaseManager.on('lost', (lease) => {
+      this.emit('lease-lost', lease);
+      this.restarting = this.restarting.then(() => this.stopNetwork());
+    });
+    this.leaseManager.on('acquired', (lease) => {
+      this.emit('lease-acquired', lease);
+      // The first acquisition is handled below; later ones follow a lost lease.
+      if (this.watcher) this.restarting = this.restarting.then(() => this.startNetwork(lease));
+    });
+
+    const lease = await this.leaseManager.acquire();
+    await this.startNetwork(lease);
+    this.watcher = new LeaseWatcher(this.registry, attrs.PublicIP);
+    this.watcher.on('lease', (event) => this.currentNetwork?.applyLeaseEvent(event));
+    this.watcher.on('change', (event) => this.leaseManager?.handleOwnKeyEvent(event));
+    await this.watcher.start();
+  }
+
+  /** Stops renewals and watches and removes the backend's kernel state; the etcd lease stays for a restart. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.emit('stopping');
+    this.leaseManager?.stop();
+    await this.watcher?.stop();
+    await this.restarting.catch(() => undefined);
+    await this.stopNetwork();
+    this.registry?.close();
+  }
+
+  private async startNetwork(lease: Lease): Promise<void> {
+    if (this.stopped || !this.backend || !this.config) return;
+    await this.stopNetwork();
+    const network = await this.backend.startNetwork(lease);
+    this.currentNetwork = network;
+    for (const peer of this.watcher?.peers() ?? []) network.applyLeaseEvent({ type: 'added', lease: peer });
+    this.emit('network-started', network);
+    await writeSubnetFile(this.options.subnetFile, {
+      network: this.config.network,
+      subnet: lease.subnet,
+      mtu: network.mtu,
+      ipMasq: this.options.ipMasq,
+    });
+    log.info({ path: this.options.subnetFile, subnet: formatIpv4Net(lease.subnet) }, 'wrote subnet file');
+    this.emit('subnet-file-written', this.options.subnetFile);
+  }
+
+  private async stopNetwork(): Promise<void> {
+    const network = this.currentNetwork;
+    this.currentNetwork = undefined;
+    await network?.close();
+  }
+
+  /**
+   * Reads `<prefix>/config`, waiting while it does not exist (flannel polls every second). An etcd that never
+   * answers is a setup error after a bounded time, so a typo in --etcd-endpoints fails fast.
+   */
+  private async waitForConfig(registry: EtcdRegistry): Promise<string> {
+    const key = `${registry.prefix}/config`;
+    let failingSince: number | undefined;
+    let lastWaitLog = 0;
+    for (;;) {
+      if (this.stopped) throw new EtcdUnavailableError('stopped while waiting for the network config');
+      try {
+        const raw = await registry.getNetworkConfig();
+        failingSince = undefined;
+        if (raw !== undefined) return raw;
+        if (Date.now() - lastWaitLog > 10_000) {
+          log.warn(`waiting for network config at ${key} (create it with: etcdctl put ${key} '{"Network":"198.19.0.0/16"}')`);
+          lastWaitLog = Date.now();
+        }
+      } catch (err) {
+        failingSince ??= Date.now();
+        if (Date.now() - failingSince > this.tuning.etcdStartupTimeoutMs) {
+          const cause = err instanceof Error && err.cause ? err.cause : err;
+          throw new EtcdUnavailableError(`cannot reach etcd at ${registry.endpoints.join(',')}: ${errorMessage(cause)}`);
+        }
+        log.warn(`etcd not reachable yet: ${errorMessage(err)}`);
+      }
+      await sleep(1_000);
+    }
+  }
+}
