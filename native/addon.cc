@@ -1,9 +1,180 @@
-// Entry point of the native datapath addon. The engine registers itself here as it lands.
+// N-API surface of the datapath: a `Datapath` class over the engine, plus pure packet helpers under `_test`
+// so JS tests can check checksum and ICMP arithmetic on hand-built packets.
 #include <napi.h>
 
-static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+#include <memory>
+
+#include "engine.h"
+#include "packet.h"
+
+namespace {
+
+using flannel::Engine;
+using flannel::EngineOptions;
+
+uint32_t MaskOf(uint32_t prefix_len) { return prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len); }
+
+uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
+  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
+  double v = info[i].As<Napi::Number>().DoubleValue();
+  if (v < 0 || v > 4294967295.0 || v != static_cast<double>(static_cast<uint32_t>(v)))
+    throw Napi::TypeError::New(info.Env(), usage);
+  return static_cast<uint32_t>(v);
+}
+
+class Datapath : public Napi::ObjectWrap<Datapath> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Datapath",
+                       {
+                           InstanceMethod<&Datapath::SetRoute>("setRoute"),
+                           InstanceMethod<&Datapath::DeleteRoute>("deleteRoute"),
+                           InstanceMethod<&Datapath::SetTunIp>("setTunIp"),
+                           InstanceMethod<&Datapath::Counters>("counters"),
+                           InstanceMethod<&Datapath::Close>("close"),
+                           InstanceAccessor<&Datapath::TunName>("tunName"),
+                       });
+  }
+
+  explicit Datapath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Datapath>(info) {
+    static const char* usage =
+        "Usage: new Datapath({ tunName: string, localIp: uint32, port: number, tunIp: uint32, mtu: number, "
+        "antiSpoofing: boolean })";
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), usage);
+    Napi::Object o = info[0].As<Napi::Object>();
+    EngineOptions opts;
+    if (o.Has("tunName")) opts.tun_name = o.Get("tunName").As<Napi::String>().Utf8Value();
+    auto num = [&](const char* key, double fallback) {
+      Napi::Value v = o.Get(key);
+      if (v.IsUndefined()) return fallback;
+      if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    opts.local_ip = static_cast<uint32_t>(num("localIp", 0));
+    double port = num("port", 8285);
+    if (port < 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
+    opts.port = static_cast<uint16_t>(port);
+    opts.tun_ip = static_cast<uint32_t>(num("tunIp", 0));
+    opts.mtu = static_cast<size_t>(num("mtu", 1472));
+    Napi::Value spoof = o.Get("antiSpoofing");
+    opts.anti_spoofing = spoof.IsUndefined() ? true : spoof.ToBoolean().Value();
+    try {
+      engine_ = std::make_unique<Engine>(opts);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+  ~Datapath() override {
+    if (engine_) engine_->Stop();
+  }
+
+ private:
+  Engine& engine(const Napi::CallbackInfo& info) {
+    if (!engine_) throw Napi::Error::New(info.Env(), "datapath is closed");
+    return *engine_;
+  }
+
+  void SetRoute(const Napi::CallbackInfo& info) {
+    static const char* usage = "Usage: setRoute(subnetIp: uint32, prefixLen: 0..32, peerIp: uint32, peerPort: 1..65535)";
+    uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
+    uint32_t peer = ArgU32(info, 2, usage), port = ArgU32(info, 3, usage);
+    if (len > 32 || port == 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
+    flannel::Route r{net & MaskOf(len), MaskOf(len), static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port)};
+    engine(info).routes().Set(r);
+  }
+
+  void DeleteRoute(const Napi::CallbackInfo& info) {
+    static const char* usage = "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)";
+    uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
+    if (len > 32) throw Napi::RangeError::New(info.Env(), usage);
+    engine(info).routes().Delete(net & MaskOf(len), static_cast<uint8_t>(len));
+  }
+
+  void SetTunIp(const Napi::CallbackInfo& info) {
+    engine(info).set_tun_ip(ArgU32(info, 0, "Usage: setTunIp(ip: uint32)"));
+  }
+
+  Napi::Value Counters(const Napi::CallbackInfo& info) {
+    const flannel::Counters& c = engine(info).counters();
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    auto n = [&](const std::atomic<uint64_t>& v) { return Napi::Number::New(env, static_cast<double>(v.load())); };
+    out.Set("txPackets", n(c.tx_packets));
+    out.Set("txBytes", n(c.tx_bytes));
+    out.Set("rxPackets", n(c.rx_packets));
+    out.Set("rxBytes", n(c.rx_bytes));
+    out.Set("icmpUnreachableSent", n(c.icmp_unreachable_sent));
+    Napi::Object drops = Napi::Object::New(env);
+    for (int i = 0; i < flannel::kDropCount; i++) drops.Set(flannel::kDropNames[i], n(c.drops[i]));
+    out.Set("drops", drops);
+    return out;
+  }
+
+  void Close(const Napi::CallbackInfo&) {
+    if (engine_) engine_->Stop();
+    engine_.reset();
+  }
+
+  Napi::Value TunName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine(info).tun_name()); }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+// --- pure helpers for tests -------------------------------------------------------------------------------
+
+Napi::Buffer<uint8_t> BufferArg(const Napi::CallbackInfo& info, const char* usage) {
+  if (info.Length() < 1 || !info[0].IsBuffer()) throw Napi::TypeError::New(info.Env(), usage);
+  return info[0].As<Napi::Buffer<uint8_t>>();
+}
+
+Napi::Value TestParse(const Napi::CallbackInfo& info) {
+  auto buf = BufferArg(info, "Usage: parse(packet: Buffer)");
+  flannel::Ipv4View v;
+  flannel::DropReason reason;
+  Napi::Object out = Napi::Object::New(info.Env());
+  if (!flannel::ParseIpv4(buf.Data(), buf.Length(), &v, &reason)) {
+    out.Set("drop", flannel::kDropNames[reason]);
+    return out;
+  }
+  out.Set("src", Napi::Number::New(info.Env(), v.src));
+  out.Set("dst", Napi::Number::New(info.Env(), v.dst));
+  out.Set("headerLength", Napi::Number::New(info.Env(), static_cast<double>(v.header_len)));
+  out.Set("totalLength", Napi::Number::New(info.Env(), static_cast<double>(v.total_len)));
+  out.Set("ttl", Napi::Number::New(info.Env(), v.ttl));
+  out.Set("protocol", Napi::Number::New(info.Env(), v.protocol));
+  return out;
+}
+
+// Decrements the TTL of a copy; returns the new packet, or null if it must be dropped.
+Napi::Value TestDecrementTtl(const Napi::CallbackInfo& info) {
+  auto buf = BufferArg(info, "Usage: decrementTtl(packet: Buffer)");
+  if (buf.Length() < 20) throw Napi::RangeError::New(info.Env(), "Usage: decrementTtl(packet: Buffer of >= 20 bytes)");
+  auto copy = Napi::Buffer<uint8_t>::Copy(info.Env(), buf.Data(), buf.Length());
+  if (!flannel::DecrementTtl(copy.Data())) return info.Env().Null();
+  return copy;
+}
+
+Napi::Value TestBuildNetUnreachable(const Napi::CallbackInfo& info) {
+  auto buf = BufferArg(info, "Usage: buildNetUnreachable(packet: Buffer, srcIp: uint32)");
+  uint32_t src = ArgU32(info, 1, "Usage: buildNetUnreachable(packet: Buffer, srcIp: uint32)");
+  uint8_t out[576];
+  size_t len = flannel::BuildNetUnreachable(buf.Data(), buf.Length(), src, out, sizeof out);
+  if (!len) return info.Env().Null();
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), out, len);
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("Datapath", Datapath::Define(env));
+  Napi::Object test = Napi::Object::New(env);
+  test.Set("parse", Napi::Function::New(env, TestParse));
+  test.Set("decrementTtl", Napi::Function::New(env, TestDecrementTtl));
+  test.Set("buildNetUnreachable", Napi::Function::New(env, TestBuildNetUnreachable));
+  exports.Set("_test", test);
   return exports;
 }
+
+}  // namespace
 
 NODE_API_MODULE(flannel_datapath, Init)

@@ -6,5 +6,6 @@ describe('native addon', () => {
     const require = createRequire(import.meta.url);
     const addon = require('../../build/Release/flannel_datapath.node');
     expect(addon.abiVersion).toBe(1);
+    expect(typeof addon.Datapath).toBe("function");
   });
 });
