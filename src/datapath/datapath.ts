@@ -12,7 +12,10 @@ export interface DatapathCounters {
   readonly txBytes: number;
   readonly rxPackets: number; // UDP -> TUN
   readonly rxBytes: number;
-  /** Drops by reason, e.g. `no_route`, `ttl_exceeded`, `not_ipv4`, `truncated`, `bad_header_length`, `spoofed_source`. */
+  /** ICMP net-unreachable answers written back for packets to subnets that no lease holds. */
+  readonly icmpUnreachableSent: number;
+  /** Drops by reason, e.g. `no_route`, `ttl_exceeded`, `not_ipv4`, `truncated`, `bad_header_length`, `spoofed_source`,
+   *  `unknown_source`, `tun_write_error`, `send_error`. */
   readonly drops: Readonly<Record<string, number>>;
 }
 

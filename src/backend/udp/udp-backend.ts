@@ -1,0 +1,72 @@
+import { ConfigError } from '../../errors.js';
+import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
+import { log } from '../../log.js';
+import { configureTunLink } from '../../kernel/tun-link.js';
+import { UdpDatapath } from '../../datapath/udp-datapath.js';
+import type { Lease, LeaseEvent } from '../../subnet/lease.js';
+import type { Backend, BackendContext, BackendNetwork } from '../backend.js';
+
+export const UDP_DEFAULT_PORT = 8285;
+/** IPv4 header + UDP header around each packet. */
+export const UDP_OVERHEAD = 28;
+export const TUN_NAME = 'flannel0';
+
+/**
+ * flannel's udp backend: IP packets from flannel0 travel unchanged as UDP payloads to port 8285 of the host
+ * whose lease holds the destination. Peers that run flannel's own udp backend interoperate.
+ */
+export function createUdpBackend(ctx: BackendContext): Backend {
+  const port = udpPort(ctx.config.backend.options);
+  return {
+    type: 'udp',
+    mtuOverhead: UDP_OVERHEAD,
+    // flannel's udp backend writes only PublicIP; BackendType lets `flanneld leases` show what a host runs.
+    leaseAttrs: async () => ({ BackendType: 'udp' }),
+    startNetwork: async (lease: Lease): Promise<BackendNetwork> => {
+      const mtu = ctx.extIface.mtu - UDP_OVERHEAD;
+      const datapath = new UdpDatapath({
+        tunName: TUN_NAME,
+        localIp: ctx.extIface.address,
+        port,
+        tunIp: lease.subnet.ip,
+        mtu,
+        antiSpoofing: ctx.antiSpoofing,
+      });
+      try {
+        await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
+      } catch (err) {
+        datapath.close();
+        throw err;
+      }
+      log.info({ tun: datapath.tunName, port, mtu, subnet: formatIpv4Net(lease.subnet) }, 'udp datapath running');
+      return {
+        mtu,
+        applyLeaseEvent: (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
+        counters: () => datapath.counters(),
+        // Closing the TUN fd removes flannel0 and every route through it.
+        close: async () => datapath.close(),
+      };
+    },
+  };
+}
+
+function applyLeaseEvent(datapath: UdpDatapath, port: number, event: LeaseEvent): void {
+  const { lease } = event;
+  // Leases of other backends (vxlan, host-gw) do not speak our wire format; flannel's udp writes no BackendType.
+  const isUdp = !lease.attrs.BackendType || lease.attrs.BackendType === 'udp';
+  if (event.type === 'removed' || !isUdp) {
+    datapath.deleteRoute(lease.subnet);
+    return;
+  }
+  // Like flannel, peers are reached on our own configured port: a network agrees on one Backend.Port.
+  datapath.setRoute({ subnet: lease.subnet, publicIp: parseIpv4(lease.attrs.PublicIP), port });
+}
+
+function udpPort(options: Readonly<Record<string, unknown>>): number {
+  const entry = Object.entries(options).find(([k]) => k.toLowerCase() === 'port');
+  const port = entry?.[1] ?? 0;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new ConfigError(`"Backend.Port" must be a UDP port number (1-65535), got ${JSON.stringify(port)}`);
+  }
+  return port === 0 ? UDP_DEFAULT_PORT : port; // flannel treats 0 as "the default"
+}

@@ -1,0 +1,57 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { packageRoot } from '../package-info.js';
+
+/** The shape of `build/Release/flannel_datapath.node` (native/addon.cc). IPs are uint32 in host order. */
+export interface NativeDatapathOptions {
+  tunName: string;
+  localIp: number;
+  port: number;
+  tunIp: number;
+  mtu: number;
+  antiSpoofing: boolean;
+}
+
+export interface NativeCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  icmpUnreachableSent: number;
+  drops: Record<string, number>;
+}
+
+export interface NativeDatapath {
+  readonly tunName: string;
+  setRoute(subnetIp: number, prefixLen: number, peerIp: number, peerPort: number): void;
+  deleteRoute(subnetIp: number, prefixLen: number): void;
+  setTunIp(ip: number): void;
+  counters(): NativeCounters;
+  close(): void;
+}
+
+export interface NativeAddon {
+  readonly abiVersion: number;
+  readonly Datapath: new (options: NativeDatapathOptions) => NativeDatapath;
+  readonly _test: {
+    parse(packet: Buffer): { drop?: string; src?: number; dst?: number; headerLength?: number; totalLength?: number; ttl?: number; protocol?: number };
+    decrementTtl(packet: Buffer): Buffer | null;
+    buildNetUnreachable(packet: Buffer, srcIp: number): Buffer | null;
+  };
+}
+
+let cached: NativeAddon | undefined;
+
+/** Loads the addon from build/Release (or build/Debug) under the package root; one error lists where it looked. */
+export function loadNativeAddon(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const candidates = ['Release', 'Debug'].map((kind) => join(root, 'build', kind, 'flannel_datapath.node'));
+  const found = candidates.find((p) => existsSync(p));
+  if (!found) {
+    throw new Error(`native datapath addon not built (looked in ${candidates.join(', ')}); run: npm run build:native`);
+  }
+  cached = createRequire(import.meta.url)(found) as NativeAddon;
+  return cached;
+}

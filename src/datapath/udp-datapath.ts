@@ -1,0 +1,56 @@
+import { KernelError, errorMessage } from '../errors.js';
+import { formatIpv4, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
+import type { Datapath, DatapathCounters, PeerRoute } from './datapath.js';
+import { loadNativeAddon, type NativeDatapath } from './native.js';
+
+export interface UdpDatapathOptions {
+  readonly tunName: string;
+  /** Address the UDP socket binds to (the external interface's). */
+  readonly localIp: Ipv4;
+  readonly port: number;
+  /** flannel0's address: the source of ICMP errors written back into the TUN. */
+  readonly tunIp: Ipv4;
+  readonly mtu: number;
+  readonly antiSpoofing: boolean;
+}
+
+/** The udp backend's packet engine: flannel's wire format, run on native threads. */
+export class UdpDatapath implements Datapath {
+  private native: NativeDatapath | undefined;
+  readonly tunName: string;
+
+  constructor(opts: UdpDatapathOptions) {
+    const { Datapath: NativeCtor } = loadNativeAddon();
+    try {
+      this.native = new NativeCtor({ ...opts });
+    } catch (err) {
+      throw new KernelError(
+        `cannot start the udp datapath (TUN ${opts.tunName}, UDP ${formatIpv4(opts.localIp)}:${opts.port}): ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
+    this.tunName = this.native.tunName;
+  }
+
+  setRoute(route: PeerRoute): void {
+    this.live().setRoute(route.subnet.ip, route.subnet.prefixLen, route.publicIp, route.port);
+  }
+
+  deleteRoute(subnet: Ipv4Net): void {
+    this.live().deleteRoute(subnet.ip, subnet.prefixLen);
+  }
+
+  counters(): DatapathCounters {
+    return this.live().counters();
+  }
+
+  close(): void {
+    this.native?.close();
+    this.native = undefined;
+  }
+
+  private live(): NativeDatapath {
+    if (!this.native) throw new KernelError(`datapath on ${this.tunName} is closed`);
+    return this.native;
+  }
+}
