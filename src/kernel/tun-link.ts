@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { FlagsNew, createRtNetlink, type RtNetlinkSocket } from 'netlink';
 import { KernelError, errorMessage } from '../errors.js';
 import { formatIpv4, formatIpv4Net, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
@@ -40,6 +41,9 @@ function isExists(err: unknown): boolean {
 export async function configureTunLink(name: string, opts: { address: Ipv4; mtu: number; network: Ipv4Net }): Promise<void> {
   await withNetlink(`configuring ${name} (${formatIpv4(opts.address)}/32, mtu ${opts.mtu}, route ${formatIpv4Net(opts.network)})`, async (nl) => {
     const index = await linkIndex(nl, name);
+    // ICMP errors we write back into the TUN carry flannel0's own address as source; without accept_local the
+    // kernel drops them as martians and `ping` never learns the network is unreachable.
+    await writeFile(`/proc/sys/net/ipv4/conf/${name}/accept_local`, '1');
     await nl.setLink({ family: 0, index, flags: { up: true }, change: { up: true } }, { mtu: opts.mtu });
     try {
       await nl.newAddress(
