@@ -1,0 +1,145 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+export interface EtcdTls {
+  readonly caFile: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface EtcdServerOptions {
+  /** Run inside this network namespace (e.g. a testbed's switch), listening on `host`. */
+  readonly netns?: string;
+  readonly host?: string;
+  readonly port?: number;
+  /** Serve TLS and require client certificates signed by caFile. */
+  readonly tls?: EtcdTls;
+  /** Reuse a data dir (to restart the same etcd). */
+  readonly dataDir?: string;
+}
+
+/** A real etcd server for one test file: its own data dir and port, stopped by PID. */
+export class EtcdServer {
+  private child: ChildProcess | undefined;
+
+  private constructor(
+    readonly host: string,
+    readonly port: number,
+    readonly dataDir: string,
+    private readonly opts: EtcdServerOptions,
+  ) {}
+
+  get endpoint(): string {
+    return `${this.opts.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  static async start(opts: EtcdServerOptions = {}): Promise<EtcdServer> {
+    const host = opts.host ?? '127.0.0.1';
+    const port = opts.port ?? (await freePort());
+    const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ft-etcd-')));
+    const server = new EtcdServer(host, port, dataDir, opts);
+    await server.launch();
+    return server;
+  }
+
+  /** (Re)starts the process on the same port and data dir. */
+  async launch(): Promise<void> {
+    const peerPort = await freePort();
+    const args = [
+      '--name', 'test',
+      '--data-dir', this.dataDir,
+      '--listen-client-urls', this.endpoint,
+      '--advertise-client-urls', this.endpoint,
+      '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
+      '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
+      '--log-level', 'error',
+    ];
+    if (this.opts.tls) {
+      args.push('--cert-file', this.opts.tls.certFile, '--key-file', this.opts.tls.keyFile);
+      args.push('--client-cert-auth', '--trusted-ca-file', this.opts.tls.caFile);
+    }
+    const argv = this.opts.netns ? ['ip', 'netns', 'exec', this.opts.netns, 'etcd', ...args] : ['etcd', ...args];
+    this.child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    this.child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      try {
+        await this.ctl(['endpoint', 'health'], 3_000);
+        return;
+      } catch (err) {
+        if (this.child.exitCode !== null || Date.now() > deadline) {
+          await this.stop();
+          throw new Error(`etcd did not become healthy at ${this.endpoint}: ${stderr || err}`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+
+  /** Runs etcdctl (v3 API) against this server, inside its namespace when it has one. */
+  async ctl(args: string[], timeoutMs = 10_000): Promise<string> {
+    const tls = this.opts.tls ? ['--cacert', this.opts.tls.caFile, '--cert', this.opts.tls.certFile, '--key', this.opts.tls.keyFile] : [];
+    const argv = ['etcdctl', '--endpoints', this.endpoint, ...tls, ...args];
+    const full = this.opts.netns ? ['ip', 'netns', 'exec', this.opts.netns, ...argv] : argv;
+    const { stdout } = await run(full[0], full.slice(1), { timeout: timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } });
+    return stdout;
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    await this.ctl(['put', key, value]);
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    const out = await this.ctl(['get', key, '--print-value-only']);
+    return out === '' ? undefined : out.replace(/\n$/, '');
+  }
+
+  /** key → value for every key under a prefix. */
+  async dump(prefix: string): Promise<Record<string, string>> {
+    const out = await this.ctl(['get', prefix, '--prefix', '-w', 'json']);
+    const parsed = JSON.parse(out) as { kvs?: { key: string; value: string }[] };
+    const result: Record<string, string> = {};
+    for (const kv of parsed.kvs ?? []) {
+      result[Buffer.from(kv.key, 'base64').toString()] = Buffer.from(kv.value, 'base64').toString();
+    }
+    return result;
+  }
+
+  /** Kills the process (SIGKILL) and waits for it; keeps the data dir so launch() can restart it. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    this.child = undefined;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async stop(): Promise<void> {
+    await this.kill();
+    if (!this.opts.dataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, host, () => {
+      const address = srv.address();
+      srv.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}

@@ -1,0 +1,157 @@
+import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+
+/**
+ * Network-namespace test hosts on one machine. Names carry the creating process's PID (`ft-<pid>-...`) so a later
+ * run can tell leftovers of a crashed run (PID gone) from namespaces a parallel test file is using right now.
+ * Addresses: underlay 198.18.0.0/24 on a bridge in the switch namespace; overlays inside 198.19.0.0/16 (RFC 2544).
+ */
+export class Testbed {
+  readonly prefix: string;
+  readonly switchNs: string;
+  private readonly namespaces: string[] = [];
+  private readonly processes: ChildProcess[] = [];
+  private vethCount = 0;
+
+  private constructor(tag: string) {
+    this.prefix = `ft-${process.pid}-${tag}`;
+    this.switchNs = `${this.prefix}-sw`;
+  }
+
+  /** Creates the switch namespace with bridge br0 at 198.18.0.254/24. */
+  static async create(tag: string): Promise<Testbed> {
+    if (!/^[a-z0-9]{1,8}$/.test(tag)) throw new Error(`testbed tag must be 1-8 lowercase letters or digits: ${tag}`);
+    await cleanupStaleNamespaces();
+    const bed = new Testbed(tag);
+    await bed.addNamespace(bed.switchNs);
+    await bed.ip(bed.switchNs, 'link', 'add', 'br0', 'type', 'bridge');
+    await bed.ip(bed.switchNs, 'addr', 'add', '198.18.0.254/24', 'dev', 'br0');
+    await bed.ip(bed.switchNs, 'link', 'set', 'br0', 'up');
+    return bed;
+  }
+
+  /** A host namespace whose eth0 (198.18.0.N/24) is plugged into the switch. Forwarding is on: hosts route. */
+  async addHost(name: string, underlayIp: string): Promise<string> {
+    const ns = `${this.prefix}-${name}`;
+    await this.addNamespace(ns);
+    const outside = await this.veth(ns, 'eth0');
+    await this.ip(this.switchNs, 'link', 'set', outside, 'master', 'br0', 'up');
+    await this.ip(ns, 'addr', 'add', `${underlayIp}/24`, 'dev', 'eth0');
+    await this.ip(ns, 'link', 'set', 'eth0', 'up');
+    await this.exec(ns, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+    return ns;
+  }
+
+  /**
+   * A container behind host `hostNs`: bridge cbr0 in the host holding `bridgeCidr` (the lease's first address,
+   * as docker0 would with --bip) and a container namespace with `ip` and a default route to the bridge.
+   */
+  async addContainer(hostNs: string, name: string, bridgeCidr: string, ip: string): Promise<string> {
+    const ns = `${this.prefix}-${name}`;
+    await this.addNamespace(ns);
+    const [gateway, prefixLen] = bridgeCidr.split('/');
+    await this.ip(hostNs, 'link', 'add', 'cbr0', 'type', 'bridge').catch(() => undefined);
+    await this.ip(hostNs, 'addr', 'replace', bridgeCidr, 'dev', 'cbr0');
+    await this.ip(hostNs, 'link', 'set', 'cbr0', 'up');
+    const outside = await this.veth(ns, 'eth0');
+    await this.ip('', 'link', 'set', outside, 'netns', hostNs);
+    await this.ip(hostNs, 'link', 'set', outside, 'master', 'cbr0', 'up');
+    await this.ip(ns, 'addr', 'add', `${ip}/${prefixLen}`, 'dev', 'eth0');
+    await this.ip(ns, 'link', 'set', 'eth0', 'up');
+    await this.ip(ns, 'route', 'add', 'default', 'via', gateway);
+    return ns;
+  }
+
+  async exec(ns: string, argv: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
+    return run('ip', ['netns', 'exec', ns, ...argv], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 });
+  }
+
+  /** Starts a long-running process in a namespace; it is killed by cleanup() if still running. */
+  spawn(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    this.processes.push(child);
+    return child;
+  }
+
+  async ip(ns: string, ...args: string[]): Promise<string> {
+    const argv = ns ? ['-n', ns, ...args] : args;
+    try {
+      return (await run('ip', argv, { timeout: 10_000 })).stdout;
+    } catch (err) {
+      throw new Error(`ip ${argv.join(' ')} failed: ${(err as { stderr?: string }).stderr?.trim() ?? err}`);
+    }
+  }
+
+  /** Kills every process started here or still running in our namespaces, then deletes the namespaces. */
+  async cleanup(): Promise<void> {
+    for (const child of this.processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    for (const ns of [...this.namespaces].reverse()) await deleteNamespace(ns);
+    this.namespaces.length = 0;
+  }
+
+  private async addNamespace(ns: string): Promise<void> {
+    await run('ip', ['netns', 'add', ns]);
+    this.namespaces.push(ns);
+    await this.ip(ns, 'link', 'set', 'lo', 'up');
+  }
+
+  /** A veth pair whose inside end is moved into `ns` as `insideName`; returns the outside end's name. */
+  private async veth(ns: string, insideName: string): Promise<string> {
+    const n = this.vethCount++;
+    // Interface names are at most 15 bytes; the PID keeps parallel runs apart in the root namespace.
+    const outside = `f${process.pid.toString(36)}${this.prefix.split('-')[2].slice(0, 3)}${n}`.slice(0, 15);
+    const tmpInside = `${outside}i`.slice(0, 15);
+    await this.ip('', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', tmpInside);
+    await this.ip('', 'link', 'set', tmpInside, 'netns', ns);
+    await this.ip(ns, 'link', 'set', tmpInside, 'name', insideName);
+    return outside;
+  }
+}
+
+async function deleteNamespace(ns: string): Promise<void> {
+  const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter(Boolean), () => []);
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Deletes namespaces left by test runs whose process no longer exists. */
+export async function cleanupStaleNamespaces(): Promise<void> {
+  const { stdout } = await run('ip', ['netns', 'list']);
+  for (const line of stdout.split('\n')) {
+    const match = /^(ft-(\d+)-\S+)/.exec(line);
+    if (match && !alive(Number(match[2]))) await deleteNamespace(match[1]);
+  }
+}
+
+/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
+export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value !== undefined && value !== false) return value;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${lastError}` : ''}`);
+}
