@@ -1,0 +1,63 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+
+export const FLANNELD = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'flanneld.js');
+
+export interface FlanneldRun {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** A flanneld process (the built CLI), optionally inside a network namespace, with its output captured. */
+export class FlanneldProcess {
+  readonly child: ChildProcess;
+  stdout = '';
+  stderr = '';
+  private readonly exited: Promise<FlanneldRun>;
+
+  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; netns?: string } = {}) {
+    const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, process.execPath, FLANNELD, ...args] : [process.execPath, FLANNELD, ...args];
+    this.child = spawn(argv[0], argv.slice(1), {
+      env: { ...process.env, ...opts.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
+    this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) =>
+      this.child.on('exit', (code) => resolve({ code, stdout: this.stdout, stderr: this.stderr })),
+    );
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Resolves when the daemon has logged a line containing `text` (bounded). */
+  async waitForLog(text: string | RegExp, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const matches = () => (typeof text === 'string' ? this.stderr.includes(text) : text.test(this.stderr));
+    while (!matches()) {
+      if (!this.running) throw new Error(`flanneld exited before logging ${text}:\n${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`flanneld did not log ${text} within ${timeoutMs} ms:\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  wait(timeoutMs = 30_000): Promise<FlanneldRun> {
+    return Promise.race([
+      this.exited,
+      new Promise<FlanneldRun>((_, reject) => setTimeout(() => reject(new Error(`flanneld still running after ${timeoutMs} ms:\n${this.stderr}`)), timeoutMs).unref()),
+    ]);
+  }
+
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<FlanneldRun> {
+    if (this.running) this.child.kill(signal);
+    return this.wait();
+  }
+}
+
+/** Runs flanneld to completion (for commands and bad-input checks). */
+export function runFlanneld(args: string[], opts: { env?: NodeJS.ProcessEnv; netns?: string; timeoutMs?: number } = {}): Promise<FlanneldRun> {
+  return new FlanneldProcess(args, opts).wait(opts.timeoutMs ?? 30_000);
+}

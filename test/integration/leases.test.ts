@@ -1,0 +1,247 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { parseNetworkConfig } from '../../src/config/parse-network-config.js';
+import { formatIpv4Net } from '../../src/ip/ipv4.js';
+import { EtcdRegistry } from '../../src/subnet/etcd-registry.js';
+import { LeaseManager } from '../../src/subnet/lease-manager.js';
+import { parseEnvFile } from '../../src/subnet/subnet-file.js';
+import { EtcdServer } from '../helpers/etcd.js';
+import { FlanneldProcess } from '../helpers/flanneld.js';
+import { waitFor } from '../helpers/netns.js';
+
+const run = promisify(execFile);
+// Every daemon here uses the `alloc` backend on loopback: the control plane for real, no kernel changes.
+const ALLOC_16 = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
+
+let etcd: EtcdServer;
+let dir: string;
+const daemons: FlanneldProcess[] = [];
+let prefixCount = 0;
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start();
+  dir = await mkdtemp(join(tmpdir(), 'ft-leases-'));
+});
+afterEach(async () => {
+  await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
+});
+afterAll(async () => {
+  await etcd?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function newNetwork(config = ALLOC_16): Promise<string> {
+  const prefix = `/test${process.pid}-${prefixCount++}/network`;
+  await etcd.put(`${prefix}/config`, config);
+  return prefix;
+}
+
+function startDaemon(prefix: string, host: number, opts: { env?: NodeJS.ProcessEnv; args?: string[]; endpoint?: string } = {}) {
+  const d = new FlanneldProcess(
+    [
+      '--etcd-endpoints', opts.endpoint ?? etcd.endpoint,
+      '--iface', 'lo',
+      '--public-ip', `198.18.1.${host}`,
+      '--subnet-file', join(dir, `${prefix.replace(/\W/g, '_')}-${host}.env`),
+      ...(prefix ? ['--etcd-prefix', prefix] : []),
+      ...(opts.args ?? []),
+    ],
+    { env: opts.env },
+  );
+  daemons.push(d);
+  return d;
+}
+
+async function subnetFile(prefix: string, host: number): Promise<Record<string, string>> {
+  return parseEnvFile(await readFile(join(dir, `${prefix.replace(/\W/g, '_')}-${host}.env`), 'utf8'));
+}
+
+async function leases(prefix: string): Promise<Record<string, string>> {
+  const all = await etcd.dump(`${prefix}/subnets/`);
+  return Object.fromEntries(Object.entries(all).map(([k, v]) => [k.slice(`${prefix}/subnets/`.length), v]));
+}
+
+describe('subnet leases on a real etcd', () => {
+  it('gives two hosts distinct /24s, stored as flannel stores them', async () => {
+    const prefix = await newNetwork();
+    const [a, b] = [startDaemon(prefix, 1), startDaemon(prefix, 2)];
+    await Promise.all([a.waitForLog('wrote subnet file'), b.waitForLog('wrote subnet file')]);
+    const [fa, fb] = [await subnetFile(prefix, 1), await subnetFile(prefix, 2)];
+    expect(fa.FLANNEL_NETWORK).toBe('198.19.0.0/16');
+    expect(fa.FLANNEL_SUBNET).toMatch(/^198\.19\.\d+\.1\/24$/);
+    expect(fa.FLANNEL_SUBNET).not.toBe(fb.FLANNEL_SUBNET);
+    expect(fa.FLANNEL_IPMASQ).toBe('false');
+    const stored = await leases(prefix);
+    const keyA = fa.FLANNEL_SUBNET.replace('.1/24', '.0-24');
+    expect(JSON.parse(stored[keyA])).toEqual({ PublicIP: '198.18.1.1', BackendType: 'alloc' });
+    expect(Object.keys(stored)).toHaveLength(2);
+    // The key is attached to an etcd lease with a 24 h TTL.
+    // Lease ids are 64-bit: read them as text (`-w fields`), JSON numbers would lose precision.
+    const out = await etcd.ctl(['get', `${prefix}/subnets/${keyA}`, '-w', 'fields']);
+    const leaseId = BigInt(/"Lease" : (\d+)/.exec(out)![1]).toString(16);
+    const ttl = await etcd.ctl(['lease', 'timetolive', leaseId]);
+    const granted = Number(/granted with TTL\((\d+)s\)/.exec(ttl)?.[1]);
+    expect(granted).toBe(86400);
+  });
+
+  it('200 allocators started at once get 200 distinct subnets', async () => {
+    const prefix = await newNetwork();
+    const config = parseNetworkConfig(ALLOC_16);
+    const registries = Array.from({ length: 200 }, () => new EtcdRegistry({ endpoints: [etcd.endpoint], prefix }));
+    try {
+      const managers = registries.map((registry, i) => new LeaseManager({
+        registry,
+        config,
+        attrs: { PublicIP: `198.18.${1 + (i >> 8)}.${i & 255}` },
+        renewMarginSeconds: 3600,
+        retryIntervalMs: 200,
+      }));
+      const got = await Promise.all(managers.map((m) => m.acquire()));
+      managers.forEach((m) => m.stop());
+      const subnets = new Set(got.map((l) => formatIpv4Net(l.subnet)));
+      expect(subnets.size).toBe(200);
+      expect(Object.keys(await leases(prefix))).toHaveLength(200);
+    } finally {
+      registries.forEach((r) => r.close());
+    }
+  });
+
+  it('a restart reuses the lease, and SIGTERM exits 0 leaving the lease in etcd', async () => {
+    const prefix = await newNetwork();
+    const first = startDaemon(prefix, 7);
+    await first.waitForLog('wrote subnet file');
+    const before = (await subnetFile(prefix, 7)).FLANNEL_SUBNET;
+    expect((await first.stop('SIGTERM')).code).toBe(0);
+    expect(Object.keys(await leases(prefix))).toEqual([before.replace('.1/24', '.0-24')]);
+    const second = startDaemon(prefix, 7);
+    await second.waitForLog('wrote subnet file');
+    expect((await subnetFile(prefix, 7)).FLANNEL_SUBNET).toBe(before);
+    expect(Object.keys(await leases(prefix))).toHaveLength(1);
+  });
+
+  it('asks for the previous subnet file\'s subnet when its own lease is gone', async () => {
+    const prefix = await newNetwork();
+    const first = startDaemon(prefix, 8);
+    await first.waitForLog('wrote subnet file');
+    const before = (await subnetFile(prefix, 8)).FLANNEL_SUBNET;
+    await first.stop('SIGTERM');
+    await etcd.ctl(['del', `${prefix}/subnets/`, '--prefix']);
+    const second = startDaemon(prefix, 8);
+    await second.waitForLog('wrote subnet file');
+    expect((await subnetFile(prefix, 8)).FLANNEL_SUBNET).toBe(before);
+  });
+
+  it('with a short TTL, a dead host\'s lease expires and frees its subnet', async () => {
+    const prefix = await newNetwork();
+    const d = startDaemon(prefix, 9, { env: { FLANNELD_SUBNET_LEASE_TTL: '4' } });
+    await d.waitForLog('wrote subnet file');
+    expect(Object.keys(await leases(prefix))).toHaveLength(1);
+    await d.stop('SIGKILL'); // no renewals any more
+    await waitFor('the lease to expire', async () => Object.keys(await leases(prefix)).length === 0, 15_000);
+  });
+
+  it('a lost lease (key deleted while running) is acquired again and the subnet file rewritten', async () => {
+    const prefix = await newNetwork();
+    const d = startDaemon(prefix, 10, { env: { FLANNELD_RETRY_INTERVAL_MS: '200' } });
+    await d.waitForLog('wrote subnet file');
+    await etcd.ctl(['del', `${prefix}/subnets/`, '--prefix']);
+    await d.waitForLog('our subnet lease is gone');
+    await waitFor('a new lease', async () => Object.keys(await leases(prefix)).length === 1);
+    await waitFor('the subnet file to be written again', async () => (d.stderr.match(/wrote subnet file/g) ?? []).length >= 2);
+    const stored = Object.values(await leases(prefix));
+    expect(JSON.parse(stored[0]).PublicIP).toBe('198.18.1.10');
+    expect(d.running).toBe(true);
+  });
+
+  it('renews before expiry', async () => {
+    const prefix = await newNetwork();
+    const d = startDaemon(prefix, 11, { env: { FLANNELD_SUBNET_LEASE_TTL: '4' } });
+    await d.waitForLog('wrote subnet file');
+    await d.waitForLog('renewed subnet lease', 10_000);
+    // Survives past its first TTL thanks to renewals.
+    await new Promise((r) => setTimeout(r, 5_000));
+    expect(Object.keys(await leases(prefix))).toHaveLength(1);
+  });
+
+  it('a full network gives the extra host a clear exhaustion error and it keeps retrying', async () => {
+    // Room for exactly 4 subnets: 198.19.0.0/22 in /24s, starting at the first one.
+    const prefix = await newNetwork('{"Network":"198.19.0.0/22","SubnetLen":24,"SubnetMin":"198.19.0.0","Backend":{"Type":"alloc"}}');
+    const four = [1, 2, 3, 4].map((h) => startDaemon(prefix, 20 + h));
+    await Promise.all(four.map((d) => d.waitForLog('wrote subnet file')));
+    const fifth = startDaemon(prefix, 25, { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
+    await fifth.waitForLog('no free subnet left in 198.19.0.0/22 between 198.19.0.0 and 198.19.3.0');
+    await waitFor('a second attempt', async () => (fifth.stderr.match(/no free subnet left/g) ?? []).length >= 2);
+    expect(fifth.running).toBe(true);
+    // When a host leaves for good, the waiting one gets its subnet.
+    await four[0].stop('SIGKILL');
+    const freed = Object.entries(await leases(prefix)).find(([, v]) => JSON.parse(v).PublicIP === '198.18.1.21');
+    await etcd.ctl(['del', `${prefix}/subnets/${freed![0]}`]);
+    await fifth.waitForLog('wrote subnet file', 10_000);
+  });
+
+  it('--etcd-prefix and FLANNELD_ETCD_PREFIX keep networks apart in one etcd', async () => {
+    const prefixA = await newNetwork('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    const prefixB = await newNetwork('{"Network":"198.19.128.0/17","SubnetLen":25,"Backend":{"Type":"alloc"}}');
+    const a = startDaemon(prefixA, 30);
+    const b = startDaemon('', 31, { env: { FLANNELD_ETCD_PREFIX: prefixB } });
+    await Promise.all([a.waitForLog('wrote subnet file'), b.waitForLog('wrote subnet file')]);
+    expect((await subnetFile(prefixA, 30)).FLANNEL_NETWORK).toBe('198.19.0.0/16');
+    expect((await subnetFile('', 31)).FLANNEL_NETWORK).toBe('198.19.128.0/17');
+    expect((await subnetFile('', 31)).FLANNEL_SUBNET).toMatch(/\/25$/);
+    expect(Object.values(await leases(prefixA)).map((v) => JSON.parse(v).PublicIP)).toEqual(['198.18.1.30']);
+    expect(Object.values(await leases(prefixB)).map((v) => JSON.parse(v).PublicIP)).toEqual(['198.18.1.31']);
+  });
+
+  it('keeps its lease across an etcd restart and renews once etcd is back', async () => {
+    const prefix = await newNetwork();
+    const d = startDaemon(prefix, 40, { env: { FLANNELD_SUBNET_LEASE_TTL: '8', FLANNELD_RETRY_INTERVAL_MS: '500' } });
+    await d.waitForLog('wrote subnet file');
+    const subnet = (await subnetFile(prefix, 40)).FLANNEL_SUBNET;
+    await etcd.kill();
+    await d.waitForLog('renewing the subnet lease failed', 15_000);
+    await etcd.launch();
+    const renewalsBefore = (d.stderr.match(/renewed subnet lease/g) ?? []).length;
+    await waitFor('a renewal after etcd returns', async () => (d.stderr.match(/renewed subnet lease/g) ?? []).length > renewalsBefore, 15_000);
+    expect(d.running).toBe(true);
+    expect(Object.keys(await leases(prefix))).toEqual([subnet.replace('.1/24', '.0-24')]);
+    expect((await subnetFile(prefix, 40)).FLANNEL_SUBNET).toBe(subnet);
+  });
+});
+
+describe('etcd over TLS with client certificates', () => {
+  let tlsEtcd: EtcdServer | undefined;
+  let certs: string;
+
+  afterAll(async () => {
+    await tlsEtcd?.stop();
+  });
+
+  it('leases a subnet through a TLS etcd that requires a client certificate', async () => {
+    certs = await mkdtemp(join(tmpdir(), 'ft-certs-'));
+    const ssl = (...args: string[]) => run('openssl', args, { cwd: certs });
+    await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=flannel-ts test CA');
+    for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']]) {
+      await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+      await run('sh', ['-c', `printf '%s\n' '${ext}' > ${name}.ext`], { cwd: certs });
+      await ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+    }
+    tlsEtcd = await EtcdServer.start({ tls: { caFile: join(certs, 'ca.crt'), certFile: join(certs, 'server.crt'), keyFile: join(certs, 'server.key') } });
+    const prefix = `/tls${process.pid}/network`;
+    await tlsEtcd.put(`${prefix}/config`, ALLOC_16);
+    const tlsArgs = ['--etcd-cafile', join(certs, 'ca.crt'), '--etcd-certfile', join(certs, 'client.crt'), '--etcd-keyfile', join(certs, 'client.key')];
+    const d = startDaemon(prefix, 50, { endpoint: tlsEtcd.endpoint, args: tlsArgs });
+    await d.waitForLog('wrote subnet file');
+    const stored = await tlsEtcd.dump(`${prefix}/subnets/`);
+    expect(Object.values(stored).map((v) => JSON.parse(v).PublicIP)).toEqual(['198.18.1.50']);
+    // Without the client certificate the same etcd refuses us, and we say so.
+    const refused = startDaemon(prefix, 51, { endpoint: tlsEtcd.endpoint, args: ['--etcd-cafile', join(certs, 'ca.crt')], env: { FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '2000' } });
+    const result = await refused.wait(30_000);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/flanneld: cannot reach etcd at https:\/\/127\.0\.0\.1/);
+    await rm(certs, { recursive: true, force: true });
+  });
+});
