@@ -44,10 +44,16 @@ export class FlanneldProcess {
     }
   }
 
+  /** Waits for exit; a process still running after timeoutMs is killed, so a failed test leaves nothing behind. */
   wait(timeoutMs = 30_000): Promise<FlanneldRun> {
     return Promise.race([
       this.exited,
-      new Promise<FlanneldRun>((_, reject) => setTimeout(() => reject(new Error(`flanneld still running after ${timeoutMs} ms:\n${this.stderr}`)), timeoutMs).unref()),
+      new Promise<FlanneldRun>((_, reject) =>
+        setTimeout(() => {
+          this.child.kill('SIGKILL');
+          reject(new Error(`flanneld still running after ${timeoutMs} ms:\n${this.stderr}`));
+        }, timeoutMs).unref(),
+      ),
     ]);
   }
 

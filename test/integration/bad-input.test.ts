@@ -1,0 +1,104 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdServer, freePort } from '../helpers/etcd.js';
+import { FlanneldProcess, runFlanneld } from '../helpers/flanneld.js';
+
+// Configs that pass validation use the alloc backend: a test that wrongly got through must not create a TUN here.
+const ALLOC = '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}';
+let etcd: EtcdServer;
+let dir: string;
+let n = 0;
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start();
+  dir = await mkdtemp(join(tmpdir(), 'ft-bad-'));
+});
+afterAll(async () => {
+  await etcd?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function args(prefix: string, extra: string[] = []): string[] {
+  // `--iface` may be repeated (first match wins), so tests that pass their own must not get `lo` as well.
+  const iface = extra.includes('--iface') ? [] : ['--iface', 'lo'];
+  return ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, ...iface, '--public-ip', '198.18.2.1', '--subnet-file', join(dir, `s${n}.env`), ...extra];
+}
+
+/** The last stderr line: the one error flanneld prints before exiting (earlier lines are JSON logs). */
+function errorLine(stderr: string): string {
+  const lines = stderr.trimEnd().split('\n');
+  return lines[lines.length - 1];
+}
+
+/** Runs flanneld against a network whose config is `config`; asserts exit 1, one error line, etcd unchanged. */
+async function expectRejected(config: string | undefined, message: RegExp, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  const prefix = `/bad${process.pid}-${n++}/network`;
+  if (config !== undefined) await etcd.put(`${prefix}/config`, config);
+  const before = await etcd.dump(prefix);
+  const result = await runFlanneld(args(prefix, extra), { env, timeoutMs: 40_000 });
+  expect(result.code).toBe(1);
+  expect(errorLine(result.stderr)).toMatch(/^flanneld: /);
+  expect(errorLine(result.stderr)).toMatch(message);
+  expect(await etcd.dump(prefix)).toEqual(before);
+}
+
+describe('bad input: one line, exit 1, etcd untouched', () => {
+  it('malformed JSON config', () => expectRejected('{"Network": "198.19.0.0/16"', /network config is not valid JSON/));
+  it('Network missing', () => expectRejected('{"SubnetLen": 24}', /no "Network"/));
+  it('Network not an IPv4 CIDR', () => expectRejected('{"Network": "198.19.0.0/33"}', /"Network" is not an IPv4 CIDR/));
+  it('SubnetLen not larger than the prefix', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetLen": 12}', /SubnetLen" 12 must be larger/));
+  it('SubnetLen above 30', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetLen": 31}', /30 or less/));
+  it('SubnetMin outside Network', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMin": "198.18.0.0"}', /SubnetMin" 198.18.0.0 is not inside/));
+  it('SubnetMax outside Network', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMax": "198.20.0.0"}', /SubnetMax" 198.20.0.0 is not inside/));
+  it('SubnetMin and SubnetMax reversed', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMin": "198.19.9.0", "SubnetMax": "198.19.3.0"}', /is above "SubnetMax"/));
+  it('unknown Backend.Type', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "carrier-pigeon"}}', /unknown backend type: carrier-pigeon/));
+  it('--iface naming no interface', () => expectRejected(ALLOC, /no interface matches --iface nosuchif0/, ['--iface', 'nosuchif0']));
+  it('--iface naming no address', () => expectRejected(ALLOC, /no interface matches --iface 198.18.77.77/, ['--iface', '198.18.77.77']));
+  it('unknown flag', () => expectRejected(undefined, /unknown flag: --etcd-prefixx/, ['--etcd-prefixx', '/x']));
+  it('unreadable TLS files', async () => {
+    await expectRejected(ALLOC, /cannot read etcd CA file .*missing-ca\.crt: ENOENT/, ['--etcd-cafile', join(dir, 'missing-ca.crt')]);
+    // root reads mode-000 files, so a directory stands in for an unreadable key file.
+    await expectRejected(ALLOC, /cannot read etcd key file .*: EISDIR/, ['--etcd-keyfile', dir]);
+  });
+  it('subnet file directory not writable', () =>
+    expectRejected(ALLOC, /cannot write subnet file .*: ENOTDIR/, ['--subnet-file', '/dev/null/flannel/subnet.env']));
+  it('etcd unreachable: gives up after bounded retries naming the endpoints', async () => {
+    const port = await freePort();
+    const result = await runFlanneld(
+      ['--etcd-endpoints', `http://127.0.0.1:${port}`, '--iface', 'lo', '--subnet-file', join(dir, 'unreach.env')],
+      { timeoutMs: 40_000 },
+    );
+    expect(result.code).toBe(1);
+    expect(errorLine(result.stderr)).toMatch(new RegExp(`^flanneld: cannot reach etcd at http://127\\.0\\.0\\.1:${port}`));
+  });
+});
+
+describe('tolerated input', () => {
+  it('a lease value that is not JSON is skipped with a warning, never fatal', async () => {
+    const prefix = `/bad${process.pid}-garbage/network`;
+    await etcd.put(`${prefix}/config`, '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}');
+    await etcd.put(`${prefix}/subnets/198.19.200.0-24`, 'this is not json');
+    const d = new FlanneldProcess(args(prefix));
+    try {
+      await d.waitForLog('wrote subnet file');
+      expect(d.stderr).toContain('skipping lease whose value is not valid flannel lease JSON');
+      expect(d.running).toBe(true);
+      expect(await etcd.get(`${prefix}/subnets/198.19.200.0-24`)).toBe('this is not json');
+    } finally {
+      await d.stop();
+    }
+  });
+  it('waits for a missing config, naming the key, then starts when it appears', async () => {
+    const prefix = `/bad${process.pid}-late/network`;
+    const d = new FlanneldProcess(args(prefix));
+    try {
+      await d.waitForLog(`waiting for network config at ${prefix}/config`);
+      await etcd.put(`${prefix}/config`, '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}');
+      await d.waitForLog('wrote subnet file');
+    } finally {
+      await d.stop();
+    }
+  });
+});
