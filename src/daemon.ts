@@ -60,6 +60,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private stopped = false;
   extIface: ExternalInterface | undefined;
   config: NetworkConfig | undefined;
+  /** Running totals for metrics. */
+  readonly stats = { renewals: 0, etcdErrors: 0 };
 
   constructor(
     readonly options: FlannelOptions,
@@ -76,9 +78,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.currentNetwork;
   }
 
-  /** True once the subnet file reflects a held lease and the backend network runs. */
+  /** True while we hold an unexpired lease, the subnet file reflects it and the backend network runs. */
   get ready(): boolean {
-    return !this.stopped && this.lease !== undefined && this.currentNetwork !== undefined;
+    const lease = this.lease;
+    const unexpired = lease !== undefined && (!lease.expiration || lease.expiration.getTime() > Date.now());
+    return !this.stopped && unexpired && this.currentNetwork !== undefined;
+  }
+
+  get peerCount(): number {
+    return this.watcher?.peers().length ?? 0;
   }
 
   async start(): Promise<void> {
@@ -114,6 +122,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       renewMarginSeconds: Math.min(o.subnetLeaseRenewMargin * 60, ttl / 2),
       retryIntervalMs: this.tuning.retryIntervalMs,
     });
+    this.leaseManager.on('renewed', () => this.stats.renewals++);
+    this.leaseManager.on('renew-failed', () => this.stats.etcdErrors++);
     this.leaseManager.on('lost', (lease) => {
       this.emit('lease-lost', lease);
       this.restarting = this.restarting.then(() => this.stopNetwork());

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { Daemon } from '../daemon.js';
+import { healthzRoute, metricsRoute, serveHttp } from '../health/http-server.js';
+import { createMetrics } from '../health/metrics.js';
 import { FlannelError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { packageVersion } from '../package-info.js';
@@ -26,6 +28,9 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+  // Up before the daemon starts, so that /healthz says 503 while we wait for etcd or a lease.
+  if (options.healthzPort) await serveHttp(options.healthzIp, options.healthzPort, { '/healthz': healthzRoute(() => daemon.ready) });
+  if (options.metricsPort) await serveHttp(options.healthzIp, options.metricsPort, { '/metrics': metricsRoute(createMetrics(daemon)) });
   await daemon.start();
   // Runs until a signal; etcd watches and timers keep the event loop alive.
   return new Promise<number>(() => undefined);

@@ -37,6 +37,7 @@ export class Testbed {
     const ns = `${this.prefix}-${name}`;
     await this.addNamespace(ns);
     const outside = await this.veth(ns, 'eth0');
+    await this.ip('', 'link', 'set', outside, 'netns', this.switchNs);
     await this.ip(this.switchNs, 'link', 'set', outside, 'master', 'br0', 'up');
     await this.ip(ns, 'addr', 'add', `${underlayIp}/24`, 'dev', 'eth0');
     await this.ip(ns, 'link', 'set', 'eth0', 'up');
@@ -82,6 +83,11 @@ export class Testbed {
     } catch (err) {
       throw new Error(`ip ${argv.join(' ')} failed: ${(err as { stderr?: string }).stderr?.trim() ?? err}`);
     }
+  }
+
+  /** PIDs of the processes running in a namespace. */
+  async pids(ns: string): Promise<number[]> {
+    return (await run('ip', ['netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
   }
 
   /** Kills every process started here or still running in our namespaces, then deletes the namespaces. */

@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseEnvFile } from '../../src/subnet/subnet-file.js';
+import { EtcdServer, freePort } from './etcd.js';
+import { FlanneldProcess } from './flanneld.js';
+import { Testbed, waitFor } from './netns.js';
+
+export interface OverlayHost {
+  readonly name: string;
+  readonly ns: string;
+  readonly underlayIp: string;
+  readonly subnetFile: string;
+  daemon: FlanneldProcess;
+  /** FLANNEL_SUBNET from the subnet file, e.g. 198.19.44.1/24 (the container bridge's address). */
+  bridgeCidr?: string;
+  container?: { ns: string; ip: string };
+}
+
+/**
+ * A cluster on one machine: a switch namespace running etcd on 198.18.0.254, host namespaces running the real
+ * flanneld, and a container namespace behind each host's bridge (set up from the subnet file, as docker would).
+ */
+export class OverlayCluster {
+  readonly hosts = new Map<string, OverlayHost>();
+
+  private constructor(
+    readonly bed: Testbed,
+    readonly etcd: EtcdServer,
+    readonly prefix: string,
+    private readonly dir: string,
+  ) {}
+
+  static async create(tag: string, dir: string, config: string): Promise<OverlayCluster> {
+    const bed = await Testbed.create(tag);
+    try {
+      const etcd = await EtcdServer.start({ netns: bed.switchNs, host: '198.18.0.254', port: await freePort() });
+      const prefix = `/${bed.prefix}/network`;
+      await etcd.put(`${prefix}/config`, config);
+      return new OverlayCluster(bed, etcd, prefix, dir);
+    } catch (err) {
+      await bed.cleanup();
+      throw err;
+    }
+  }
+
+  /** Adds host N (198.18.0.N) and starts flanneld on it. */
+  async addHost(name: string, n: number, env: NodeJS.ProcessEnv = {}): Promise<OverlayHost> {
+    const underlayIp = `198.18.0.${n}`;
+    const ns = await this.bed.addHost(name, underlayIp);
+    const subnetFile = join(this.dir, `${name}.env`);
+    const host: OverlayHost = { name, ns, underlayIp, subnetFile, daemon: this.startDaemon(ns, subnetFile, env) };
+    this.hosts.set(name, host);
+    return host;
+  }
+
+  startDaemon(ns: string, subnetFile: string, env: NodeJS.ProcessEnv = {}): FlanneldProcess {
+    return new FlanneldProcess(
+      ['--etcd-endpoints', this.etcd.endpoint, '--etcd-prefix', this.prefix, '--iface', 'eth0', '--subnet-file', subnetFile],
+      { netns: ns, env },
+    );
+  }
+
+  /** Waits for the host's subnet file, then gives it a container on a bridge holding FLANNEL_SUBNET. */
+  async addContainer(host: OverlayHost): Promise<void> {
+    await host.daemon.waitForLog('wrote subnet file');
+    const vars = parseEnvFile(await readFile(host.subnetFile, 'utf8'));
+    host.bridgeCidr = vars.FLANNEL_SUBNET;
+    const [first] = host.bridgeCidr.split('/');
+    const ip = first.replace(/\.1$/, '.2');
+    const ns = await this.bed.addContainer(host.ns, `${host.name}c`, host.bridgeCidr, ip);
+    // The container's MTU follows FLANNEL_MTU, as docker --mtu would set it.
+    await this.bed.ip(ns, 'link', 'set', 'eth0', 'mtu', vars.FLANNEL_MTU);
+    host.container = { ns, ip };
+  }
+
+  async ping(from: OverlayHost, to: OverlayHost, count = 2): Promise<boolean> {
+    try {
+      await this.bed.exec(from.container!.ns, ['ping', '-c', String(count), '-i', '0.2', '-W', '1', to.container!.ip]);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Waits until a ping from one container to another gets through (routes follow leases asynchronously). */
+  async expectReachable(from: OverlayHost, to: OverlayHost, timeoutMs = 10_000): Promise<void> {
+    await waitFor(`${from.name} -> ${to.name} over the overlay`, () => this.ping(from, to, 1), timeoutMs);
+  }
+
+  async metrics(host: OverlayHost, port: number): Promise<string> {
+    const script = `fetch('http://127.0.0.1:${port}/metrics').then(r => r.text()).then(t => process.stdout.write(t))`;
+    return (await this.bed.exec(host.ns, [process.execPath, '-e', script])).stdout;
+  }
+
+  async cleanup(): Promise<void> {
+    await Promise.all([...this.hosts.values()].map((h) => h.daemon.stop('SIGKILL').catch(() => undefined)));
+    await this.etcd.stop().catch(() => undefined);
+    await this.bed.cleanup();
+  }
+}

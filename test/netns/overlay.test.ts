@@ -1,0 +1,171 @@
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseIpv4 } from '../../src/ip/ipv4.js';
+import { waitFor } from '../helpers/netns.js';
+import { OverlayCluster, type OverlayHost } from '../helpers/overlay.js';
+
+const PEER_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'flannel-udp-peer.mjs');
+const METRICS_PORT = 9109;
+
+let dir: string;
+let cluster: OverlayCluster;
+let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ft-overlay-'));
+  cluster = await OverlayCluster.create('ov', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+  const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
+  h1 = await cluster.addHost('h1', 1, env);
+  h2 = await cluster.addHost('h2', 2, env);
+  h3 = await cluster.addHost('h3', 3, env);
+  for (const h of [h1, h2, h3]) await cluster.addContainer(h);
+});
+
+afterAll(async () => {
+  await cluster?.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function ipv4Packet(src: string, dst: string, protocol: number, payload: Buffer, ttl = 64): Buffer {
+  const p = Buffer.alloc(20 + payload.length);
+  p[0] = 0x45;
+  p.writeUInt16BE(p.length, 2);
+  p[8] = ttl;
+  p[9] = protocol;
+  p.writeUInt32BE(parseIpv4(src), 12);
+  p.writeUInt32BE(parseIpv4(dst), 16);
+  p.writeUInt16BE(checksum(p.subarray(0, 20)), 10);
+  payload.copy(p, 20);
+  return p;
+}
+
+function checksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  if (b.length % 2) sum += b[b.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function icmpEcho(id: number, seq: number, data: string): Buffer {
+  const m = Buffer.concat([Buffer.from([8, 0, 0, 0, id >> 8, id & 255, seq >> 8, seq & 255]), Buffer.from(data)]);
+  m.writeUInt16BE(checksum(m), 2);
+  return m;
+}
+
+/** Sends raw packets as flannel udp datagrams from a namespace playing a peer; returns what came back. */
+async function sendAsPeer(ns: string, bindIp: string, target: string, packets: Buffer[], waitMs = 1500) {
+  const { stdout } = await cluster.bed.exec(ns, [process.execPath, PEER_SCRIPT, bindIp, '8285', target, String(waitMs), ...packets.map((p) => p.toString('hex'))]);
+  return (JSON.parse(stdout) as { from: string; hex: string }[]).map((r) => ({ from: r.from, packet: Buffer.from(r.hex, 'hex') }));
+}
+
+function metric(text: string, name: string, labels: string): number {
+  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+  return line ? Number(line.split(' ').pop()) : 0;
+}
+
+describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', () => {
+  it('containers on every pair of hosts reach each other', async () => {
+    for (const [a, b] of [[h1, h2], [h2, h1], [h1, h3], [h3, h1], [h2, h3], [h3, h2]]) await cluster.expectReachable(a, b);
+  });
+
+  it('uses flannel\'s layout: flannel0 with the lease address, MTU 1472, one route for the Network', async () => {
+    const link = await cluster.bed.ip(h1.ns, '-o', 'addr', 'show', 'dev', 'flannel0');
+    const leaseIp = h1.bridgeCidr!.split('/')[0].replace(/\.1$/, '.0');
+    expect(link).toContain(`inet ${leaseIp}/32`);
+    expect(await cluster.bed.ip(h1.ns, 'link', 'show', 'flannel0')).toContain('mtu 1472');
+    expect(await cluster.bed.ip(h1.ns, 'route', 'show', '198.19.0.0/16')).toContain('dev flannel0');
+  });
+
+  it('a 50 MB TCP transfer across the overlay arrives intact', async () => {
+    const src = join(dir, 'payload.bin');
+    const dst = join(dir, 'received.bin');
+    await cluster.bed.exec(h1.container!.ns, ['sh', '-c', `head -c 52428800 /dev/urandom > ${src}`]);
+    const listener = cluster.bed.spawn(h2.container!.ns, ['socat', '-u', `TCP-LISTEN:5001,bind=${h2.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
+    const done = new Promise((resolve) => listener.on('exit', resolve));
+    await waitFor('the listener', async () => (await cluster.bed.exec(h2.container!.ns, ['ss', '-ltn'])).stdout.includes(':5001'));
+    await cluster.bed.exec(h1.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${h2.container!.ip}:5001`], { timeoutMs: 120_000 });
+    await done;
+    const hash = async (f: string) => (await cluster.bed.exec(h1.ns, ['sha256sum', f])).stdout.split(' ')[0];
+    expect(await hash(dst)).toBe(await hash(src));
+    const m = await cluster.metrics(h1, METRICS_PORT);
+    expect(metric(m, 'flannel_datapath_bytes_total', 'direction="tx"')).toBeGreaterThan(50_000_000);
+  });
+
+  it('answers a hand-built flannel datagram from a registered peer (flannel interop)', async () => {
+    // A peer as flannel's own udp backend would register it: only PublicIP in the lease value.
+    const peerNs = await cluster.bed.addHost('p9', '198.18.0.9');
+    await cluster.etcd.put(`${cluster.prefix}/subnets/198.19.250.0-24`, '{"PublicIP":"198.18.0.9","PublicIPv6":null}');
+    await waitFor('h1 to learn the peer', async () => h1.daemon.stderr.includes('198.19.250.0/24'));
+    const echo = ipv4Packet('198.19.250.5', h1.container!.ip, 1, icmpEcho(0x4242, 7, 'flannel-ts interop'));
+    const replies = await sendAsPeer(peerNs, '198.18.0.9', h1.underlayIp, [echo]);
+    expect(replies).toHaveLength(1);
+    const reply = replies[0].packet;
+    expect(replies[0].from).toBe(`${h1.underlayIp}:8285`);
+    expect(reply.readUInt32BE(12)).toBe(parseIpv4(h1.container!.ip));
+    expect(reply.readUInt32BE(16)).toBe(parseIpv4('198.19.250.5'));
+    expect([reply[9], reply[20], reply.readUInt16BE(24), reply.readUInt16BE(26)]).toEqual([1, 0, 0x4242, 7]);
+    expect(reply.subarray(28).toString()).toBe('flannel-ts interop');
+    expect(checksum(reply.subarray(0, 20))).toBe(0);
+  });
+
+  it('drops malformed and spoofed datagrams by reason, and keeps forwarding', async () => {
+    const before = await cluster.metrics(h1, METRICS_PORT);
+    const peerNs = `${cluster.bed.prefix}-p9`;
+    const good = ipv4Packet('198.19.250.5', h1.container!.ip, 1, icmpEcho(1, 1, 'x'));
+    const notIpv4 = Buffer.from(good);
+    notIpv4[0] = 0x60;
+    const badIhl = Buffer.from(good);
+    badIhl[0] = 0x43;
+    const truncated = good.subarray(0, good.length - 4);
+    // Inner source in h2's lease, sent from the peer at 198.18.0.9: spoofed.
+    const spoofed = ipv4Packet(h2.container!.ip, h1.container!.ip, 1, icmpEcho(2, 2, 'spoof'));
+    // Inner source in no lease at all.
+    const unknown = ipv4Packet('198.19.251.5', h1.container!.ip, 1, icmpEcho(3, 3, 'who'));
+    const replies = await sendAsPeer(peerNs, '198.18.0.9', h1.underlayIp, [Buffer.from([0x45, 0]), notIpv4, badIhl, truncated, spoofed, unknown], 800);
+    expect(replies).toEqual([]);
+    const after = await cluster.metrics(h1, METRICS_PORT);
+    const delta = (reason: string) => metric(after, 'flannel_datapath_drops_total', `reason="${reason}"`) - metric(before, 'flannel_datapath_drops_total', `reason="${reason}"`);
+    expect(delta('truncated')).toBe(2);
+    expect(delta('not_ipv4')).toBe(1);
+    expect(delta('bad_header_length')).toBe(1);
+    expect(delta('spoofed_source')).toBe(1);
+    expect(delta('unknown_source')).toBe(1);
+    expect(h1.daemon.running).toBe(true);
+    await cluster.expectReachable(h2, h1);
+  });
+
+  it('a host that joins later is reachable without restarting the others', async () => {
+    const h4 = await cluster.addHost('h4', 4);
+    await cluster.addContainer(h4);
+    await cluster.expectReachable(h1, h4);
+    await cluster.expectReachable(h4, h2);
+  });
+
+  it('a host whose lease is deleted becomes unreachable: the others answer net unreachable', async () => {
+    await h3.daemon.stop('SIGKILL');
+    const key = h3.bridgeCidr!.replace('.1/24', '.0-24');
+    await cluster.etcd.ctl(['del', `${cluster.prefix}/subnets/${key}`]);
+    await waitFor('h1 to drop the route', async () => {
+      try {
+        await cluster.bed.exec(h1.container!.ns, ['ping', '-c', '1', '-W', '1', h3.container!.ip]);
+        return false;
+      } catch (err) {
+        return /Net Unreachable/.test(String((err as { stdout?: string }).stdout));
+      }
+    });
+  });
+
+  it('SIGTERM removes flannel0 and its route, exits 0, and leaves the lease', async () => {
+    const result = await h2.daemon.stop('SIGTERM');
+    expect(result.code).toBe(0);
+    await expect(cluster.bed.ip(h2.ns, 'link', 'show', 'flannel0')).rejects.toThrow(/does not exist/);
+    expect(await cluster.bed.ip(h2.ns, 'route', 'show', '198.19.0.0/16')).toBe('');
+    expect(await cluster.bed.pids(h2.ns)).toEqual([]);
+    const key = h2.bridgeCidr!.replace('.1/24', '.0-24');
+    expect(await cluster.etcd.get(`${cluster.prefix}/subnets/${key}`)).toContain('198.18.0.2');
+  });
+});
