@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-export const FLANNELD = join(import.meta.dirname, '..', '..', 'dist', 'src', 'cli', 'flanneld.js');
+import { packageRoot } from '../../src/package-info.js';
+
+// The built CLI, as operators run it; found from the package root so this works from test/ and from dist/test/.
+export const FLANNELD = join(packageRoot(), 'dist', 'src', 'cli', 'flanneld.js');
 
 export interface FlanneldRun {
   readonly code: number | null;

@@ -1,0 +1,72 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OverlayCluster } from '../test/helpers/overlay.js';
+import { waitFor } from '../test/helpers/netns.js';
+
+/**
+ * The packet paths we compare, all between the same two network-namespace hosts (198.18.0.1 and .2 on a veth
+ * LAN through a bridge), each reachable at its own pair of addresses so they can coexist in one run.
+ */
+export interface BenchPath {
+  readonly name: string;
+  readonly description: string;
+  /** Address of host 2 on this path, as seen from host 1. */
+  readonly target: string;
+}
+
+export interface BenchTopology {
+  readonly cluster: OverlayCluster;
+  readonly h1: string;
+  readonly h2: string;
+  readonly paths: BenchPath[];
+  cleanup(): Promise<void>;
+}
+
+export async function buildTopology(): Promise<BenchTopology> {
+  const dir = await mkdtemp(join(tmpdir(), 'ft-bench-'));
+  const cluster = await OverlayCluster.create('bench', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+  const extra: ChildProcess[] = [];
+  try {
+    const hosts = [await cluster.addHost('h1', 1), await cluster.addHost('h2', 2)];
+    for (const h of hosts) await h.daemon.waitForLog('wrote subnet file');
+    const [h1, h2] = hosts.map((h) => h.ns);
+    const bed = cluster.bed;
+
+    // Kernel VXLAN between the hosts, MTU 1450 as flannel's vxlan backend would set it.
+    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.18.100.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.18.100.2/24']]) {
+      await bed.ip(ns, 'link', 'add', 'vxbench', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', local, 'remote', remote, 'dev', 'eth0');
+      await bed.ip(ns, 'link', 'set', 'vxbench', 'mtu', '1450', 'up');
+      await bed.ip(ns, 'addr', 'add', addr, 'dev', 'vxbench');
+    }
+
+    // A naive userspace TUN<->UDP relay: socat, one packet per read/write/sendto, MTU like flannel0's.
+    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.18.101.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.18.101.2/24']]) {
+      extra.push(bed.spawn(ns, ['socat', `TUN:${addr},tun-type=tun,iff-no-pi,iff-up,tun-name=socbench`, `UDP-DATAGRAM:${remote}:9000,bind=${local}:9000`]));
+      await waitFor(`socat TUN in ${ns}`, async () => (await bed.ip(ns, 'link', 'show', 'socbench')).includes('UP'));
+      await bed.ip(ns, 'link', 'set', 'socbench', 'mtu', '1472');
+    }
+
+    const flannelTarget = (await bed.ip(h2, '-4', '-o', 'addr', 'show', 'dev', 'flannel0')).match(/inet (\S+)\//)![1];
+    return {
+      cluster,
+      h1,
+      h2,
+      paths: [
+        { name: 'bare-lan', description: 'veth LAN, no tunnel', target: '198.18.0.2' },
+        { name: 'kernel-vxlan', description: 'kernel VXLAN, MTU 1450', target: '198.18.100.2' },
+        { name: 'naive-relay', description: 'socat TUN<->UDP relay', target: '198.18.101.2' },
+        { name: 'flannel-ts-udp', description: 'flannel-ts udp backend (flannel0)', target: flannelTarget },
+      ],
+      cleanup: async () => {
+        for (const p of extra) p.kill('SIGKILL');
+        await cluster.cleanup();
+      },
+    };
+  } catch (err) {
+    for (const p of extra) p.kill('SIGKILL');
+    await cluster.cleanup();
+    throw err;
+  }
+}

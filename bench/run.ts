@@ -1,0 +1,49 @@
+// npm run bench: every packet path measured in one run on this machine, so ratios between them mean something
+// even though absolute numbers move from run to run. Writes bench/results/<timestamp>.json and .svg (+ latest.svg).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { packageRoot } from '../src/package-info.js';
+import { renderChart } from './chart.js';
+import { measurePath, type PathResult } from './measure.js';
+import { buildTopology } from './paths.js';
+
+async function main(): Promise<void> {
+  const topo = await buildTopology();
+  const results: Record<string, PathResult> = {};
+  try {
+    for (const path of topo.paths) {
+      process.stdout.write(`measuring ${path.name} (${path.description}) ...\n`);
+      results[path.name] = await measurePath(topo.cluster.bed, topo.h1, topo.h2, path.target);
+      process.stdout.write(`  ${JSON.stringify(results[path.name])}\n`);
+    }
+  } finally {
+    await topo.cleanup();
+  }
+
+  const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
+  const ours = results['flannel-ts-udp'];
+  const ratios = {
+    tcp1VsKernelVxlan: ratio(ours.tcp1Gbps, results['kernel-vxlan'].tcp1Gbps),
+    tcp1VsNaiveRelay: ratio(ours.tcp1Gbps, results['naive-relay'].tcp1Gbps),
+    tcp1VsBareLan: ratio(ours.tcp1Gbps, results['bare-lan'].tcp1Gbps),
+    tcp4VsKernelVxlan: ratio(ours.tcp4Gbps, results['kernel-vxlan'].tcp4Gbps),
+    rttVsKernelVxlan: ratio(ours.rttMs, results['kernel-vxlan'].rttMs),
+    kernelVxlanVsBareLan: ratio(results['kernel-vxlan'].tcp1Gbps, results['bare-lan'].tcp1Gbps),
+    naiveRelayVsBareLan: ratio(results['naive-relay'].tcp1Gbps, results['bare-lan'].tcp1Gbps),
+  };
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  const dir = join(packageRoot(), 'bench', 'results');
+  await mkdir(dir, { recursive: true });
+  const report = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, results, ratios };
+  await writeFile(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
+  const svg = renderChart(`flannel-ts packet paths, one run, ${report.date.slice(0, 16)}Z`, results);
+  await writeFile(join(dir, `${stamp}.svg`), svg);
+  await writeFile(join(dir, 'latest.svg'), svg);
+  await writeFile(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
+  process.stdout.write(`\nratios (same run): ${JSON.stringify(ratios, null, 2)}\nwrote ${join(dir, `${stamp}.json`)} and latest.svg\n`);
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : err}\n`);
+  process.exit(1);
+});
