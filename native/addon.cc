@@ -2,9 +2,12 @@
 // so JS tests can check checksum and ICMP arithmetic on hand-built packets.
 #include <napi.h>
 
+#include <cstring>
 #include <memory>
+#include <vector>
 
 #include "engine.h"
+#include "offload.h"
 #include "packet.h"
 
 namespace {
@@ -33,6 +36,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
                            InstanceMethod<&Datapath::Counters>("counters"),
                            InstanceMethod<&Datapath::Close>("close"),
                            InstanceAccessor<&Datapath::TunName>("tunName"),
+                           InstanceAccessor<&Datapath::Offloads>("offloads"),
                        });
   }
 
@@ -58,6 +62,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     opts.mtu = static_cast<size_t>(num("mtu", 1472));
     Napi::Value spoof = o.Get("antiSpoofing");
     opts.anti_spoofing = spoof.IsUndefined() ? true : spoof.ToBoolean().Value();
+    Napi::Value offload = o.Get("offload");
+    opts.offload = offload.IsUndefined() ? true : offload.ToBoolean().Value();
     try {
       engine_ = std::make_unique<Engine>(opts);
     } catch (const std::exception& e) {
@@ -105,6 +111,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     out.Set("rxPackets", n(c.rx_packets));
     out.Set("rxBytes", n(c.rx_bytes));
     out.Set("icmpUnreachableSent", n(c.icmp_unreachable_sent));
+    out.Set("gsoSplits", n(c.gso_splits));
+    out.Set("groMerges", n(c.gro_merges));
     Napi::Object drops = Napi::Object::New(env);
     for (int i = 0; i < flannel::kDropCount; i++) drops.Set(flannel::kDropNames[i], n(c.drops[i]));
     out.Set("drops", drops);
@@ -117,6 +125,13 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   }
 
   Napi::Value TunName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine(info).tun_name()); }
+
+  Napi::Value Offloads(const Napi::CallbackInfo& info) {
+    Napi::Object out = Napi::Object::New(info.Env());
+    out.Set("tun", Napi::Boolean::New(info.Env(), engine(info).tun_offload()));
+    out.Set("udpGro", Napi::Boolean::New(info.Env(), engine(info).udp_gro()));
+    return out;
+  }
 
   std::unique_ptr<Engine> engine_;
 };
@@ -164,6 +179,47 @@ Napi::Value TestBuildNetUnreachable(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(info.Env(), out, len);
 }
 
+// splitTcp(vnetHdr: Buffer(10), packet: Buffer, mtu) -> Buffer[] (the segments), or null if refused.
+Napi::Value TestSplitTcp(const Napi::CallbackInfo& info) {
+  static const char* usage = "Usage: splitTcp(vnetHdr: Buffer of 10 bytes, packet: Buffer, mtu: number)";
+  if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsBuffer() || !info[2].IsNumber())
+    throw Napi::TypeError::New(info.Env(), usage);
+  auto h = info[0].As<Napi::Buffer<uint8_t>>();
+  auto pkt = info[1].As<Napi::Buffer<uint8_t>>();
+  if (h.Length() != sizeof(flannel::VnetHdr)) throw Napi::TypeError::New(info.Env(), usage);
+  flannel::VnetHdr hdr;
+  memcpy(&hdr, h.Data(), sizeof hdr);
+  std::vector<uint8_t> out(70000);
+  flannel::SplitResult r;
+  if (!flannel::SplitTcpV4(hdr, pkt.Data(), pkt.Length(), info[2].As<Napi::Number>().Uint32Value(), out.data(), out.size(), &r))
+    return info.Env().Null();
+  Napi::Array segments = Napi::Array::New(info.Env(), r.count);
+  for (size_t i = 0; i < r.count; i++) {
+    size_t off = i * r.segment_size;
+    size_t len = i + 1 == r.count ? r.total - off : r.segment_size;
+    segments.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(info.Env(), out.data() + off, len));
+  }
+  return segments;
+}
+
+// coalesce(packets: Buffer[]) -> Buffer[] (each a TUN write: 10-byte vnet header + packet).
+Napi::Value TestCoalesce(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(info.Env(), "Usage: coalesce(packets: Buffer[])");
+  Napi::Array in = info[0].As<Napi::Array>();
+  Napi::Array out = Napi::Array::New(info.Env());
+  auto coalescer = std::make_unique<flannel::TcpCoalescer>();
+  uint32_t n = 0;
+  auto emit = [&](const uint8_t* data, size_t len) { out.Set(n++, Napi::Buffer<uint8_t>::Copy(info.Env(), data, len)); };
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    Napi::Value v = in.Get(i);
+    if (!v.IsBuffer()) throw Napi::TypeError::New(info.Env(), "Usage: coalesce(packets: Buffer[])");
+    auto b = v.As<Napi::Buffer<uint8_t>>();
+    coalescer->Add(b.Data(), b.Length(), emit);
+  }
+  coalescer->Flush(emit);
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   exports.Set("Datapath", Datapath::Define(env));
@@ -171,6 +227,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   test.Set("parse", Napi::Function::New(env, TestParse));
   test.Set("decrementTtl", Napi::Function::New(env, TestDecrementTtl));
   test.Set("buildNetUnreachable", Napi::Function::New(env, TestBuildNetUnreachable));
+  test.Set("splitTcp", Napi::Function::New(env, TestSplitTcp));
+  test.Set("coalesce", Napi::Function::New(env, TestCoalesce));
   exports.Set("_test", test);
   return exports;
 }

@@ -11,46 +11,99 @@
 #include <memory>
 #include <vector>
 
+#include "offload.h"
 #include "sys_error.h"
 #include "tun.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
 
 namespace flannel {
 
 namespace {
 
-// Packets handled per batched syscall. Large enough to amortise the syscall, small enough to stay in cache.
-constexpr int kBatch = 64;
-// Room for any IPv4 packet the TUN can hand us (its MTU is at most 65535).
-constexpr size_t kBufSize = 65536;
+// TUN reads per wakeup (each may be a 64 KiB super packet) and datagram batches per recvmmsg.
+constexpr int kTunBatch = 32;
+constexpr int kRxBatch = 16;
+constexpr size_t kMaxPacket = 65535;
+constexpr size_t kHdr = sizeof(VnetHdr);
+// A split super packet repeats its headers in every segment: room for 64 KiB of payload plus ~64 headers.
+constexpr size_t kSplitCap = kMaxPacket + 64 * 120;
+// One UDP_SEGMENT send must stay under the 64 KiB IP datagram limit, and under the kernel's segment cap.
+constexpr size_t kMaxGsoBytes = 60000;
+constexpr size_t kMaxGsoSegments = 64;
+// Up to this many messages can come from one TUN read (a split that exceeds one UDP_SEGMENT send).
+constexpr int kMsgsPerRead = 3;
 
-struct Batch {
-  std::vector<uint8_t> storage;
-  mmsghdr msgs[kBatch];
-  iovec iov[kBatch];
-  sockaddr_in addrs[kBatch];
+struct TxBatch {
+  struct Slot {
+    uint8_t in[kHdr + kMaxPacket];
+    uint8_t out[kSplitCap];
+  };
+  std::vector<Slot> slots = std::vector<Slot>(kTunBatch);
+  mmsghdr msgs[kTunBatch * kMsgsPerRead];
+  iovec iov[kTunBatch * kMsgsPerRead];
+  sockaddr_in addrs[kTunBatch * kMsgsPerRead];
+  alignas(cmsghdr) uint8_t ctrl[kTunBatch * kMsgsPerRead][CMSG_SPACE(sizeof(uint16_t))];
+  size_t segments[kTunBatch * kMsgsPerRead];
+};
 
-  Batch() : storage(static_cast<size_t>(kBatch) * kBufSize) {
+struct RxBatch {
+  struct Slot {
+    uint8_t buf[kMaxPacket + 1];
+  };
+  std::vector<Slot> slots = std::vector<Slot>(kRxBatch);
+  mmsghdr msgs[kRxBatch];
+  iovec iov[kRxBatch];
+  sockaddr_in addrs[kRxBatch];
+  alignas(cmsghdr) uint8_t ctrl[kRxBatch][CMSG_SPACE(sizeof(int))];
+
+  RxBatch() {
     std::memset(msgs, 0, sizeof msgs);
-    for (int i = 0; i < kBatch; i++) {
-      iov[i].iov_base = buf(i);
-      iov[i].iov_len = kBufSize;
+    for (int i = 0; i < kRxBatch; i++) {
+      iov[i] = {slots[i].buf, sizeof slots[i].buf};
       msgs[i].msg_hdr.msg_iov = &iov[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
       msgs[i].msg_hdr.msg_name = &addrs[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
     }
   }
-  uint8_t* buf(int i) { return storage.data() + static_cast<size_t>(i) * kBufSize; }
+  void Reset(bool gro) {
+    for (int i = 0; i < kRxBatch; i++) {
+      msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
+      msgs[i].msg_hdr.msg_control = gro ? ctrl[i] : nullptr;
+      msgs[i].msg_hdr.msg_controllen = gro ? sizeof ctrl[i] : 0;
+      msgs[i].msg_hdr.msg_flags = 0;
+    }
+  }
 };
+
+// The datagram size the kernel used when it merged datagrams into one read, or 0 if it did not.
+size_t GroSegmentSize(msghdr& hdr) {
+  for (cmsghdr* c = CMSG_FIRSTHDR(&hdr); c; c = CMSG_NXTHDR(&hdr, c)) {
+    if (c->cmsg_level == IPPROTO_UDP && c->cmsg_type == UDP_GRO) {
+      int size;
+      std::memcpy(&size, CMSG_DATA(c), sizeof size);
+      return size > 0 ? static_cast<size_t>(size) : 0;
+    }
+  }
+  return 0;
+}
 
 }  // namespace
 
 Engine::Engine(const EngineOptions& options) : options_(options), tun_ip_(options.tun_ip) {
-  TunDevice tun = OpenTun(options.tun_name);
+  TunDevice tun = OpenTun(options.tun_name, options.offload);
   tun_fd_ = tun.fd;
   tun_name_ = tun.name;
+  vnet_hdr_ = options.offload;
   try {
+    tun_offload_ = options.offload && EnableTunOffload(tun_fd_);
     udp_fd_ = OpenUdpSocket(options.local_ip, options.port);
+    udp_gro_ = options.offload && EnableUdpGro(udp_fd_);
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw SysError("eventfd", errno);
   } catch (...) {
@@ -90,42 +143,101 @@ bool Engine::WaitReadable(int fd) {
   return false;
 }
 
+// `data` starts with a virtio_net_hdr when the TUN has one; plain packets are passed with kHdr zero bytes first.
+bool Engine::WriteTun(const uint8_t* data, size_t len) {
+  const uint8_t* p = vnet_hdr_ ? data : data + kHdr;
+  size_t n = vnet_hdr_ ? len : len - kHdr;
+  return write(tun_fd_, p, n) == static_cast<ssize_t>(n);
+}
+
 void Engine::TunToUdpLoop() {
-  auto batch = std::make_unique<Batch>();
-  uint8_t icmp[576];
+  auto batch = std::make_unique<TxBatch>();
+  uint8_t icmp[kHdr + 576];
+  const size_t hdr_len = vnet_hdr_ ? kHdr : 0;
   while (WaitReadable(tun_fd_)) {
     RouteTable::Snapshot routes = routes_.Load();
     int queued = 0;
-    // TUN has no batched read: drain up to a batch, then send it with one sendmmsg.
-    for (int reads = 0; reads < kBatch; reads++) {
-      uint8_t* buf = batch->buf(queued);
-      ssize_t n = read(tun_fd_, buf, kBufSize);
+    auto queue = [&](uint8_t* data, size_t len, size_t segment_size, size_t segments, const Route* route) {
+      int i = queued++;
+      sockaddr_in& to = batch->addrs[i];
+      to.sin_family = AF_INET;
+      to.sin_port = htons(route->peer_port);
+      to.sin_addr.s_addr = htonl(route->peer_ip);
+      batch->iov[i] = {data, len};
+      msghdr& m = batch->msgs[i].msg_hdr;
+      std::memset(&m, 0, sizeof m);
+      m.msg_name = &to;
+      m.msg_namelen = sizeof to;
+      m.msg_iov = &batch->iov[i];
+      m.msg_iovlen = 1;
+      batch->segments[i] = segments;
+      if (segments > 1) {
+        // UDP GSO only batches the syscall: the kernel cuts this into `segments` ordinary datagrams.
+        m.msg_control = batch->ctrl[i];
+        m.msg_controllen = sizeof batch->ctrl[i];
+        cmsghdr* c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = IPPROTO_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t size = static_cast<uint16_t>(segment_size);
+        std::memcpy(CMSG_DATA(c), &size, sizeof size);
+      }
+    };
+
+    for (int reads = 0; reads < kTunBatch; reads++) {
+      TxBatch::Slot& slot = batch->slots[reads];
+      ssize_t n = read(tun_fd_, slot.in, sizeof slot.in);
       if (n < 0) break;  // EAGAIN: drained
+      if (static_cast<size_t>(n) < hdr_len) continue;
+      VnetHdr hdr{};
+      if (vnet_hdr_) std::memcpy(&hdr, slot.in, kHdr);
+      uint8_t* pkt = slot.in + hdr_len;
+      size_t len = static_cast<size_t>(n) - hdr_len;
       Ipv4View ip;
       DropReason reason;
-      if (!ParseIpv4(buf, static_cast<size_t>(n), &ip, &reason)) {
+      if (!ParseIpv4(pkt, len, &ip, &reason)) {
         counters_.Drop(reason);
         continue;
       }
       const Route* route = RouteTable::Lookup(*routes, ip.dst);
       if (!route) {
         counters_.Drop(kDropNoRoute);
-        size_t len = BuildNetUnreachable(buf, ip.total_len, tun_ip_.load(std::memory_order_relaxed), icmp, sizeof icmp);
-        if (len && write(tun_fd_, icmp, len) == static_cast<ssize_t>(len)) counters_.icmp_unreachable_sent++;
+        std::memset(icmp, 0, kHdr);
+        size_t ilen = BuildNetUnreachable(pkt, ip.total_len, tun_ip_.load(std::memory_order_relaxed), icmp + kHdr, sizeof icmp - kHdr);
+        if (ilen && WriteTun(icmp, kHdr + ilen)) counters_.icmp_unreachable_sent++;
         continue;
       }
-      if (!DecrementTtl(buf)) {
+      if (!DecrementTtl(pkt)) {
         counters_.Drop(kDropTtlExceeded);
         continue;
       }
-      sockaddr_in& to = batch->addrs[queued];
-      to.sin_family = AF_INET;
-      to.sin_port = htons(route->peer_port);
-      to.sin_addr.s_addr = htonl(route->peer_ip);
-      batch->iov[queued].iov_len = ip.total_len;
-      batch->msgs[queued].msg_hdr.msg_namelen = sizeof to;
-      queued++;
+      if (hdr.gso_type == kVnetGsoTcpV4) {
+        SplitResult split;
+        if (!SplitTcpV4(hdr, pkt, len, options_.mtu, slot.out, sizeof slot.out, &split)) {
+          counters_.Drop(kDropBadGso);
+          continue;
+        }
+        counters_.gso_splits.fetch_add(1, std::memory_order_relaxed);
+        size_t per_send = kMaxGsoBytes / split.segment_size;
+        if (per_send > kMaxGsoSegments) per_send = kMaxGsoSegments;
+        if (per_send == 0) per_send = 1;
+        size_t done = 0;
+        while (done < split.count) {
+          size_t segs = split.count - done < per_send ? split.count - done : per_send;
+          size_t offset = done * split.segment_size;
+          size_t bytes = done + segs == split.count ? split.total - offset : segs * split.segment_size;
+          queue(slot.out + offset, bytes, split.segment_size, segs, route);
+          done += segs;
+        }
+        continue;
+      }
+      if ((hdr.flags & kVnetNeedsCsum) && !CompleteChecksum(pkt, ip.total_len, hdr.csum_start, hdr.csum_offset)) {
+        counters_.Drop(kDropBadGso);
+        continue;
+      }
+      queue(pkt, ip.total_len, ip.total_len, 1, route);
     }
+
     int sent = 0;
     while (sent < queued) {
       int n = sendmmsg(udp_fd_, batch->msgs + sent, static_cast<unsigned>(queued - sent), 0);
@@ -135,60 +247,80 @@ void Engine::TunToUdpLoop() {
           pollfd p = {udp_fd_, POLLOUT, 0};
           if (poll(&p, 1, 100) > 0) continue;
         }
-        counters_.Drop(kDropSendError);  // this datagram is lost; keep the rest
-        sent++;
+        counters_.drops[kDropSendError].fetch_add(batch->segments[sent], std::memory_order_relaxed);
+        sent++;  // this message is lost; keep the rest
         continue;
       }
       for (int i = sent; i < sent + n; i++) {
-        counters_.tx_packets.fetch_add(1, std::memory_order_relaxed);
+        counters_.tx_packets.fetch_add(batch->segments[i], std::memory_order_relaxed);
         counters_.tx_bytes.fetch_add(batch->iov[i].iov_len, std::memory_order_relaxed);
       }
       sent += n;
     }
-    for (int i = 0; i < queued; i++) batch->iov[i].iov_len = kBufSize;
   }
 }
 
 void Engine::UdpToTunLoop() {
-  auto batch = std::make_unique<Batch>();
+  auto batch = std::make_unique<RxBatch>();
+  auto coalescer = std::make_unique<TcpCoalescer>();
+  auto plain = std::make_unique<uint8_t[]>(kHdr + kMaxPacket);
+  auto emit = [&](const uint8_t* data, size_t len) {
+    if (!WriteTun(data, len)) {
+      counters_.Drop(kDropTunWriteError);
+      return;
+    }
+    size_t merged = coalescer->merged_segments();
+    if (len > kHdr && data[1] == kVnetGsoTcpV4 && merged > 1) counters_.gro_merges.fetch_add(1, std::memory_order_relaxed);
+  };
   while (WaitReadable(udp_fd_)) {
-    for (int i = 0; i < kBatch; i++) batch->msgs[i].msg_hdr.msg_namelen = sizeof batch->addrs[i];
-    int n = recvmmsg(udp_fd_, batch->msgs, kBatch, MSG_DONTWAIT, nullptr);
+    batch->Reset(udp_gro_);
+    int n = recvmmsg(udp_fd_, batch->msgs, kRxBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) continue;
     RouteTable::Snapshot routes = routes_.Load();
     for (int i = 0; i < n; i++) {
-      uint8_t* buf = batch->buf(i);
-      size_t len = batch->msgs[i].msg_len;
-      Ipv4View ip;
-      DropReason reason;
-      if (!ParseIpv4(buf, len, &ip, &reason)) {
-        counters_.Drop(reason);
-        continue;
-      }
-      if (options_.anti_spoofing) {
-        // The sender must be the host whose lease holds the inner source, or it could inject any address.
-        uint32_t sender = ntohl(batch->addrs[i].sin_addr.s_addr);
-        const Route* owner = RouteTable::Lookup(*routes, ip.src);
-        if (!owner) {
-          counters_.Drop(kDropUnknownSource);
+      uint8_t* buf = batch->slots[i].buf;
+      size_t total = batch->msgs[i].msg_len;
+      size_t step = udp_gro_ ? GroSegmentSize(batch->msgs[i].msg_hdr) : 0;
+      if (step == 0) step = total;
+      uint32_t sender = ntohl(batch->addrs[i].sin_addr.s_addr);
+      // With UDP_GRO one read may hold several datagrams of `step` bytes each (the last may be shorter).
+      for (size_t off = 0; off < total; off += step) {
+        uint8_t* pkt = buf + off;
+        size_t len = total - off < step ? total - off : step;
+        Ipv4View ip;
+        DropReason reason;
+        if (!ParseIpv4(pkt, len, &ip, &reason)) {
+          counters_.Drop(reason);
           continue;
         }
-        if (owner->peer_ip != sender) {
-          counters_.Drop(kDropSpoofedSource);
+        if (options_.anti_spoofing) {
+          // The sender must be the host whose lease holds the inner source, or it could inject any address.
+          const Route* owner = RouteTable::Lookup(*routes, ip.src);
+          if (!owner) {
+            counters_.Drop(kDropUnknownSource);
+            continue;
+          }
+          if (owner->peer_ip != sender) {
+            counters_.Drop(kDropSpoofedSource);
+            continue;
+          }
+        }
+        if (!DecrementTtl(pkt)) {
+          counters_.Drop(kDropTtlExceeded);
           continue;
         }
+        counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
+        counters_.rx_bytes.fetch_add(ip.total_len, std::memory_order_relaxed);
+        if (tun_offload_) {
+          coalescer->Add(pkt, ip.total_len, emit);
+        } else {
+          std::memset(plain.get(), 0, kHdr);
+          std::memcpy(plain.get() + kHdr, pkt, ip.total_len);
+          emit(plain.get(), kHdr + ip.total_len);
+        }
       }
-      if (!DecrementTtl(buf)) {
-        counters_.Drop(kDropTtlExceeded);
-        continue;
-      }
-      if (write(tun_fd_, buf, ip.total_len) != static_cast<ssize_t>(ip.total_len)) {
-        counters_.Drop(kDropTunWriteError);
-        continue;
-      }
-      counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
-      counters_.rx_bytes.fetch_add(ip.total_len, std::memory_order_relaxed);
     }
+    coalescer->Flush(emit);
   }
 }
 

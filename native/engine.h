@@ -19,11 +19,15 @@ struct EngineOptions {
   uint32_t tun_ip = 0;  // source of the ICMP errors we write back into the TUN
   size_t mtu = 1472;
   bool anti_spoofing = true;
+  // TSO/GRO: TUN with virtio_net_hdr + TUNSETOFFLOAD, UDP_SEGMENT sends and UDP_GRO receives.
+  bool offload = true;
 };
 
 struct Counters {
   std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
   std::atomic<uint64_t> icmp_unreachable_sent{0};
+  // Super packets split into datagrams (TUN side) and TUN writes that merged several datagrams (GRO side).
+  std::atomic<uint64_t> gso_splits{0}, gro_merges{0};
   std::atomic<uint64_t> drops[kDropCount] = {};
   void Drop(DropReason r) { drops[r].fetch_add(1, std::memory_order_relaxed); }
 };
@@ -36,6 +40,9 @@ class Engine {
   Engine& operator=(const Engine&) = delete;
 
   const std::string& tun_name() const { return tun_name_; }
+  // What the kernel granted: each may be off even when asked for (old kernels), and we fall back cleanly.
+  bool tun_offload() const { return tun_offload_; }
+  bool udp_gro() const { return udp_gro_; }
   RouteTable& routes() { return routes_; }
   const Counters& counters() const { return counters_; }
   void set_tun_ip(uint32_t ip) { tun_ip_.store(ip, std::memory_order_relaxed); }
@@ -47,9 +54,13 @@ class Engine {
   void TunToUdpLoop();
   void UdpToTunLoop();
   bool WaitReadable(int fd);
+  bool WriteTun(const uint8_t* data, size_t len);
 
   EngineOptions options_;
   std::string tun_name_;
+  bool vnet_hdr_ = false;
+  bool tun_offload_ = false;
+  bool udp_gro_ = false;
   int tun_fd_ = -1;
   int udp_fd_ = -1;
   int wake_fd_ = -1;

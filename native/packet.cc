@@ -2,26 +2,14 @@
 
 #include <cstring>
 
+#include "bytes.h"
+
 namespace flannel {
 
 const char* const kDropNames[kDropCount] = {
     "truncated", "not_ipv4", "bad_header_length", "ttl_exceeded", "no_route",
-    "spoofed_source", "unknown_source", "tun_write_error", "send_error",
+    "spoofed_source", "unknown_source", "tun_write_error", "send_error", "bad_gso",
 };
-
-static inline uint16_t Load16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-static inline uint32_t Load32(const uint8_t* p) {
-  return (static_cast<uint32_t>(p[0]) << 24) | (static_cast<uint32_t>(p[1]) << 16) |
-         (static_cast<uint32_t>(p[2]) << 8) | p[3];
-}
-static inline void Store16(uint8_t* p, uint16_t v) {
-  p[0] = static_cast<uint8_t>(v >> 8);
-  p[1] = static_cast<uint8_t>(v);
-}
-static inline void Store32(uint8_t* p, uint32_t v) {
-  Store16(p, static_cast<uint16_t>(v >> 16));
-  Store16(p + 2, static_cast<uint16_t>(v));
-}
 
 bool ParseIpv4(const uint8_t* buf, size_t len, Ipv4View* out, DropReason* reason) {
   if (len < 20) {

@@ -18,6 +18,7 @@ enum DropReason : int {
   kDropUnknownSource,      // no lease holds the inner source (anti-spoofing on)
   kDropTunWriteError,
   kDropSendError,
+  kDropBadGso,             // a super packet from the TUN that could not be segmented
   kDropCount
 };
 

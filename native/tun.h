@@ -12,8 +12,15 @@ struct TunDevice {
   std::string name;  // the kernel's name, after expanding a template such as "flannel%d"
 };
 
-// Opens a layer-3 TUN device without packet-info header, nonblocking. Throws SysError.
-TunDevice OpenTun(const std::string& requested_name);
+// Opens a layer-3 TUN device without packet-info header, nonblocking; with vnet_hdr every read and write
+// carries a 10-byte virtio_net_hdr in front. Throws SysError.
+TunDevice OpenTun(const std::string& requested_name, bool vnet_hdr);
+
+// Asks the kernel to hand the TUN TCP super packets and partial checksums (TSO4 + CSUM). False if refused.
+bool EnableTunOffload(int tun_fd);
+
+// Lets the kernel merge received datagrams of one flow into one read (UDP_GRO). False if unsupported.
+bool EnableUdpGro(int udp_fd);
 
 // A UDP socket bound to ip:port (host byte order), nonblocking, with large buffers. Throws SysError.
 int OpenUdpSocket(uint32_t ip, uint16_t port);

@@ -19,6 +19,8 @@ export interface BackendContext {
   readonly extIface: ExternalInterface;
   /** Drop received packets whose inner source is not in the sending host's lease. */
   readonly antiSpoofing: boolean;
+  /** Let the datapath use TSO/GRO between the kernel and itself (the wire format does not change). */
+  readonly offload: boolean;
 }
 
 /**

@@ -30,6 +30,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'healthz-port', kind: 'int', default: '0', range: [0, 65535], help: 'healthz port (0 disables it)' },
   { name: 'metrics-port', kind: 'int', default: '0', range: [0, 65535], help: 'Prometheus metrics port (0 disables it)' },
   { name: 'anti-spoofing', kind: 'bool', default: 'true', help: 'drop received packets whose inner source is not in the sending host\'s lease' },
+  { name: 'offload', kind: 'bool', default: 'true', help: 'let the udp datapath use TSO/GRO with the kernel (wire format unchanged)' },
   { name: 'help', kind: 'bool', default: 'false', help: 'print this help and exit' },
   { name: 'version', kind: 'bool', default: 'false', help: 'print the version and exit' },
 ];
@@ -52,6 +53,7 @@ export interface FlannelOptions {
   readonly healthzPort: number;
   readonly metricsPort: number;
   readonly antiSpoofing: boolean;
+  readonly offload: boolean;
   readonly help: boolean;
   readonly version: boolean;
   /** Positional arguments (a subcommand and its arguments). */

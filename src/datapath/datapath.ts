@@ -14,6 +14,9 @@ export interface DatapathCounters {
   readonly rxBytes: number;
   /** ICMP net-unreachable answers written back for packets to subnets that no lease holds. */
   readonly icmpUnreachableSent: number;
+  /** TUN super packets split into wire datagrams, and TUN writes that merged several received datagrams. */
+  readonly gsoSplits: number;
+  readonly groMerges: number;
   /** Drops by reason, e.g. `no_route`, `ttl_exceeded`, `not_ipv4`, `truncated`, `bad_header_length`, `spoofed_source`,
    *  `unknown_source`, `tun_write_error`, `send_error`. */
   readonly drops: Readonly<Record<string, number>>;

@@ -11,6 +11,8 @@ export interface NativeDatapathOptions {
   tunIp: number;
   mtu: number;
   antiSpoofing: boolean;
+  /** TSO/GRO (virtio_net_hdr on the TUN, UDP_SEGMENT/UDP_GRO on the socket); falls back per feature. */
+  offload: boolean;
 }
 
 export interface NativeCounters {
@@ -19,11 +21,15 @@ export interface NativeCounters {
   rxPackets: number;
   rxBytes: number;
   icmpUnreachableSent: number;
+  gsoSplits: number;
+  groMerges: number;
   drops: Record<string, number>;
 }
 
 export interface NativeDatapath {
   readonly tunName: string;
+  /** What the kernel granted of what was asked. */
+  readonly offloads: { tun: boolean; udpGro: boolean };
   setRoute(subnetIp: number, prefixLen: number, peerIp: number, peerPort: number): void;
   deleteRoute(subnetIp: number, prefixLen: number): void;
   setTunIp(ip: number): void;
@@ -38,6 +44,8 @@ export interface NativeAddon {
     parse(packet: Buffer): { drop?: string; src?: number; dst?: number; headerLength?: number; totalLength?: number; ttl?: number; protocol?: number };
     decrementTtl(packet: Buffer): Buffer | null;
     buildNetUnreachable(packet: Buffer, srcIp: number): Buffer | null;
+    splitTcp(vnetHdr: Buffer, packet: Buffer, mtu: number): Buffer[] | null;
+    coalesce(packets: Buffer[]): Buffer[];
   };
 }
 

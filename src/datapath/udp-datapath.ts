@@ -12,12 +12,14 @@ export interface UdpDatapathOptions {
   readonly tunIp: Ipv4;
   readonly mtu: number;
   readonly antiSpoofing: boolean;
+  readonly offload: boolean;
 }
 
 /** The udp backend's packet engine: flannel's wire format, run on native threads. */
 export class UdpDatapath implements Datapath {
   private native: NativeDatapath | undefined;
   readonly tunName: string;
+  readonly offloads: { tun: boolean; udpGro: boolean };
 
   constructor(opts: UdpDatapathOptions) {
     const { Datapath: NativeCtor } = loadNativeAddon();
@@ -30,6 +32,7 @@ export class UdpDatapath implements Datapath {
       );
     }
     this.tunName = this.native.tunName;
+    this.offloads = this.native.offloads;
   }
 
   setRoute(route: PeerRoute): void {

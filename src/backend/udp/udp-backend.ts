@@ -31,14 +31,18 @@ export function createUdpBackend(ctx: BackendContext): Backend {
         tunIp: lease.subnet.ip,
         mtu,
         antiSpoofing: ctx.antiSpoofing,
+        offload: ctx.offload,
       });
+      if (ctx.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
+        log.warn({ offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
+      }
       try {
         await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
       } catch (err) {
         datapath.close();
         throw err;
       }
-      log.info({ tun: datapath.tunName, port, mtu, subnet: formatIpv4Net(lease.subnet) }, 'udp datapath running');
+      log.info({ tun: datapath.tunName, port, mtu, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
       return {
         mtu,
         applyLeaseEvent: (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
