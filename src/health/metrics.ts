@@ -45,16 +45,19 @@ export function createMetrics(daemon: Daemon): Registry {
   });
   const packets = new Counter({ name: 'flannel_datapath_packets_total', help: 'Packets carried', labelNames: ['direction'], registers: [registry] });
   const bytes = new Counter({ name: 'flannel_datapath_bytes_total', help: 'Bytes carried', labelNames: ['direction'], registers: [registry] });
+  const offload = new Counter({ name: 'flannel_datapath_offload_total', help: 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)', labelNames: ['kind'], registers: [registry] });
   const drops = new Counter({ name: 'flannel_datapath_drops_total', help: 'Packets dropped, by reason', labelNames: ['reason'], registers: [registry] });
   // One collect for the three datapath families, so they come from one consistent snapshot.
   const collectDatapath = () => {
     const c = counters();
-    for (const m of [packets, bytes, drops]) m.reset();
+    for (const m of [packets, bytes, offload, drops]) m.reset();
     if (!c) return;
     packets.inc({ direction: 'tx' }, c.txPackets);
     packets.inc({ direction: 'rx' }, c.rxPackets);
     bytes.inc({ direction: 'tx' }, c.txBytes);
     bytes.inc({ direction: 'rx' }, c.rxBytes);
+    offload.inc({ kind: 'gso_split' }, c.gsoSplits);
+    offload.inc({ kind: 'gro_merge' }, c.groMerges);
     for (const [reason, n] of Object.entries(c.drops)) drops.inc({ reason }, n);
   };
   const metrics = registry.metrics.bind(registry);

@@ -80,19 +80,36 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     expect(await cluster.bed.ip(h1.ns, 'route', 'show', '198.19.0.0/16')).toContain('dev flannel0');
   });
 
-  it('a 50 MB TCP transfer across the overlay arrives intact', async () => {
-    const src = join(dir, 'payload.bin');
-    const dst = join(dir, 'received.bin');
-    await cluster.bed.exec(h1.container!.ns, ['sh', '-c', `head -c 52428800 /dev/urandom > ${src}`]);
-    const listener = cluster.bed.spawn(h2.container!.ns, ['socat', '-u', `TCP-LISTEN:5001,bind=${h2.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
+  /** Sends `bytes` of random data from h1's container to h2's over TCP with socat; true if the sha256 matches. */
+  async function transfer(bytes: number, port: number): Promise<void> {
+    const src = join(dir, `payload-${port}.bin`);
+    const dst = join(dir, `received-${port}.bin`);
+    await cluster.bed.exec(h1.container!.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`]);
+    const listener = cluster.bed.spawn(h2.container!.ns, ['socat', '-u', `TCP-LISTEN:${port},bind=${h2.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
     const done = new Promise((resolve) => listener.on('exit', resolve));
-    await waitFor('the listener', async () => (await cluster.bed.exec(h2.container!.ns, ['ss', '-ltn'])).stdout.includes(':5001'));
-    await cluster.bed.exec(h1.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${h2.container!.ip}:5001`], { timeoutMs: 120_000 });
+    await waitFor('the listener', async () => (await cluster.bed.exec(h2.container!.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`));
+    await cluster.bed.exec(h1.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${h2.container!.ip}:${port}`], { timeoutMs: 120_000 });
     await done;
     const hash = async (f: string) => (await cluster.bed.exec(h1.ns, ['sha256sum', f])).stdout.split(' ')[0];
     expect(await hash(dst)).toBe(await hash(src));
+    await rm(src);
+    await rm(dst);
+  }
+
+  it('a 50 MB TCP transfer across the overlay arrives intact', async () => {
+    await transfer(50 << 20, 5001);
     const m = await cluster.metrics(h1, METRICS_PORT);
     expect(metric(m, 'flannel_datapath_bytes_total', 'direction="tx"')).toBeGreaterThan(50_000_000);
+  });
+
+  it('a 200 MB transfer arrives intact with offloads on, and they were used on both sides', async () => {
+    const before = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
+    await transfer(200 << 20, 5002);
+    const after = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
+    const delta = (i: number, kind: string) => metric(after[i], 'flannel_datapath_offload_total', `kind="${kind}"`) - metric(before[i], 'flannel_datapath_offload_total', `kind="${kind}"`);
+    expect(delta(0, 'gso_split')).toBeGreaterThan(0); // h1 split TCP super packets into flannel datagrams
+    expect(delta(1, 'gro_merge')).toBeGreaterThan(0); // h2 merged received datagrams before writing to its TUN
+    expect(metric(after[1], 'flannel_datapath_drops_total', 'reason="bad_gso"')).toBe(0);
   });
 
   it('answers a hand-built flannel datagram from a registered peer (flannel interop)', async () => {
