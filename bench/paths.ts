@@ -9,6 +9,8 @@ import { waitFor } from '../test/helpers/netns.js';
  * The packet paths we compare, all between the same two network-namespace hosts (198.18.0.1 and .2 on a veth
  * LAN through a bridge), each reachable at its own pair of addresses so they can coexist in one run.
  */
+export const METRICS_PORT = 9110;
+
 export interface BenchPath {
   readonly name: string;
   readonly description: string;
@@ -21,6 +23,8 @@ export interface BenchTopology {
   readonly h1: string;
   readonly h2: string;
   readonly paths: BenchPath[];
+  /** flanneld's Prometheus text from each host, for the datapath counters behind a result. */
+  datapathMetrics(): Promise<string[]>;
   cleanup(): Promise<void>;
 }
 
@@ -29,7 +33,8 @@ export async function buildTopology(): Promise<BenchTopology> {
   const cluster = await OverlayCluster.create('bench', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
   const extra: ChildProcess[] = [];
   try {
-    const hosts = [await cluster.addHost('h1', 1), await cluster.addHost('h2', 2)];
+    const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
+    const hosts = [await cluster.addHost('h1', 1, env), await cluster.addHost('h2', 2, env)];
     for (const h of hosts) await h.daemon.waitForLog('wrote subnet file');
     const [h1, h2] = hosts.map((h) => h.ns);
     const bed = cluster.bed;
@@ -59,6 +64,14 @@ export async function buildTopology(): Promise<BenchTopology> {
         { name: 'naive-relay', description: 'socat TUN<->UDP relay', target: '198.18.101.2' },
         { name: 'flannel-ts-udp', description: 'flannel-ts udp backend (flannel0)', target: flannelTarget },
       ],
+      datapathMetrics: async () => {
+        const out: string[] = [];
+        for (const h of hosts) {
+          const text = await cluster.metrics(h, METRICS_PORT);
+          out.push(text.split('\n').filter((l) => l.startsWith('flannel_datapath') && !l.endsWith(' 0')).join('\n'));
+        }
+        return out;
+      },
       cleanup: async () => {
         for (const p of extra) p.kill('SIGKILL');
         await cluster.cleanup();

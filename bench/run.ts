@@ -11,15 +11,19 @@ async function main(): Promise<void> {
   const topo = await buildTopology();
   const results: Record<string, PathResult> = {};
   try {
-    for (const path of topo.paths) {
+    // BENCH_PATHS=flannel-ts-udp,kernel-vxlan measures a subset while iterating; ratios need all four.
+    const only = process.env.BENCH_PATHS?.split(',');
+    for (const path of topo.paths.filter((p) => !only || only.includes(p.name))) {
       process.stdout.write(`measuring ${path.name} (${path.description}) ...\n`);
       results[path.name] = await measurePath(topo.cluster.bed, topo.h1, topo.h2, path.target);
       process.stdout.write(`  ${JSON.stringify(results[path.name])}\n`);
+      if (path.name === 'flannel-ts-udp' && process.env.BENCH_VERBOSE) process.stdout.write(`${(await topo.datapathMetrics()).join('\n---\n')}\n`);
     }
   } finally {
     await topo.cleanup();
   }
 
+  if (Object.keys(results).length < topo.paths.length) return;
   const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
   const ours = results['flannel-ts-udp'];
   const ratios = {

@@ -58,12 +58,45 @@ bool DecrementTtl(uint8_t* buf) {
 }
 
 uint32_t ChecksumPartial(const uint8_t* data, size_t len, uint32_t sum) {
-  uint64_t acc = sum;
-  size_t i = 0;
-  for (; i + 1 < len; i += 2) acc += Load16(data + i);
-  if (i < len) acc += static_cast<uint32_t>(data[i]) << 8;
-  while (acc >> 32) acc = (acc & 0xffffffffu) + (acc >> 32);
-  return static_cast<uint32_t>(acc);
+  // The ones'-complement sum does not depend on byte order (RFC 1071 2.B): add native 32-bit words into a 64-bit
+  // accumulator, fold, and swap once at the end. Several times faster than 16-bit big-endian loads, and this
+  // runs over every byte of every TCP segment we split or merge.
+  uint64_t acc = 0;
+  while (len >= 16) {
+    uint32_t w[4];
+    std::memcpy(w, data, 16);
+    acc += static_cast<uint64_t>(w[0]) + w[1] + w[2] + w[3];
+    data += 16;
+    len -= 16;
+  }
+  while (len >= 4) {
+    uint32_t w;
+    std::memcpy(&w, data, 4);
+    acc += w;
+    data += 4;
+    len -= 4;
+  }
+  if (len >= 2) {
+    uint16_t w;
+    std::memcpy(&w, data, 2);
+    acc += w;
+    data += 2;
+    len -= 2;
+  }
+  if (len) {
+    // A trailing byte is the high half of a big-endian word: in native (little-endian) order, the low byte.
+    uint16_t w = 0;
+    std::memcpy(&w, data, 1);
+    acc += w;
+  }
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  uint16_t native = static_cast<uint16_t>(acc);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  native = static_cast<uint16_t>((native >> 8) | (native << 8));
+#endif
+  uint64_t total = static_cast<uint64_t>(sum) + native;
+  while (total >> 32) total = (total & 0xffffffffu) + (total >> 32);
+  return static_cast<uint32_t>(total);
 }
 
 uint16_t ChecksumFinish(uint32_t sum) {
