@@ -1,0 +1,97 @@
+import type { ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { DatapathCounters } from '../../src/datapath/datapath.js';
+import type { Testbed } from '../helpers/netns.js';
+
+export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
+
+export interface AgentOptions {
+  localIp: string;
+  lease: string;
+  network: string;
+  port?: number;
+  ifaceMtu?: number;
+  antiSpoofing?: boolean;
+  offload?: boolean;
+}
+
+type Reply = { ok?: true; ready?: true; closed?: true; error?: string; counters?: DatapathCounters; mtu?: number };
+
+/**
+ * The udp backend network running in a host namespace (test/fixtures/datapath-agent.mjs), driven over stdin:
+ * peer leases go in as commands, counters come back. No etcd: this tests the datapath and kernel plumbing alone.
+ */
+export class DatapathAgent {
+  private readonly replies: Reply[] = [];
+  private waiters: { resolve: (r: Reply) => void; reject: (e: Error) => void }[] = [];
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  private constructor(readonly child: ChildProcess) {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      const r = JSON.parse(line) as Reply;
+      const w = this.waiters.shift();
+      if (w) w.resolve(r);
+      else this.replies.push(r);
+    });
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((resolve) =>
+      child.on('exit', (code) => {
+        resolve(code);
+        // Let the last lines it printed be delivered first.
+        setImmediate(() => {
+          for (const w of this.waiters.splice(0)) w.reject(new Error(`datapath agent exited (${code}); stderr: ${this.stderr}`));
+        });
+      }),
+    );
+  }
+
+  /** Starts the agent in `ns` and waits for its first line (ready, or the startup error). */
+  static async start(bed: Testbed, ns: string, opts: AgentOptions): Promise<{ agent: DatapathAgent; first: Reply }> {
+    const child = bed.spawn(ns, [process.execPath, AGENT_SCRIPT, JSON.stringify(opts)], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const agent = new DatapathAgent(child);
+    return { agent, first: await agent.next() };
+  }
+
+  async addPeer(subnet: string, publicIp: string, backendType?: string): Promise<void> {
+    await this.command({ cmd: 'add', subnet, publicIp, backendType });
+  }
+
+  async removePeer(subnet: string, publicIp: string): Promise<void> {
+    await this.command({ cmd: 'remove', subnet, publicIp });
+  }
+
+  async counters(): Promise<DatapathCounters> {
+    return (await this.command({ cmd: 'counters' })).counters!;
+  }
+
+  async close(): Promise<Reply> {
+    return this.command({ cmd: 'close' });
+  }
+
+  private async command(c: object): Promise<Reply> {
+    this.child.stdin!.write(`${JSON.stringify(c)}\n`);
+    const r = await this.next();
+    if (r.error) throw new Error(`datapath agent: ${r.error}`);
+    return r;
+  }
+
+  private next(timeoutMs = 15_000): Promise<Reply> {
+    const queued = this.replies.shift();
+    if (queued) return Promise.resolve(queued);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`datapath agent did not answer within ${timeoutMs} ms; stderr: ${this.stderr}`)), timeoutMs);
+      this.waiters.push({
+        resolve: (r) => {
+          clearTimeout(timer);
+          resolve(r);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+    });
+  }
+}

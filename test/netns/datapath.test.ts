@@ -1,0 +1,278 @@
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DatapathCounters } from '../../src/datapath/datapath.js';
+import { parseIpv4 } from '../../src/ip/ipv4.js';
+import { Testbed, waitFor } from '../helpers/netns.js';
+import { DatapathAgent } from './datapath-agent.js';
+
+// Three hosts on a LAN (198.18.0.1-3), each running the udp backend's network with a hand-fed peer table, and a
+// container behind each host's bridge. A fourth namespace (198.18.0.9) plays a flannel peer with raw datagrams.
+const NETWORK = '198.19.0.0/16';
+const PEER_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'flannel-udp-peer.mjs');
+const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
+
+interface Host {
+  name: string;
+  ns: string;
+  ip: string;
+  lease: string;
+  container: { ns: string; ip: string };
+  agent: DatapathAgent;
+}
+
+let bed: Testbed;
+const hosts: Host[] = [];
+let peerNs: string;
+
+beforeAll(async () => {
+  bed = await Testbed.create('dp');
+  // h3 runs with offloads on and anti-spoofing off: the wire format must not care, and the option must work.
+  const specs = [
+    { name: 'h1', n: 1, offload: false, antiSpoofing: true },
+    { name: 'h2', n: 2, offload: false, antiSpoofing: true },
+    { name: 'h3', n: 3, offload: true, antiSpoofing: false },
+  ];
+  for (const s of specs) {
+    const ip = `198.18.0.${s.n}`;
+    const lease = `198.19.${s.n}.0/24`;
+    const ns = await bed.addHost(s.name, ip);
+    const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
+    await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472'); // FLANNEL_MTU, as docker --mtu would set it
+    const { agent, first } = await DatapathAgent.start(bed, ns, { localIp: ip, lease, network: NETWORK, offload: s.offload, antiSpoofing: s.antiSpoofing });
+    expect(first, agent.stderr).toMatchObject({ ready: true, mtu: 1472 });
+    hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });
+  }
+  for (const h of hosts) {
+    for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip);
+  }
+  peerNs = await bed.addHost('peer', PEER.ip);
+  await hosts[0].agent.addPeer(PEER.subnet, PEER.ip); // flannel's udp writes no BackendType
+});
+
+afterAll(async () => {
+  await bed?.cleanup();
+});
+
+const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
+
+async function ping(from: Host, toIp: string, count = 1): Promise<{ ok: boolean; output: string }> {
+  try {
+    const { stdout } = await bed.exec(from.container.ns, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', toIp]);
+    return { ok: true, output: stdout };
+  } catch (err) {
+    return { ok: false, output: String((err as { stdout?: string }).stdout ?? err) };
+  }
+}
+
+function checksum(b: Buffer): number {
+  let sum = 0;
+  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
+  if (b.length % 2) sum += b[b.length - 1] << 8;
+  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
+  return ~sum & 0xffff;
+}
+
+function ipv4(src: string, dst: string, payload: Buffer, ttl = 64, protocol = 1): Buffer {
+  const p = Buffer.alloc(20 + payload.length);
+  p[0] = 0x45;
+  p.writeUInt16BE(p.length, 2);
+  p.writeUInt16BE(0x4000, 6); // DF
+  p[8] = ttl;
+  p[9] = protocol;
+  p.writeUInt32BE(parseIpv4(src), 12);
+  p.writeUInt32BE(parseIpv4(dst), 16);
+  p.writeUInt16BE(checksum(p.subarray(0, 20)), 10);
+  payload.copy(p, 20);
+  return p;
+}
+
+function icmpEcho(id: number, seq: number, data: string): Buffer {
+  const m = Buffer.concat([Buffer.from([8, 0, 0, 0, id >> 8, id & 255, seq >> 8, seq & 255]), Buffer.from(data)]);
+  m.writeUInt16BE(checksum(m), 2);
+  return m;
+}
+
+/** Sends raw IPv4 packets as flannel udp datagrams from the peer namespace to `target`:8285; returns the replies. */
+async function sendAsPeer(target: string, packets: Buffer[], waitMs = 1500): Promise<{ from: string; packet: Buffer }[]> {
+  const argv = [process.execPath, PEER_SCRIPT, PEER.ip, '8285', target, String(waitMs), ...packets.map((p) => p.toString('hex'))];
+  const { stdout } = await bed.exec(peerNs, argv);
+  return (JSON.parse(stdout) as { from: string; hex: string }[]).map((r) => ({ from: r.from, packet: Buffer.from(r.hex, 'hex') }));
+}
+
+function dropDelta(before: DatapathCounters, after: DatapathCounters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) out[k] = v - (before.drops[k] ?? 0);
+  return out;
+}
+
+describe('udp datapath in real network namespaces (no etcd: peers fed directly)', () => {
+  it('gives flannel0 the lease address as /32, MTU = eth0 MTU - 28, and one route for the Network', async () => {
+    for (const h of hosts) {
+      const addr = await bed.ip(h.ns, '-o', 'addr', 'show', 'dev', 'flannel0');
+      expect(addr).toContain(`inet ${h.lease.replace('/24', '/32')}`);
+      const link = await bed.ip(h.ns, 'link', 'show', 'flannel0');
+      expect(link).toContain('mtu 1472');
+      expect(link).toMatch(/state (UP|UNKNOWN)/);
+      expect(await bed.ip(h.ns, 'route', 'show', NETWORK)).toContain('dev flannel0');
+    }
+  });
+
+  it('carries pings between the containers of every pair of hosts', async () => {
+    for (const a of hosts) {
+      for (const b of hosts) {
+        if (a === b) continue;
+        const r = await waitFor(`${a.name} -> ${b.name}`, async () => (await ping(a, b.container.ip)).ok, 10_000);
+        expect(r).toBe(true);
+      }
+    }
+    const c = await h1().agent.counters();
+    expect(c.txPackets).toBeGreaterThan(0);
+    expect(c.rxPackets).toBeGreaterThan(0);
+  });
+
+  it('still finds the right peer among hundreds of routes, and forgets them when removed', async () => {
+    // Peers 198.18.1.x do not exist: a wrong lookup would send the ping nowhere.
+    for (let i = 10; i < 256; i++) await h1().agent.addPeer(`198.19.${i}.0/24`, `198.18.1.${i % 250}`);
+    expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
+    expect((await ping(h1(), h3().container.ip, 2)).ok).toBe(true);
+    for (let i = 10; i < 256; i++) await h1().agent.removePeer(`198.19.${i}.0/24`, `198.18.1.${i % 250}`);
+    const before = await h1().agent.counters();
+    expect((await ping(h1(), '198.19.77.2')).ok).toBe(false);
+    const after = await h1().agent.counters();
+    expect(dropDelta(before, after).no_route).toBe(1);
+  });
+
+  it('moves a 50 MB TCP stream across the overlay intact', async () => {
+    const dir = `/tmp/${bed.prefix}`;
+    const src = `${dir}-send.bin`;
+    const dst = `${dir}-recv.bin`;
+    try {
+      await bed.exec(h1().container.ns, ['sh', '-c', `head -c 52428800 /dev/urandom > ${src}`]);
+      for (const [from, to] of [[h1(), h2()], [h1(), h3()]]) {
+        const server = bed.spawn(to.container.ns, ['socat', '-u', 'TCP-LISTEN:5001,reuseaddr', `OPEN:${dst},creat,trunc`]);
+        const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
+        await waitFor('socat listening', async () => (await bed.exec(to.container.ns, ['ss', '-ltn'])).stdout.includes(':5001'), 10_000);
+        await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:5001`], { timeoutMs: 90_000 });
+        expect(await serverDone).toBe(0);
+        const [a, b] = await Promise.all([sha256(src), sha256(dst)]);
+        expect(b, `${from.name} -> ${to.name}`).toBe(a);
+      }
+    } finally {
+      await bed.exec(h1().ns, ['rm', '-f', src, dst]).catch(() => undefined);
+    }
+  }, 180_000);
+
+  it('answers a raw flannel datagram carrying an ICMP echo with an echo reply inside UDP to the peer', async () => {
+    const echo = ipv4('198.19.9.5', h1().container.ip, icmpEcho(0x4242, 7, 'flannel-ts datapath'));
+    const replies = await sendAsPeer(h1().ip, [echo]);
+    expect(replies).toHaveLength(1);
+    const { from, packet } = replies[0];
+    expect(from).toBe(`${h1().ip}:8285`);
+    // Exactly one IPv4 packet, nothing around it: flannel's wire format.
+    expect(packet[0]).toBe(0x45);
+    expect(packet.readUInt16BE(2)).toBe(packet.length);
+    expect(checksum(packet.subarray(0, 20))).toBe(0);
+    expect(packet.readUInt32BE(12)).toBe(parseIpv4(h1().container.ip));
+    expect(packet.readUInt32BE(16)).toBe(parseIpv4('198.19.9.5'));
+    const icmp = packet.subarray(20);
+    expect(icmp[0]).toBe(0); // echo reply
+    expect(icmp.readUInt16BE(4)).toBe(0x4242);
+    expect(icmp.readUInt16BE(6)).toBe(7);
+    expect(icmp.subarray(8).toString()).toBe('flannel-ts datapath');
+    expect(checksum(icmp)).toBe(0);
+    // Container sends TTL 64; h1's kernel forwards (63) and the datapath decrements once more.
+    expect(packet[8]).toBe(62);
+  });
+
+  it('counts malformed, expired and spoofed datagrams as drops by reason and forwards none of them', async () => {
+    const to = h1().container.ip;
+    const good = ipv4('198.19.9.5', to, icmpEcho(1, 1, 'x'));
+    const notIpv4 = Buffer.from(good);
+    notIpv4[0] = 0x65;
+    const badIhl = Buffer.from(good);
+    badIhl[0] = 0x44;
+    const truncated = Buffer.from(good);
+    truncated.writeUInt16BE(good.length + 40, 2);
+    const cases: [Buffer, string][] = [
+      [good.subarray(0, 12), 'truncated'],
+      [notIpv4, 'not_ipv4'],
+      [badIhl, 'bad_header_length'],
+      [truncated, 'truncated'],
+      [ipv4('198.19.9.5', to, icmpEcho(1, 2, 'x'), 1), 'ttl_exceeded'],
+      // The peer owns 198.19.9.0/24 only: claiming h2's containers is spoofing, an address nobody leases is unknown.
+      [ipv4(h2().container.ip, to, icmpEcho(1, 3, 'x')), 'spoofed_source'],
+      [ipv4('198.19.200.5', to, icmpEcho(1, 4, 'x')), 'unknown_source'],
+    ];
+    for (const [packet, reason] of cases) {
+      const before = await h1().agent.counters();
+      const replies = await sendAsPeer(h1().ip, [packet], 400);
+      const after = await h1().agent.counters();
+      expect(replies, reason).toEqual([]);
+      expect(dropDelta(before, after), reason).toEqual({ [reason]: 1 });
+      expect(after.rxPackets, reason).toBe(before.rxPackets);
+      expect(after.txPackets, reason).toBe(before.txPackets);
+    }
+  });
+
+  it('with anti-spoofing off, forwards a datagram whatever host it claims to come from', async () => {
+    const before = await h3().agent.counters();
+    await sendAsPeer(h3().ip, [ipv4(h2().container.ip, h3().container.ip, icmpEcho(2, 1, 'y'))], 400);
+    const after = await h3().agent.counters();
+    expect(after.rxPackets).toBe(before.rxPackets + 1);
+    expect(dropDelta(before, after)).toEqual({});
+  });
+
+  it('answers ICMP net unreachable once a peer route is removed, and forwards again once it is back', async () => {
+    await h1().agent.removePeer(h2().lease, h2().ip);
+    const before = await h1().agent.counters();
+    const r = await ping(h1(), h2().container.ip);
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/Destination Net Unreachable/i);
+    const after = await h1().agent.counters();
+    expect(dropDelta(before, after)).toEqual({ no_route: 1 });
+    expect(after.icmpUnreachableSent).toBe(before.icmpUnreachableSent + 1);
+    expect(after.txPackets).toBe(before.txPackets);
+
+    await h1().agent.addPeer(h2().lease, h2().ip);
+    expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
+  });
+
+  it('drops routes for leases of other backends (vxlan peers do not speak this wire format)', async () => {
+    await h1().agent.addPeer(h2().lease, h2().ip, 'vxlan');
+    expect((await ping(h1(), h2().container.ip)).ok).toBe(false);
+    await h1().agent.addPeer(h2().lease, h2().ip, 'udp');
+    expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
+  });
+
+  it('reports startup failures with the syscall and errno', async () => {
+    // Port 8285 on h1's address is taken by h1's own datapath.
+    const taken = await DatapathAgent.start(bed, h1().ns, { localIp: h1().ip, lease: h1().lease, network: NETWORK });
+    expect(taken.first.error).toMatch(/TUNSETIFF flannel0.*EBUSY|bind\(198\.18\.0\.1:8285\) failed: EADDRINUSE/);
+    expect(await taken.agent.exited).toBe(1);
+    // An address the host does not have.
+    const absent = await DatapathAgent.start(bed, peerNs, { localIp: '198.18.0.99', lease: '198.19.99.0/24', network: NETWORK });
+    expect(absent.first.error).toMatch(/bind\(198\.18\.0\.99:8285\) failed: EADDRNOTAVAIL/);
+    expect(await absent.agent.exited).toBe(1);
+    // Nothing left behind by the failed start.
+    expect(await bed.ip(peerNs, 'link', 'show')).not.toContain('flannel0');
+    expect(await bed.ip(peerNs, 'route', 'show')).not.toContain('198.19.');
+  });
+
+  it('removes flannel0 and its route on close and on SIGTERM', async () => {
+    expect(await h2().agent.close()).toEqual({ closed: true });
+    expect(await h2().agent.exited).toBe(0);
+    h3().agent.child.kill('SIGTERM');
+    expect(await h3().agent.exited).toBe(0);
+    for (const h of [h2(), h3()]) {
+      expect(await bed.ip(h.ns, 'link', 'show')).not.toContain('flannel0');
+      expect(await bed.ip(h.ns, 'route', 'show')).not.toContain('198.19.0.0/16');
+    }
+    // h1 still runs; h2 is gone, so pings from h1 now die silently at h2 instead of crossing.
+    expect((await ping(h1(), h2().container.ip)).ok).toBe(false);
+  });
+});
+
+async function sha256(path: string): Promise<string> {
+  const { stdout } = await bed.exec(h1().ns, ['sha256sum', path]);
+  return stdout.split(' ')[0];
+}
