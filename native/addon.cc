@@ -189,15 +189,18 @@ Napi::Value TestSplitTcp(const Napi::CallbackInfo& info) {
   if (h.Length() != sizeof(flannel::VnetHdr)) throw Napi::TypeError::New(info.Env(), usage);
   flannel::VnetHdr hdr;
   memcpy(&hdr, h.Data(), sizeof hdr);
-  std::vector<uint8_t> out(70000);
-  flannel::SplitResult r;
-  if (!flannel::SplitTcpV4(hdr, pkt.Data(), pkt.Length(), info[2].As<Napi::Number>().Uint32Value(), out.data(), out.size(), &r))
+  std::vector<uint8_t> headers(flannel::kMaxSegments * flannel::kMaxHeaders);
+  auto r = std::make_unique<flannel::SplitResult>();
+  if (!flannel::SplitTcpV4(hdr, pkt.Data(), pkt.Length(), info[2].As<Napi::Number>().Uint32Value(), headers.data(), r.get()))
     return info.Env().Null();
-  Napi::Array segments = Napi::Array::New(info.Env(), r.count);
-  for (size_t i = 0; i < r.count; i++) {
-    size_t off = i * r.segment_size;
-    size_t len = i + 1 == r.count ? r.total - off : r.segment_size;
-    segments.Set(static_cast<uint32_t>(i), Napi::Buffer<uint8_t>::Copy(info.Env(), out.data() + off, len));
+  Napi::Array segments = Napi::Array::New(info.Env(), r->count);
+  for (size_t i = 0; i < r->count; i++) {
+    const iovec& h = r->iov[2 * i];
+    const iovec& p = r->iov[2 * i + 1];
+    auto seg = Napi::Buffer<uint8_t>::New(info.Env(), h.iov_len + p.iov_len);
+    memcpy(seg.Data(), h.iov_base, h.iov_len);
+    memcpy(seg.Data() + h.iov_len, p.iov_base, p.iov_len);
+    segments.Set(static_cast<uint32_t>(i), seg);
   }
   return segments;
 }
@@ -209,7 +212,17 @@ Napi::Value TestCoalesce(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(info.Env());
   auto coalescer = std::make_unique<flannel::TcpCoalescer>();
   uint32_t n = 0;
-  auto emit = [&](const uint8_t* data, size_t len) { out.Set(n++, Napi::Buffer<uint8_t>::Copy(info.Env(), data, len)); };
+  auto emit = [&](iovec* iov, int iovcnt) {
+    size_t len = 0;
+    for (int k = 0; k < iovcnt; k++) len += iov[k].iov_len;
+    auto buf = Napi::Buffer<uint8_t>::New(info.Env(), len);
+    size_t off = 0;
+    for (int k = 0; k < iovcnt; k++) {
+      memcpy(buf.Data() + off, iov[k].iov_base, iov[k].iov_len);
+      off += iov[k].iov_len;
+    }
+    out.Set(n++, buf);
+  };
   for (uint32_t i = 0; i < in.Length(); i++) {
     Napi::Value v = in.Get(i);
     if (!v.IsBuffer()) throw Napi::TypeError::New(info.Env(), "Usage: coalesce(packets: Buffer[])");

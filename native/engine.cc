@@ -31,8 +31,6 @@ constexpr int kTunBatch = 32;
 constexpr int kRxBatch = 16;
 constexpr size_t kMaxPacket = 65535;
 constexpr size_t kHdr = sizeof(VnetHdr);
-// A split super packet repeats its headers in every segment: room for 64 KiB of payload plus ~64 headers.
-constexpr size_t kSplitCap = kMaxPacket + 64 * 120;
 // One UDP_SEGMENT send must stay under the 64 KiB IP datagram limit, and under the kernel's segment cap.
 constexpr size_t kMaxGsoBytes = 60000;
 constexpr size_t kMaxGsoSegments = 64;
@@ -42,14 +40,15 @@ constexpr int kMsgsPerRead = 3;
 struct TxBatch {
   struct Slot {
     uint8_t in[kHdr + kMaxPacket];
-    uint8_t out[kSplitCap];
+    uint8_t headers[kMaxSegments * kMaxHeaders];  // rebuilt segment headers; payloads stay in `in`
+    SplitResult split;
   };
   std::vector<Slot> slots = std::vector<Slot>(kTunBatch);
   mmsghdr msgs[kTunBatch * kMsgsPerRead];
-  iovec iov[kTunBatch * kMsgsPerRead];
   sockaddr_in addrs[kTunBatch * kMsgsPerRead];
   alignas(cmsghdr) uint8_t ctrl[kTunBatch * kMsgsPerRead][CMSG_SPACE(sizeof(uint16_t))];
   size_t segments[kTunBatch * kMsgsPerRead];
+  size_t bytes[kTunBatch * kMsgsPerRead];
 };
 
 struct RxBatch {
@@ -143,7 +142,7 @@ bool Engine::WaitReadable(int fd) {
   return false;
 }
 
-// `data` starts with a virtio_net_hdr when the TUN has one; plain packets are passed with kHdr zero bytes first.
+// `data` starts with kHdr bytes of virtio_net_hdr, which reach the TUN only when it was opened with one.
 bool Engine::WriteTun(const uint8_t* data, size_t len) {
   const uint8_t* p = vnet_hdr_ ? data : data + kHdr;
   size_t n = vnet_hdr_ ? len : len - kHdr;
@@ -157,20 +156,21 @@ void Engine::TunToUdpLoop() {
   while (WaitReadable(tun_fd_)) {
     RouteTable::Snapshot routes = routes_.Load();
     int queued = 0;
-    auto queue = [&](uint8_t* data, size_t len, size_t segment_size, size_t segments, const Route* route) {
+    // Queues one datagram (or a UDP_SEGMENT batch of them) gathered from `iov`.
+    auto queue = [&](iovec* iov, size_t iovcnt, size_t bytes, size_t segment_size, size_t segments, const Route* route) {
       int i = queued++;
       sockaddr_in& to = batch->addrs[i];
       to.sin_family = AF_INET;
       to.sin_port = htons(route->peer_port);
       to.sin_addr.s_addr = htonl(route->peer_ip);
-      batch->iov[i] = {data, len};
       msghdr& m = batch->msgs[i].msg_hdr;
       std::memset(&m, 0, sizeof m);
       m.msg_name = &to;
       m.msg_namelen = sizeof to;
-      m.msg_iov = &batch->iov[i];
-      m.msg_iovlen = 1;
+      m.msg_iov = iov;
+      m.msg_iovlen = iovcnt;
       batch->segments[i] = segments;
+      batch->bytes[i] = bytes;
       if (segments > 1) {
         // UDP GSO only batches the syscall: the kernel cuts this into `segments` ordinary datagrams.
         m.msg_control = batch->ctrl[i];
@@ -212,8 +212,8 @@ void Engine::TunToUdpLoop() {
         continue;
       }
       if (hdr.gso_type == kVnetGsoTcpV4) {
-        SplitResult split;
-        if (!SplitTcpV4(hdr, pkt, len, options_.mtu, slot.out, sizeof slot.out, &split)) {
+        SplitResult& split = slot.split;
+        if (!SplitTcpV4(hdr, pkt, len, options_.mtu, slot.headers, &split)) {
           counters_.Drop(kDropBadGso);
           continue;
         }
@@ -226,7 +226,7 @@ void Engine::TunToUdpLoop() {
           size_t segs = split.count - done < per_send ? split.count - done : per_send;
           size_t offset = done * split.segment_size;
           size_t bytes = done + segs == split.count ? split.total - offset : segs * split.segment_size;
-          queue(slot.out + offset, bytes, split.segment_size, segs, route);
+          queue(&split.iov[2 * done], 2 * segs, bytes, split.segment_size, segs, route);
           done += segs;
         }
         continue;
@@ -235,7 +235,8 @@ void Engine::TunToUdpLoop() {
         counters_.Drop(kDropBadGso);
         continue;
       }
-      queue(pkt, ip.total_len, ip.total_len, 1, route);
+      slot.split.iov[0] = {pkt, ip.total_len};
+      queue(slot.split.iov, 1, ip.total_len, ip.total_len, 1, route);
     }
 
     int sent = 0;
@@ -253,7 +254,7 @@ void Engine::TunToUdpLoop() {
       }
       for (int i = sent; i < sent + n; i++) {
         counters_.tx_packets.fetch_add(batch->segments[i], std::memory_order_relaxed);
-        counters_.tx_bytes.fetch_add(batch->iov[i].iov_len, std::memory_order_relaxed);
+        counters_.tx_bytes.fetch_add(batch->bytes[i], std::memory_order_relaxed);
       }
       sent += n;
     }
@@ -263,14 +264,23 @@ void Engine::TunToUdpLoop() {
 void Engine::UdpToTunLoop() {
   auto batch = std::make_unique<RxBatch>();
   auto coalescer = std::make_unique<TcpCoalescer>();
-  auto plain = std::make_unique<uint8_t[]>(kHdr + kMaxPacket);
-  auto emit = [&](const uint8_t* data, size_t len) {
-    if (!WriteTun(data, len)) {
+  uint8_t zero_hdr[kHdr] = {};
+  // iov[0] always starts with the virtio_net_hdr; without IFF_VNET_HDR the TUN must not see it.
+  auto emit = [&](iovec* iov, int iovcnt) {
+    iovec first = iov[0];
+    if (!vnet_hdr_) {
+      iov[0].iov_base = static_cast<uint8_t*>(iov[0].iov_base) + kHdr;
+      iov[0].iov_len -= kHdr;
+    }
+    ssize_t expected = 0;
+    for (int k = 0; k < iovcnt; k++) expected += static_cast<ssize_t>(iov[k].iov_len);
+    bool ok = writev(tun_fd_, iov, iovcnt) == expected;
+    iov[0] = first;
+    if (!ok) {
       counters_.Drop(kDropTunWriteError);
       return;
     }
-    size_t merged = coalescer->merged_segments();
-    if (len > kHdr && data[1] == kVnetGsoTcpV4 && merged > 1) counters_.gro_merges.fetch_add(1, std::memory_order_relaxed);
+    if (coalescer->merged() > 1) counters_.gro_merges.fetch_add(1, std::memory_order_relaxed);
   };
   while (WaitReadable(udp_fd_)) {
     batch->Reset(udp_gro_);
@@ -314,9 +324,8 @@ void Engine::UdpToTunLoop() {
         if (tun_offload_) {
           coalescer->Add(pkt, ip.total_len, emit);
         } else {
-          std::memset(plain.get(), 0, kHdr);
-          std::memcpy(plain.get() + kHdr, pkt, ip.total_len);
-          emit(plain.get(), kHdr + ip.total_len);
+          iovec iov[2] = {{zero_hdr, kHdr}, {pkt, ip.total_len}};
+          emit(iov, 2);
         }
       }
     }
