@@ -9,7 +9,9 @@ import { helpText, parseFlags, type FlannelOptions } from './flags.js';
 
 /** Subcommands by first positional argument; each gets the parsed flags and resolves to an exit code. */
 type Command = (options: FlannelOptions) => Promise<number>;
-const COMMANDS: Record<string, () => Promise<Command>> = {};
+const COMMANDS: Record<string, () => Promise<Command>> = {
+  'cloud-config': async () => (await import('./cloud-config-command.js')).cloudConfigCommand,
+};
 
 async function runDaemon(options: FlannelOptions): Promise<number> {
   const daemon = new Daemon(options);
