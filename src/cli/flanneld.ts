@@ -11,6 +11,7 @@ import { helpText, parseFlags, type FlannelOptions } from './flags.js';
 type Command = (options: FlannelOptions) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   'cloud-config': async () => (await import('./cloud-config-command.js')).cloudConfigCommand,
+  leases: async () => (await import('./leases-command.js')).leasesCommand,
 };
 
 async function runDaemon(options: FlannelOptions): Promise<number> {
