@@ -42,24 +42,31 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   explicit Datapath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Datapath>(info) {
     static const char* usage =
-        "Usage: new Datapath({ tunName: string, localIp: uint32, port: number, tunIp: uint32, mtu: number, "
-        "antiSpoofing: boolean })";
-    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), usage);
+        "Usage: new Datapath({ tunName: string (1-15 bytes), localIp: uint32, port: 0..65535, tunIp: uint32, "
+        "mtu: 68..65535, antiSpoofing: boolean, offload: boolean })";
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, usage);
     Napi::Object o = info[0].As<Napi::Object>();
     EngineOptions opts;
-    if (o.Has("tunName")) opts.tun_name = o.Get("tunName").As<Napi::String>().Utf8Value();
-    auto num = [&](const char* key, double fallback) {
+    Napi::Value name = o.Get("tunName");
+    if (!name.IsUndefined()) {
+      if (!name.IsString()) throw Napi::TypeError::New(env, usage);
+      opts.tun_name = name.As<Napi::String>().Utf8Value();
+      if (opts.tun_name.empty() || opts.tun_name.size() > 15) throw Napi::RangeError::New(env, usage);
+    }
+    // Every number must be an integer in range: a cast of -1 or 1e12 to uint32 would silently bind elsewhere.
+    auto num = [&](const char* key, double fallback, double min, double max) -> double {
       Napi::Value v = o.Get(key);
       if (v.IsUndefined()) return fallback;
-      if (!v.IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
-      return v.As<Napi::Number>().DoubleValue();
+      if (!v.IsNumber()) throw Napi::TypeError::New(env, usage);
+      double d = v.As<Napi::Number>().DoubleValue();
+      if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::RangeError::New(env, usage);
+      return d;
     };
-    opts.local_ip = static_cast<uint32_t>(num("localIp", 0));
-    double port = num("port", 8285);
-    if (port < 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
-    opts.port = static_cast<uint16_t>(port);
-    opts.tun_ip = static_cast<uint32_t>(num("tunIp", 0));
-    opts.mtu = static_cast<size_t>(num("mtu", 1472));
+    opts.local_ip = static_cast<uint32_t>(num("localIp", 0, 0, 4294967295.0));
+    opts.port = static_cast<uint16_t>(num("port", 8285, 0, 65535));
+    opts.tun_ip = static_cast<uint32_t>(num("tunIp", 0, 0, 4294967295.0));
+    opts.mtu = static_cast<size_t>(num("mtu", 1472, 68, 65535));
     Napi::Value spoof = o.Get("antiSpoofing");
     opts.anti_spoofing = spoof.IsUndefined() ? true : spoof.ToBoolean().Value();
     Napi::Value offload = o.Get("offload");
@@ -67,13 +74,14 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     try {
       engine_ = std::make_unique<Engine>(opts);
     } catch (const std::exception& e) {
-      throw Napi::Error::New(info.Env(), e.what());
+      throw Napi::Error::New(env, e.what());
     }
+    // Threads must be joined before the environment goes away, even if JS never calls close().
+    env_ = env;
+    if (napi_add_env_cleanup_hook(env, &Datapath::StopAtExit, this) == napi_ok) cleanup_hook_ = true;
   }
 
-  ~Datapath() override {
-    if (engine_) engine_->Stop();
-  }
+  ~Datapath() override { Shutdown(); }
 
  private:
   Engine& engine(const Napi::CallbackInfo& info) {
@@ -119,9 +127,19 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     return out;
   }
 
-  void Close(const Napi::CallbackInfo&) {
+  void Close(const Napi::CallbackInfo&) { Shutdown(); }
+
+  void Shutdown() {
+    if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, &Datapath::StopAtExit, this);
+    cleanup_hook_ = false;
     if (engine_) engine_->Stop();
     engine_.reset();
+  }
+
+  static void StopAtExit(void* self) {
+    auto* d = static_cast<Datapath*>(self);
+    d->cleanup_hook_ = false;  // node drops a hook once it has run
+    d->Shutdown();
   }
 
   Napi::Value TunName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine(info).tun_name()); }
@@ -134,6 +152,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   }
 
   std::unique_ptr<Engine> engine_;
+  napi_env env_ = nullptr;
+  bool cleanup_hook_ = false;
 };
 
 // --- pure helpers for tests -------------------------------------------------------------------------------

@@ -114,6 +114,8 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
       expect(link).toContain('mtu 1472');
       expect(link).toMatch(/state (UP|UNKNOWN)/);
       expect(await bed.ip(h.ns, 'route', 'show', NETWORK)).toContain('dev flannel0');
+      // IPv4 only: no IPv6 link-local address, so the kernel sends no solicitations into the TUN.
+      expect(await bed.ip(h.ns, '-6', 'addr', 'show', 'dev', 'flannel0')).toBe('');
     }
   });
 
