@@ -5,6 +5,7 @@ import { createMetrics } from '../health/metrics.js';
 import { FlannelError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { packageVersion } from '../package-info.js';
+import { notifyReadyOnSubnetFile } from '../systemd/sd-notify.js';
 import { helpText, parseFlags, type FlannelOptions } from './flags.js';
 
 /** Subcommands by first positional argument; each gets the parsed flags and resolves to an exit code. */
@@ -34,6 +35,8 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
   // Up before the daemon starts, so that /healthz says 503 while we wait for etcd or a lease.
   if (options.healthzPort) await serveHttp(options.healthzIp, options.healthzPort, { '/healthz': healthzRoute(() => daemon.ready) });
   if (options.metricsPort) await serveHttp(options.healthzIp, options.metricsPort, { '/metrics': metricsRoute(createMetrics(daemon)) });
+  // Type=notify: READY=1 once the subnet file exists, so docker's mk-docker-opts finds it.
+  notifyReadyOnSubnetFile(daemon);
   await daemon.start();
   // Runs until a signal; etcd watches and timers keep the event loop alive.
   return new Promise<number>(() => undefined);

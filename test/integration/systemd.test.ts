@@ -1,0 +1,206 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../src/package-info.js';
+import { parseEnvFile } from '../../src/subnet/subnet-file.js';
+import { EtcdServer } from '../helpers/etcd.js';
+import { FLANNELD, FlanneldProcess } from '../helpers/flanneld.js';
+import { waitFor } from '../helpers/netns.js';
+
+const run = promisify(execFile);
+const CONTRIB = join(packageRoot(), 'contrib', 'systemd');
+const MK_DOCKER_OPTS = join(packageRoot(), 'dist', 'src', 'cli', 'mk-docker-opts.js');
+
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'ft-systemd-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `Key=value` lines of a unit file, comments and section headers left out. */
+function directives(text: string): string[] {
+  return text.split('\n').filter((l) => /^[A-Za-z]+=/.test(l));
+}
+
+describe('contrib/systemd units', () => {
+  it('flanneld.service: notify type, options.env, restart on failure', async () => {
+    const unit = directives(await readFile(join(CONTRIB, 'flanneld.service'), 'utf8'));
+    for (const line of [
+      'Type=notify',
+      'NotifyAccess=all',
+      'EnvironmentFile=-/etc/flannel/options.env',
+      'ExecStart=/usr/local/bin/flanneld',
+      'Restart=on-failure',
+      'RestartSec=5',
+    ]) {
+      expect(unit).toContain(line);
+    }
+  });
+
+  it('docker drop-in: ordered after flanneld, generates and reads the docker options', async () => {
+    const dropIn = directives(await readFile(join(CONTRIB, 'docker.service.d', '40-flannel.conf'), 'utf8'));
+    for (const line of [
+      'Requires=flanneld.service',
+      'After=flanneld.service',
+      'ExecStartPre=/usr/local/bin/mk-docker-opts -d /run/flannel/docker_opts.env -i',
+      'EnvironmentFile=-/run/flannel/docker_opts.env',
+    ]) {
+      expect(dropIn).toContain(line);
+    }
+    // dockerd gets every variable mk-docker-opts -i writes.
+    const execStart = dropIn.filter((l) => l.startsWith('ExecStart=/'));
+    expect(execStart).toHaveLength(1);
+    for (const v of ['$DOCKER_OPT_BIP', '$DOCKER_OPT_MTU', '$DOCKER_OPT_IPMASQ']) expect(execStart[0]).toContain(v);
+  });
+
+  describe('systemd-analyze verify', () => {
+    const available = run('systemd-analyze', ['--version']).then(
+      () => true,
+      () => false,
+    );
+    let unitDir: string;
+
+    /**
+     * The units as shipped, in a scratch unit directory with their binaries pointed at executables that exist
+     * here (wrappers around the built CLIs; a stub for dockerd), next to a minimal docker.service for the drop-in.
+     */
+    beforeAll(async () => {
+      unitDir = join(dir, 'units');
+      const bin = join(dir, 'bin');
+      await mkdir(join(unitDir, 'docker.service.d'), { recursive: true });
+      await mkdir(bin, { recursive: true });
+      const wrappers: Record<string, string> = {
+        flanneld: `exec ${process.execPath} ${FLANNELD} "$@"`,
+        'mk-docker-opts': `exec ${process.execPath} ${MK_DOCKER_OPTS} "$@"`,
+        dockerd: 'exit 0',
+      };
+      for (const [name, body] of Object.entries(wrappers)) {
+        await writeFile(join(bin, name), `#!/bin/sh\n${body}\n`);
+        await chmod(join(bin, name), 0o755);
+      }
+      const relocate = (text: string) => text.replaceAll('/usr/local/bin/', `${bin}/`).replaceAll('/usr/bin/dockerd', `${bin}/dockerd`);
+      await writeFile(join(unitDir, 'flanneld.service'), relocate(await readFile(join(CONTRIB, 'flanneld.service'), 'utf8')));
+      await writeFile(
+        join(unitDir, 'docker.service.d', '40-flannel.conf'),
+        relocate(await readFile(join(CONTRIB, 'docker.service.d', '40-flannel.conf'), 'utf8')),
+      );
+      await writeFile(join(unitDir, 'docker.service'), `[Unit]\nDescription=docker stand-in\n[Service]\nType=notify\nExecStart=${bin}/dockerd -H fd://\n`);
+    });
+
+    async function verify(...units: string[]): Promise<{ code: number; stderr: string }> {
+      try {
+        const { stderr } = await run('systemd-analyze', ['verify', '--man=no', ...units.map((u) => join(unitDir, u))], { timeout: 60_000 });
+        return { code: 0, stderr };
+      } catch (err) {
+        const e = err as { code?: number; stderr?: string };
+        return { code: typeof e.code === 'number' ? e.code : -1, stderr: e.stderr ?? String(err) };
+      }
+    }
+
+    it('accepts flanneld.service, and docker.service with the drop-in, without a warning', async (ctx) => {
+      if (!(await available)) ctx.skip();
+      expect(await verify('flanneld.service')).toEqual({ code: 0, stderr: '' });
+      expect(await verify('docker.service')).toEqual({ code: 0, stderr: '' });
+    });
+
+    it('(control) verify does read the drop-in and warns about what is wrong in it', async (ctx) => {
+      if (!(await available)) ctx.skip();
+      const path = join(unitDir, 'docker.service.d', '99-broken.conf');
+      await writeFile(path, '[Service]\nExecStart=\nExecStart=/nonexistent/dockerd\nNotAKey=1\n');
+      try {
+        const result = await verify('docker.service');
+        expect(result.stderr).toContain('99-broken.conf');
+        expect(result.stderr).toContain('NotAKey');
+        expect(result.stderr).toContain('Command /nonexistent/dockerd is not executable');
+      } finally {
+        await rm(path);
+      }
+    });
+  });
+});
+
+describe('sd_notify readiness', () => {
+  let etcd: EtcdServer;
+  const children: ChildProcess[] = [];
+  const daemons: FlanneldProcess[] = [];
+
+  beforeAll(async () => {
+    etcd = await EtcdServer.start();
+  });
+  afterAll(async () => {
+    await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await etcd?.stop();
+  });
+
+  /** A unix datagram socket standing in for systemd's notify socket; returns its path and what it received. */
+  async function notifySocket(name: string): Promise<{ path: string; received: () => string }> {
+    const path = join(dir, `${name}.sock`);
+    const socat = spawn('socat', ['-u', `UNIX-RECV:${path}`, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(socat);
+    let received = '';
+    socat.stdout?.on('data', (d: Buffer) => (received += d.toString()));
+    await waitFor(`socat listening on ${path}`, () => access(path).then(() => true), 10_000);
+    return { path, received: () => received };
+  }
+
+  function startFlanneld(prefix: string, subnetFile: string, env: NodeJS.ProcessEnv): FlanneldProcess {
+    const d = new FlanneldProcess(
+      ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '198.18.3.1', '--subnet-file', subnetFile],
+      { env },
+    );
+    daemons.push(d);
+    return d;
+  }
+
+  it('sends READY=1 (with MAINPID) only once the subnet file is written', async () => {
+    const prefix = `/test${process.pid}-notify/network`;
+    const subnetFile = join(dir, 'notify-subnet.env');
+    const socket = await notifySocket('notify');
+    const d = startFlanneld(prefix, subnetFile, { NOTIFY_SOCKET: socket.path });
+    // No network config yet: flanneld waits, and must not claim to be ready.
+    await d.waitForLog('waiting for network config');
+    await new Promise((r) => setTimeout(r, 1500));
+    expect(socket.received()).toBe('');
+    await expect(access(subnetFile)).rejects.toThrow();
+
+    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    const message = await waitFor('READY=1 on the notify socket', async () => socket.received().includes('READY=1') && socket.received(), 20_000);
+    // By the time systemd hears READY=1 the subnet file is complete: docker's mk-docker-opts can read it.
+    const vars = parseEnvFile(await readFile(subnetFile, 'utf8'));
+    expect(vars.FLANNEL_NETWORK).toBe('198.19.0.0/16');
+    expect(vars.FLANNEL_SUBNET).toMatch(/^198\.19\.\d+\.1\/24$/);
+    expect(message.split('\n')).toContain(`MAINPID=${d.child.pid}`);
+    await d.waitForLog('notified systemd: READY=1');
+    expect(d.stderr).not.toContain('cannot notify systemd');
+    expect(d.running).toBe(true);
+    expect((await d.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('without NOTIFY_SOCKET nothing is sent and nothing is logged about systemd', async () => {
+    const prefix = `/test${process.pid}-nonotify/network`;
+    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    const env: NodeJS.ProcessEnv = {};
+    if (process.env.NOTIFY_SOCKET) env.NOTIFY_SOCKET = '';
+    const d = startFlanneld(prefix, join(dir, 'nonotify-subnet.env'), env);
+    await d.waitForLog('wrote subnet file');
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(d.stderr).not.toMatch(/notif(y|ied) systemd/);
+    expect((await d.stop('SIGTERM')).code).toBe(0);
+  });
+
+  it('a notify socket nobody listens on is a warning, not a failure', async () => {
+    const prefix = `/test${process.pid}-deadnotify/network`;
+    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    const d = startFlanneld(prefix, join(dir, 'deadnotify-subnet.env'), { NOTIFY_SOCKET: join(dir, 'nobody.sock') });
+    await d.waitForLog('cannot notify systemd');
+    expect(d.running).toBe(true);
+    expect((await d.stop('SIGTERM')).code).toBe(0);
+  });
+});
