@@ -58,6 +58,11 @@ export class DatapathAgent {
     await this.command({ cmd: 'add', subnet, publicIp, backendType });
   }
 
+  /** A lease event of type `changed` (e.g. the peer's PublicIP moved). */
+  async changePeer(subnet: string, publicIp: string): Promise<void> {
+    await this.command({ cmd: 'change', subnet, publicIp });
+  }
+
   async removePeer(subnet: string, publicIp: string): Promise<void> {
     await this.command({ cmd: 'remove', subnet, publicIp });
   }
