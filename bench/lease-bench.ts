@@ -1,0 +1,66 @@
+// npm run bench:leases: how long acquiring a subnet lease takes against a local etcd (p50/p99 over 200 sequential
+// acquisitions by distinct hosts), and how long 200 allocators started at once take until all hold a lease.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseNetworkConfig } from '../src/config/parse-network-config.js';
+import { formatIpv4Net } from '../src/ip/ipv4.js';
+import { packageRoot } from '../src/package-info.js';
+import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
+import { LeaseManager } from '../src/subnet/lease-manager.js';
+import { EtcdServer } from '../test/helpers/etcd.js';
+
+const HOSTS = 200;
+const CONFIG = parseNetworkConfig('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
+}
+
+function manager(registry: EtcdRegistry, i: number): LeaseManager {
+  return new LeaseManager({ registry, config: CONFIG, attrs: { PublicIP: `198.18.${1 + (i >> 8)}.${i & 255}` }, renewMarginSeconds: 3600, retryIntervalMs: 100 });
+}
+
+async function main(): Promise<void> {
+  const etcd = await EtcdServer.start();
+  try {
+    // Sequential: one host after another, each a fresh client, as separate flanneld processes would be.
+    const sequential: number[] = [];
+    for (let i = 0; i < HOSTS; i++) {
+      const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix: '/bench-seq/network' });
+      const m = manager(registry, i);
+      const start = performance.now();
+      await m.acquire();
+      sequential.push(performance.now() - start);
+      m.stop();
+      registry.close();
+    }
+    sequential.sort((a, b) => a - b);
+
+    // Concurrent: 200 allocators racing for subnets of one /16.
+    const registries = Array.from({ length: HOSTS }, () => new EtcdRegistry({ endpoints: [etcd.endpoint], prefix: '/bench-par/network' }));
+    const managers = registries.map((r, i) => manager(r, i));
+    const start = performance.now();
+    const leases = await Promise.all(managers.map((m) => m.acquire()));
+    const concurrentMs = performance.now() - start;
+    managers.forEach((m) => m.stop());
+    registries.forEach((r) => r.close());
+    const distinct = new Set(leases.map((l) => formatIpv4Net(l.subnet))).size;
+
+    const report = {
+      date: new Date().toISOString(),
+      sequential: { hosts: HOSTS, p50Ms: +percentile(sequential, 50).toFixed(2), p99Ms: +percentile(sequential, 99).toFixed(2), maxMs: +sequential[sequential.length - 1].toFixed(2) },
+      concurrent: { hosts: HOSTS, totalMs: +concurrentMs.toFixed(1), distinctSubnets: distinct },
+    };
+    const dir = join(packageRoot(), 'bench', 'results');
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'leases-latest.json'), JSON.stringify(report, null, 2) + '\n');
+    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+  } finally {
+    await etcd.stop();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`lease bench failed: ${err instanceof Error ? err.message : err}\n`);
+  process.exit(1);
+});
