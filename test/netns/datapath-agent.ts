@@ -75,6 +75,12 @@ export class DatapathAgent {
     return this.command({ cmd: 'close' });
   }
 
+  /** Makes the agent call process.exit(0) without closing anything; resolves with its exit code. */
+  async exitWithoutClose(): Promise<number | null> {
+    this.child.stdin!.write(`${JSON.stringify({ cmd: 'exit' })}\n`);
+    return this.exited;
+  }
+
   private async command(c: object): Promise<Reply> {
     this.child.stdin!.write(`${JSON.stringify(c)}\n`);
     const r = await this.next();

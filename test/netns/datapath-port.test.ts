@@ -86,4 +86,13 @@ describe('udp datapath with Backend.Port', () => {
     expect(await bad.agent.exited).toBe(1);
     expect(await bed.ip(peerNs, 'link', 'show')).not.toContain('flannel0');
   });
+
+  it('leaves no flannel0 and exits cleanly when the process exits without closing the datapath', async () => {
+    const { agent, first } = await DatapathAgent.start(bed, peerNs, { localIp: '198.18.0.9', lease: '198.19.9.0/24', network: NETWORK, offload: true });
+    expect(first, agent.stderr).toMatchObject({ ready: true });
+    expect(await bed.ip(peerNs, 'link', 'show')).toContain('flannel0');
+    expect(await agent.exitWithoutClose()).toBe(0);
+    expect(await bed.ip(peerNs, 'link', 'show')).not.toContain('flannel0');
+    expect(await bed.ip(peerNs, 'route', 'show')).not.toContain('198.19.0.0/16');
+  });
 });
