@@ -124,7 +124,7 @@ size_t BuildNetUnreachable(const uint8_t* packet, size_t len, uint32_t src, uint
   std::memset(out, 0, 28);
   out[0] = 0x45;
   Store16(out + 2, static_cast<uint16_t>(total));
-  out[8] = 64;
+  out[8] = 8;  // flannel's proxy uses 8: the answer only has to reach a container on this host
   out[9] = 1;  // ICMP
   Store32(out + 12, src);
   Store32(out + 16, v.src);

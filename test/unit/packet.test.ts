@@ -74,6 +74,7 @@ describe('ICMP net unreachable', () => {
     expect(icmp.readUInt32BE(12)).toBe(parseIpv4('198.19.1.0'));
     expect(icmp.readUInt32BE(16)).toBe(parseIpv4('198.19.1.2'));
     expect([icmp[9], icmp[20], icmp[21]]).toEqual([1, 3, 0]);
+    expect(icmp[8]).toBe(8); // TTL, as flannel's proxy sets it
     expect(checksum(icmp.subarray(0, 20))).toBe(0);
     expect(checksum(icmp.subarray(20))).toBe(0);
     expect(icmp.subarray(28).equals(offending.subarray(0, 28))).toBe(true);
