@@ -37,6 +37,15 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTunin
   };
 }
 
+/**
+ * Something that follows the lease and must be in place before the subnet file says we are ready (ip-masq rules),
+ * and is undone on shutdown.
+ */
+export interface DaemonExtension {
+  leaseReady(lease: Lease, config: NetworkConfig): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export interface DaemonEvents {
   'lease-acquired': [lease: Lease];
   'lease-lost': [lease: Lease];
@@ -66,6 +75,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   constructor(
     readonly options: FlannelOptions,
     private readonly tuning: DaemonTuning = tuningFromEnv(),
+    private readonly extensions: readonly DaemonExtension[] = [],
   ) {
     super();
   }
@@ -151,6 +161,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.watcher?.stop();
     await this.restarting.catch(() => undefined);
     await this.stopNetwork();
+    for (const extension of this.extensions) await extension.stop();
     this.registry?.close();
   }
 
@@ -161,6 +172,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.currentNetwork = network;
     for (const peer of this.watcher?.peers() ?? []) network.applyLeaseEvent({ type: 'added', lease: peer });
     this.emit('network-started', network);
+    for (const extension of this.extensions) await extension.leaseReady(lease, this.config);
     await writeSubnetFile(this.options.subnetFile, {
       network: this.config.network,
       subnet: lease.subnet,

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-import { Daemon } from '../daemon.js';
+import { Daemon, tuningFromEnv, type DaemonExtension } from '../daemon.js';
+import { IpMasq } from '../iptables/ip-masq.js';
 import { healthzRoute, metricsRoute, serveHttp } from '../health/http-server.js';
 import { createMetrics } from '../health/metrics.js';
 import { FlannelError, errorMessage } from '../errors.js';
@@ -16,7 +17,12 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 };
 
 async function runDaemon(options: FlannelOptions): Promise<number> {
-  const daemon = new Daemon(options);
+  const extensions: DaemonExtension[] = [];
+  if (options.ipMasq) {
+    const masq = new IpMasq(options.iptablesResync);
+    extensions.push({ leaseReady: (lease, config) => masq.apply(config.network, lease.subnet), stop: () => masq.stop() });
+  }
+  const daemon = new Daemon(options, tuningFromEnv(), extensions);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
