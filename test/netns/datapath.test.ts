@@ -4,11 +4,11 @@ import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { Testbed, waitFor } from '../helpers/netns.js';
 import { DatapathAgent } from './datapath-agent.js';
+import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
 // Three hosts on a LAN (198.18.0.1-3), each running the udp backend's network with a hand-fed peer table, and a
 // container behind each host's bridge. A fourth namespace (198.18.0.9) plays a flannel peer with raw datagrams.
 const NETWORK = '198.19.0.0/16';
-const PEER_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'flannel-udp-peer.mjs');
 const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
 
 interface Host {
@@ -64,40 +64,12 @@ async function ping(from: Host, toIp: string, count = 1): Promise<{ ok: boolean;
   }
 }
 
-function checksum(b: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
-  if (b.length % 2) sum += b[b.length - 1] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-function ipv4(src: string, dst: string, payload: Buffer, ttl = 64, protocol = 1): Buffer {
-  const p = Buffer.alloc(20 + payload.length);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p.writeUInt16BE(0x4000, 6); // DF
-  p[8] = ttl;
-  p[9] = protocol;
-  p.writeUInt32BE(parseIpv4(src), 12);
-  p.writeUInt32BE(parseIpv4(dst), 16);
-  p.writeUInt16BE(checksum(p.subarray(0, 20)), 10);
-  payload.copy(p, 20);
-  return p;
-}
-
-function icmpEcho(id: number, seq: number, data: string): Buffer {
-  const m = Buffer.concat([Buffer.from([8, 0, 0, 0, id >> 8, id & 255, seq >> 8, seq & 255]), Buffer.from(data)]);
-  m.writeUInt16BE(checksum(m), 2);
-  return m;
-}
+// DF set, as a Linux sender would.
+const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64, protocol = 1) =>
+  ipv4Packet({ src, dst, payload, ttl, protocol, flagsFragment: 0x4000 });
 
 /** Sends raw IPv4 packets as flannel udp datagrams from the peer namespace to `target`:8285; returns the replies. */
-async function sendAsPeer(target: string, packets: Buffer[], waitMs = 1500): Promise<{ from: string; packet: Buffer }[]> {
-  const argv = [process.execPath, PEER_SCRIPT, PEER.ip, '8285', target, String(waitMs), ...packets.map((p) => p.toString('hex'))];
-  const { stdout } = await bed.exec(peerNs, argv);
-  return (JSON.parse(stdout) as { from: string; hex: string }[]).map((r) => ({ from: r.from, packet: Buffer.from(r.hex, 'hex') }));
-}
+const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
 
 function dropDelta(before: DatapathCounters, after: DatapathCounters): Record<string, number> {
   const out: Record<string, number> = {};

@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { waitFor } from '../helpers/netns.js';
+import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 import { OverlayCluster, type OverlayHost } from '../helpers/overlay.js';
 
-const PEER_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'flannel-udp-peer.mjs');
 const METRICS_PORT = 9109;
 
 let dir: string;
@@ -29,38 +29,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function ipv4Packet(src: string, dst: string, protocol: number, payload: Buffer, ttl = 64): Buffer {
-  const p = Buffer.alloc(20 + payload.length);
-  p[0] = 0x45;
-  p.writeUInt16BE(p.length, 2);
-  p[8] = ttl;
-  p[9] = protocol;
-  p.writeUInt32BE(parseIpv4(src), 12);
-  p.writeUInt32BE(parseIpv4(dst), 16);
-  p.writeUInt16BE(checksum(p.subarray(0, 20)), 10);
-  payload.copy(p, 20);
-  return p;
-}
-
-function checksum(b: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < b.length; i += 2) sum += b.readUInt16BE(i);
-  if (b.length % 2) sum += b[b.length - 1] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
-function icmpEcho(id: number, seq: number, data: string): Buffer {
-  const m = Buffer.concat([Buffer.from([8, 0, 0, 0, id >> 8, id & 255, seq >> 8, seq & 255]), Buffer.from(data)]);
-  m.writeUInt16BE(checksum(m), 2);
-  return m;
-}
-
-/** Sends raw packets as flannel udp datagrams from a namespace playing a peer; returns what came back. */
-async function sendAsPeer(ns: string, bindIp: string, target: string, packets: Buffer[], waitMs = 1500) {
-  const { stdout } = await cluster.bed.exec(ns, [process.execPath, PEER_SCRIPT, bindIp, '8285', target, String(waitMs), ...packets.map((p) => p.toString('hex'))]);
-  return (JSON.parse(stdout) as { from: string; hex: string }[]).map((r) => ({ from: r.from, packet: Buffer.from(r.hex, 'hex') }));
-}
+const ipv4 = (src: string, dst: string, protocol: number, payload: Buffer) => ipv4Packet({ src, dst, protocol, payload });
+const sendAsPeer = (ns: string, bindIp: string, target: string, packets: Buffer[], waitMs = 1500) =>
+  sendAsPeerFrom(cluster.bed, ns, bindIp, target, packets, { waitMs });
 
 function metric(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
@@ -117,7 +88,7 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     const peerNs = await cluster.bed.addHost('p9', '198.18.0.9');
     await cluster.etcd.put(`${cluster.prefix}/subnets/198.19.250.0-24`, '{"PublicIP":"198.18.0.9","PublicIPv6":null}');
     await waitFor('h1 to learn the peer', async () => h1.daemon.stderr.includes('198.19.250.0/24'));
-    const echo = ipv4Packet('198.19.250.5', h1.container!.ip, 1, icmpEcho(0x4242, 7, 'flannel-ts interop'));
+    const echo = ipv4('198.19.250.5', h1.container!.ip, 1, icmpEcho(0x4242, 7, 'flannel-ts interop'));
     const replies = await sendAsPeer(peerNs, '198.18.0.9', h1.underlayIp, [echo]);
     expect(replies).toHaveLength(1);
     const reply = replies[0].packet;
@@ -132,16 +103,16 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
   it('drops malformed and spoofed datagrams by reason, and keeps forwarding', async () => {
     const before = await cluster.metrics(h1, METRICS_PORT);
     const peerNs = `${cluster.bed.prefix}-p9`;
-    const good = ipv4Packet('198.19.250.5', h1.container!.ip, 1, icmpEcho(1, 1, 'x'));
+    const good = ipv4('198.19.250.5', h1.container!.ip, 1, icmpEcho(1, 1, 'x'));
     const notIpv4 = Buffer.from(good);
     notIpv4[0] = 0x60;
     const badIhl = Buffer.from(good);
     badIhl[0] = 0x43;
     const truncated = good.subarray(0, good.length - 4);
     // Inner source in h2's lease, sent from the peer at 198.18.0.9: spoofed.
-    const spoofed = ipv4Packet(h2.container!.ip, h1.container!.ip, 1, icmpEcho(2, 2, 'spoof'));
+    const spoofed = ipv4(h2.container!.ip, h1.container!.ip, 1, icmpEcho(2, 2, 'spoof'));
     // Inner source in no lease at all.
-    const unknown = ipv4Packet('198.19.251.5', h1.container!.ip, 1, icmpEcho(3, 3, 'who'));
+    const unknown = ipv4('198.19.251.5', h1.container!.ip, 1, icmpEcho(3, 3, 'who'));
     const replies = await sendAsPeer(peerNs, '198.18.0.9', h1.underlayIp, [Buffer.from([0x45, 0]), notIpv4, badIhl, truncated, spoofed, unknown], 800);
     expect(replies).toEqual([]);
     const after = await cluster.metrics(h1, METRICS_PORT);

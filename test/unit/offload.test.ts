@@ -1,18 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { loadNativeAddon } from '../../src/datapath/native.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
+import { checksum, sum16 } from '../helpers/packets.js';
 
 const { _test: native } = loadNativeAddon();
 const MTU = 1472;
-
-function sum16(buf: Buffer, initial = 0): number {
-  let sum = initial;
-  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
-  if (buf.length % 2) sum += buf[buf.length - 1] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return sum;
-}
-const checksum = (buf: Buffer, initial = 0) => ~sum16(buf, initial) & 0xffff;
 
 function pseudo(ip: Buffer, protocol: number, length: number): number {
   return sum16(ip.subarray(12, 20)) + protocol + length;

@@ -1,35 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { loadNativeAddon } from '../../src/datapath/native.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
+import { checksum, ipv4Packet } from '../helpers/packets.js';
 
 const { _test: packet } = loadNativeAddon();
 
-/** RFC 1071 checksum computed independently in TS. */
-function checksum(buf: Buffer): number {
-  let sum = 0;
-  for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
-  if (buf.length % 2) sum += buf[buf.length - 1] << 8;
-  while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
-  return ~sum & 0xffff;
-}
-
 function ipv4(opts: { src: string; dst: string; ttl?: number; protocol?: number; payload?: Buffer; options?: Buffer; fragOffset?: number }): Buffer {
-  const options = opts.options ?? Buffer.alloc(0);
-  const payload = opts.payload ?? Buffer.from('0800f7ff00000000', 'hex');
-  const hl = 20 + options.length;
-  const b = Buffer.alloc(hl + payload.length);
-  b[0] = 0x40 | (hl / 4);
-  b.writeUInt16BE(b.length, 2);
-  b.writeUInt16BE(0x1234, 4);
-  b.writeUInt16BE(opts.fragOffset ?? 0, 6);
-  b[8] = opts.ttl ?? 64;
-  b[9] = opts.protocol ?? 1;
-  b.writeUInt32BE(parseIpv4(opts.src), 12);
-  b.writeUInt32BE(parseIpv4(opts.dst), 16);
-  options.copy(b, 20);
-  b.writeUInt16BE(checksum(b.subarray(0, hl)), 10);
-  payload.copy(b, hl);
-  return b;
+  return ipv4Packet({ ...opts, flagsFragment: opts.fragOffset });
 }
 
 describe('packet checks', () => {
