@@ -59,13 +59,19 @@ step "network config at /coreos.com/network/config"
 ctl put /coreos.com/network/config '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}' >/dev/null
 ctl get /coreos.com/network/config --print-value-only
 
+# plug NAME BRIDGE_NS BRIDGE NS: a new namespace NS whose eth0 is a veth plugged into BRIDGE in BRIDGE_NS.
+plug() {
+  local name=$1 bridge_ns=$2 bridge=$3 ns=$4
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+  ip link add "$name" type veth peer name "${name}i"
+  ip link set "$name" netns "$bridge_ns"; ip -n "$bridge_ns" link set "$name" master "$bridge" up
+  ip link set "${name}i" netns "$ns"; ip -n "$ns" link set "${name}i" name eth0
+}
+
 for i in 1 2 3; do
   h="$P-h$i"
-  ip netns add "$h"
-  ip -n "$h" link set lo up
-  ip link add "ftd$$$i" type veth peer name "ftd$$${i}i"
-  ip link set "ftd$$$i" netns "$SW"; ip -n "$SW" link set "ftd$$$i" master br0 up
-  ip link set "ftd$$${i}i" netns "$h"; ip -n "$h" link set "ftd$$${i}i" name eth0
+  plug "ftd$$$i" "$SW" br0 "$h"
   ip -n "$h" addr add "198.18.0.$i/24" dev eth0
   ip -n "$h" link set eth0 up
   ip netns exec "$h" sysctl -qw net.ipv4.ip_forward=1
@@ -82,9 +88,9 @@ for i in 1 2 3; do
   [ -s "$WORK/h$i/subnet.env" ] || { echo "flanneld on h$i did not start:"; cat "$WORK/h$i.log"; exit 1; }
 done
 
-step "leases in etcd"
-node dist/src/cli/flanneld.js leases --etcd-endpoints "http://198.18.0.254:$PORT" 2>/dev/null \
-  || ctl get /coreos.com/network/subnets --prefix
+step "leases in etcd (flanneld leases)"
+ip netns exec "$SW" node dist/src/cli/flanneld.js leases --etcd-endpoints "http://198.18.0.254:$PORT"
+step "the same keys, raw (etcdctl get --prefix /coreos.com/network/subnets)"
 ctl get /coreos.com/network/subnets --prefix
 
 for i in 1 2 3; do
@@ -97,11 +103,7 @@ for i in 1 2 3; do
   ip -n "$h" link add cbr0 type bridge
   ip -n "$h" addr add "$FLANNEL_SUBNET" dev cbr0
   ip -n "$h" link set cbr0 up
-  ip netns add "$c"
-  ip -n "$c" link set lo up
-  ip link add "ftc$$$i" type veth peer name "ftc$$${i}i"
-  ip link set "ftc$$$i" netns "$h"; ip -n "$h" link set "ftc$$$i" master cbr0 up
-  ip link set "ftc$$${i}i" netns "$c"; ip -n "$c" link set "ftc$$${i}i" name eth0
+  plug "ftc$$$i" "$h" cbr0 "$c"
   ip -n "$c" addr add "$cip/$len" dev eth0
   ip -n "$c" link set eth0 mtu "$FLANNEL_MTU" up
   ip -n "$c" route add default via "$gw"
