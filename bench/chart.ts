@@ -6,13 +6,22 @@ function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;');
 }
 
-/** A self-contained SVG: grouped bars of TCP throughput (1 and 4 streams) and ping RTT for every path. */
+/** Ratio of a path's value to a reference path's, as a percentage label ("61% of bare-lan"). */
+function ratioLabel(results: Record<string, PathResult>, name: string, ref: string, value: (r: PathResult) => number): string {
+  if (!results[ref] || name === ref || !value(results[ref])) return '';
+  return `${Math.round((100 * value(results[name])) / value(results[ref]))}% of ${ref}`;
+}
+
+/**
+ * A self-contained SVG: grouped bars of TCP throughput (1 and 4 streams) and ping RTT for every path, each group
+ * labelled with its ratio to bare LAN and to kernel VXLAN (1-stream TCP; RTT), the comparisons issue 5 asks for.
+ */
 export function renderChart(title: string, results: Record<string, PathResult>): string {
   const names = Object.keys(results);
   const width = 900;
   const panelHeight = 220;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${2 * panelHeight + 110}" font-family="sans-serif" font-size="12">`);
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${2 * panelHeight + 130}" font-family="sans-serif" font-size="12">`);
   out.push(`<rect width="100%" height="100%" fill="white"/>`);
   out.push(`<text x="20" y="24" font-size="16" font-weight="bold">${esc(title)}</text>`);
   const panel = (top: number, label: string, series: { key: string; value: (r: PathResult) => number }[], unit: string) => {
@@ -32,7 +41,10 @@ export function renderChart(title: string, results: Record<string, PathResult>):
         out.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${h.toFixed(1)}" fill="${COLORS[si + (series.length === 1 ? 3 : 0)]}"/>`);
         out.push(`<text x="${(x + barWidth / 2 - 1).toFixed(1)}" y="${(y - 4).toFixed(1)}" text-anchor="middle" font-size="10">${v.toFixed(v < 10 ? 2 : 1)}</text>`);
       });
-      out.push(`<text x="${(left + gi * groupWidth + groupWidth / 2).toFixed(1)}" y="${top + panelHeight - 24}" text-anchor="middle">${esc(name)}</text>`);
+      const cx = (left + gi * groupWidth + groupWidth / 2).toFixed(1);
+      out.push(`<text x="${cx}" y="${top + panelHeight - 24}" text-anchor="middle">${esc(name)}</text>`);
+      const ratios = ['bare-lan', 'kernel-vxlan'].map((ref) => ratioLabel(results, name, ref, series[0].value)).filter(Boolean);
+      ratios.forEach((r, ri) => out.push(`<text x="${cx}" y="${top + panelHeight - 10 + ri * 12}" text-anchor="middle" font-size="10" fill="#555">${esc(r)}</text>`));
     });
     series.forEach((s, si) => {
       out.push(`<rect x="${width - 200}" y="${top + si * 16}" width="10" height="10" fill="${COLORS[si + (series.length === 1 ? 3 : 0)]}"/>`);
@@ -43,7 +55,7 @@ export function renderChart(title: string, results: Record<string, PathResult>):
     { key: '1 stream', value: (r) => r.tcp1Gbps },
     { key: '4 streams', value: (r) => r.tcp4Gbps },
   ], 'Gbit/s');
-  panel(60 + panelHeight + 40, 'Round-trip time (ping), ms — lower is better', [{ key: 'average RTT', value: (r) => r.rttMs }], 'ms');
+  panel(60 + panelHeight + 50, 'Round-trip time (ping), ms — lower is better', [{ key: 'average RTT', value: (r) => r.rttMs }], 'ms');
   out.push('</svg>');
   return out.join('\n');
 }

@@ -7,7 +7,9 @@ import { waitFor } from '../test/helpers/netns.js';
 
 /**
  * The packet paths we compare, all between the same two network-namespace hosts (198.18.0.1 and .2 on a veth
- * LAN through a bridge), each reachable at its own pair of addresses so they can coexist in one run.
+ * LAN through a bridge), each reachable at its own pair of addresses so they can coexist in one run. Overlays stay
+ * inside 198.19.0.0/16: flannel leases from 198.19.0.0/17, VXLAN uses 198.19.200.0/24 and the socat relay
+ * 198.19.201.0/24, so no path's route can shadow another's.
  */
 export const METRICS_PORT = 9110;
 
@@ -30,7 +32,7 @@ export interface BenchTopology {
 
 export async function buildTopology(): Promise<BenchTopology> {
   const dir = await mkdtemp(join(tmpdir(), 'ft-bench-'));
-  const cluster = await OverlayCluster.create('bench', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+  const cluster = await OverlayCluster.create('bench', dir, '{"Network":"198.19.0.0/17","Backend":{"Type":"udp"}}');
   const extra: ChildProcess[] = [];
   try {
     const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
@@ -40,14 +42,14 @@ export async function buildTopology(): Promise<BenchTopology> {
     const bed = cluster.bed;
 
     // Kernel VXLAN between the hosts, MTU 1450 as flannel's vxlan backend would set it.
-    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.18.100.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.18.100.2/24']]) {
+    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.19.200.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.19.200.2/24']]) {
       await bed.ip(ns, 'link', 'add', 'vxbench', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', local, 'remote', remote, 'dev', 'eth0');
       await bed.ip(ns, 'link', 'set', 'vxbench', 'mtu', '1450', 'up');
       await bed.ip(ns, 'addr', 'add', addr, 'dev', 'vxbench');
     }
 
     // A naive userspace TUN<->UDP relay: socat, one packet per read/write/sendto, MTU like flannel0's.
-    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.18.101.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.18.101.2/24']]) {
+    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.19.201.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.19.201.2/24']]) {
       extra.push(bed.spawn(ns, ['socat', `TUN:${addr},tun-type=tun,iff-no-pi,iff-up,tun-name=socbench`, `UDP-DATAGRAM:${remote}:9000,bind=${local}:9000`]));
       await waitFor(`socat TUN in ${ns}`, async () => (await bed.ip(ns, 'link', 'show', 'socbench')).includes('UP'));
       await bed.ip(ns, 'link', 'set', 'socbench', 'mtu', '1472');
@@ -60,8 +62,8 @@ export async function buildTopology(): Promise<BenchTopology> {
       h2,
       paths: [
         { name: 'bare-lan', description: 'veth LAN, no tunnel', target: '198.18.0.2' },
-        { name: 'kernel-vxlan', description: 'kernel VXLAN, MTU 1450', target: '198.18.100.2' },
-        { name: 'naive-relay', description: 'socat TUN<->UDP relay', target: '198.18.101.2' },
+        { name: 'kernel-vxlan', description: 'kernel VXLAN, MTU 1450', target: '198.19.200.2' },
+        { name: 'naive-relay', description: 'socat TUN<->UDP relay', target: '198.19.201.2' },
         { name: 'flannel-ts-udp', description: 'flannel-ts udp backend (flannel0)', target: flannelTarget },
       ],
       datapathMetrics: async () => {

@@ -38,7 +38,14 @@ async function main(): Promise<void> {
   const stamp = new Date().toISOString().replace(/[:.]/g, '-');
   const dir = join(packageRoot(), 'bench', 'results');
   await mkdir(dir, { recursive: true });
-  const report = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, results, ratios };
+  const method = {
+    paths: 'two network-namespace hosts on a veth LAN through a bridge; every path measured in this one run',
+    tcp: 'iperf3 -t 5, 1 stream and -P 4; Gbit/s received',
+    udpSmall: 'iperf3 -u -l 64 -b 0 -t 3; kpps received (sent minus lost)',
+    rtt: 'ping -c 50 -i 0.01; average ms',
+    cpu: 'whole-machine busy jiffies (user+nice+system+irq+softirq+steal) from /proc/stat around the 1-stream TCP run, divided by GB received; includes iperf3 itself on both ends',
+  };
+  const report = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, method, results, ratios };
   await writeFile(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
   const svg = renderChart(`flannel-ts packet paths, one run, ${report.date.slice(0, 16)}Z`, results);
   await writeFile(join(dir, `${stamp}.svg`), svg);
