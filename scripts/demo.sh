@@ -20,7 +20,9 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -d node_modules ] || { step "npm install"; npm install --no-audit --no-fund; }
 step "building"
-npm run --silent build >/dev/null
+# The native addon is only built when missing: node-gyp rebuild deletes build/ under anything using it right now.
+[ -f build/Release/flannel_datapath.node ] || npm run --silent build:native >/dev/null
+npm run --silent build:ts >/dev/null
 
 P="ft-$$-demo"
 SW="$P-sw"
