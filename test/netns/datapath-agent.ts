@@ -106,3 +106,37 @@ export class DatapathAgent {
     });
   }
 }
+
+/** A test host running the udp backend's network through an agent, with a container behind its bridge. */
+export interface AgentHost {
+  name: string;
+  ns: string;
+  ip: string;
+  lease: string;
+  container: { ns: string; ip: string };
+  agent: DatapathAgent;
+}
+
+/**
+ * Host N gets underlay 198.18.0.N, lease 198.19.N.0/24 and a container 198.19.N.2 with FLANNEL_MTU (1472), as docker
+ * --bip/--mtu would set it up; every host then learns every other host's lease (a full mesh of peers).
+ */
+export async function startAgentHosts(
+  bed: Testbed,
+  network: string,
+  specs: readonly { name: string; n: number; offload: boolean; antiSpoofing?: boolean }[],
+): Promise<AgentHost[]> {
+  const hosts: AgentHost[] = [];
+  for (const s of specs) {
+    const ip = `198.18.0.${s.n}`;
+    const lease = `198.19.${s.n}.0/24`;
+    const ns = await bed.addHost(s.name, ip);
+    const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
+    await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472');
+    const { agent, first } = await DatapathAgent.start(bed, ns, { localIp: ip, lease, network, offload: s.offload, ...(s.antiSpoofing === undefined ? {} : { antiSpoofing: s.antiSpoofing }) });
+    if (!(first as { ready?: boolean }).ready) throw new Error(`datapath agent on ${s.name} did not start: ${JSON.stringify(first)} ${agent.stderr}`);
+    hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });
+  }
+  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip);
+  return hosts;
+}

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { Testbed, waitFor } from '../helpers/netns.js';
-import { DatapathAgent } from './datapath-agent.js';
+import { DatapathAgent, startAgentHosts, type AgentHost } from './datapath-agent.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
 // Three hosts on a LAN (198.18.0.1-3), each running the udp backend's network with a hand-fed peer table, and a
@@ -11,14 +11,7 @@ import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '..
 const NETWORK = '198.19.0.0/16';
 const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
 
-interface Host {
-  name: string;
-  ns: string;
-  ip: string;
-  lease: string;
-  container: { ns: string; ip: string };
-  agent: DatapathAgent;
-}
+type Host = AgentHost;
 
 let bed: Testbed;
 const hosts: Host[] = [];
@@ -32,19 +25,7 @@ beforeAll(async () => {
     { name: 'h2', n: 2, offload: false, antiSpoofing: true },
     { name: 'h3', n: 3, offload: true, antiSpoofing: false },
   ];
-  for (const s of specs) {
-    const ip = `198.18.0.${s.n}`;
-    const lease = `198.19.${s.n}.0/24`;
-    const ns = await bed.addHost(s.name, ip);
-    const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
-    await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472'); // FLANNEL_MTU, as docker --mtu would set it
-    const { agent, first } = await DatapathAgent.start(bed, ns, { localIp: ip, lease, network: NETWORK, offload: s.offload, antiSpoofing: s.antiSpoofing });
-    expect(first, agent.stderr).toMatchObject({ ready: true, mtu: 1472 });
-    hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });
-  }
-  for (const h of hosts) {
-    for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip);
-  }
+  hosts.push(...(await startAgentHosts(bed, NETWORK, specs)));
   peerNs = await bed.addHost('peer', PEER.ip);
   await hosts[0].agent.addPeer(PEER.subnet, PEER.ip); // flannel's udp writes no BackendType
 });

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed, waitFor } from '../helpers/netns.js';
-import { DatapathAgent } from './datapath-agent.js';
+import { startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Two hosts with offloads on (TSO from the TUN, UDP_SEGMENT on the wire, UDP_GRO + merging back to the TUN) and one
 // with offloads off, which reads the wire exactly as flannel's own udp backend does: one IPv4 packet per datagram.
@@ -9,31 +9,15 @@ import { DatapathAgent } from './datapath-agent.js';
 // checksummed packet no larger than the MTU: the plain host's TUN hands it to a kernel that verifies TCP checksums.
 const NETWORK = '198.19.0.0/16';
 
-interface Host {
-  name: string;
-  ns: string;
-  ip: string;
-  lease: string;
-  container: { ns: string; ip: string };
-  agent: DatapathAgent;
-}
+type Host = AgentHost;
 
 let bed: Testbed;
 const hosts: Host[] = [];
 
 beforeAll(async () => {
   bed = await Testbed.create('ot');
-  for (const s of [{ name: 'h1', n: 1, offload: true }, { name: 'h2', n: 2, offload: true }, { name: 'h3', n: 3, offload: false }]) {
-    const ip = `198.18.0.${s.n}`;
-    const lease = `198.19.${s.n}.0/24`;
-    const ns = await bed.addHost(s.name, ip);
-    const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
-    await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472');
-    const { agent, first } = await DatapathAgent.start(bed, ns, { localIp: ip, lease, network: NETWORK, offload: s.offload });
-    expect(first, agent.stderr).toMatchObject({ ready: true, mtu: 1472 });
-    hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });
-  }
-  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip);
+  const specs = [{ name: 'h1', n: 1, offload: true }, { name: 'h2', n: 2, offload: true }, { name: 'h3', n: 3, offload: false }];
+  hosts.push(...(await startAgentHosts(bed, NETWORK, specs)));
 }, 60_000);
 
 afterAll(async () => {
