@@ -142,11 +142,19 @@ bool Engine::WaitReadable(int fd) {
   return false;
 }
 
-// `data` starts with kHdr bytes of virtio_net_hdr, which reach the TUN only when it was opened with one.
-bool Engine::WriteTun(const uint8_t* data, size_t len) {
-  const uint8_t* p = vnet_hdr_ ? data : data + kHdr;
-  size_t n = vnet_hdr_ ? len : len - kHdr;
-  return write(tun_fd_, p, n) == static_cast<ssize_t>(n);
+// One TUN write gathered from iov; iov[0] starts with kHdr bytes of virtio_net_hdr, which reach the TUN only when
+// it was opened with one. iov is left as it was given.
+bool Engine::WriteTun(iovec* iov, int iovcnt) {
+  iovec first = iov[0];
+  if (!vnet_hdr_) {
+    iov[0].iov_base = static_cast<uint8_t*>(iov[0].iov_base) + kHdr;
+    iov[0].iov_len -= kHdr;
+  }
+  ssize_t expected = 0;
+  for (int k = 0; k < iovcnt; k++) expected += static_cast<ssize_t>(iov[k].iov_len);
+  bool ok = writev(tun_fd_, iov, iovcnt) == expected;
+  iov[0] = first;
+  return ok;
 }
 
 void Engine::TunToUdpLoop() {
@@ -204,7 +212,8 @@ void Engine::TunToUdpLoop() {
         counters_.Drop(kDropNoRoute);
         std::memset(icmp, 0, kHdr);
         size_t ilen = BuildNetUnreachable(pkt, ip.total_len, tun_ip_.load(std::memory_order_relaxed), icmp + kHdr, sizeof icmp - kHdr);
-        if (ilen && WriteTun(icmp, kHdr + ilen)) counters_.icmp_unreachable_sent++;
+        iovec reply = {icmp, kHdr + ilen};
+        if (ilen && WriteTun(&reply, 1)) counters_.icmp_unreachable_sent++;
         continue;
       }
       if (!DecrementTtl(pkt)) {
@@ -265,18 +274,8 @@ void Engine::UdpToTunLoop() {
   auto batch = std::make_unique<RxBatch>();
   auto coalescer = std::make_unique<TcpCoalescer>();
   uint8_t zero_hdr[kHdr] = {};
-  // iov[0] always starts with the virtio_net_hdr; without IFF_VNET_HDR the TUN must not see it.
   auto emit = [&](iovec* iov, int iovcnt) {
-    iovec first = iov[0];
-    if (!vnet_hdr_) {
-      iov[0].iov_base = static_cast<uint8_t*>(iov[0].iov_base) + kHdr;
-      iov[0].iov_len -= kHdr;
-    }
-    ssize_t expected = 0;
-    for (int k = 0; k < iovcnt; k++) expected += static_cast<ssize_t>(iov[k].iov_len);
-    bool ok = writev(tun_fd_, iov, iovcnt) == expected;
-    iov[0] = first;
-    if (!ok) {
+    if (!WriteTun(iov, iovcnt)) {
       counters_.Drop(kDropTunWriteError);
       return;
     }

@@ -2,6 +2,8 @@
 // Wire format is flannel's udp backend: each datagram is exactly one IPv4 packet, nothing else.
 #pragma once
 
+#include <sys/uio.h>
+
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -54,7 +56,7 @@ class Engine {
   void TunToUdpLoop();
   void UdpToTunLoop();
   bool WaitReadable(int fd);
-  bool WriteTun(const uint8_t* data, size_t len);
+  bool WriteTun(iovec* iov, int iovcnt);
 
   EngineOptions options_;
   std::string tun_name_;

@@ -30,7 +30,6 @@ struct VnetHdr {
 static_assert(sizeof(VnetHdr) == 10, "virtio_net_hdr is 10 bytes");
 
 constexpr uint8_t kVnetNeedsCsum = 1;   // VIRTIO_NET_HDR_F_NEEDS_CSUM
-constexpr uint8_t kVnetGsoNone = 0;     // VIRTIO_NET_HDR_GSO_NONE
 constexpr uint8_t kVnetGsoTcpV4 = 1;    // VIRTIO_NET_HDR_GSO_TCPV4
 
 // At most this many segments come out of one 64 KiB super packet (64 KiB over the smallest MSS we accept).
