@@ -149,6 +149,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.watcher = new LeaseWatcher(this.registry, attrs.PublicIP);
     this.watcher.on('lease', (event) => this.currentNetwork?.applyLeaseEvent(event));
     this.watcher.on('change', (event) => this.leaseManager?.handleOwnKeyEvent(event));
+    this.watcher.on('watch-lost', () => this.stats.etcdErrors++);
     await this.watcher.start();
   }
 

@@ -11,6 +11,8 @@ export interface LeaseWatcherEvents {
   lease: [event: LeaseEvent];
   /** Every raw change, our own key included, for the lease manager. */
   change: [event: RegistryEvent];
+  /** The watch failed (etcd down, or compacted past our revision); a re-list follows. */
+  'watch-lost': [err: Error];
 }
 
 const MAX_BACKOFF_MS = 5_000;
@@ -81,6 +83,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   private onWatchError(err: Error): void {
     if (this.stopped) return;
     log.warn({ retryInMs: this.backoffMs }, `lease watch lost, listing again: ${errorMessage(err)}`);
+    this.emit('watch-lost', err);
     clearTimeout(this.resyncTimer);
     this.resyncTimer = setTimeout(() => {
       this.resync().catch((e) => this.onWatchError(e as Error));
