@@ -16,7 +16,7 @@ function ratioLabel(results: Record<string, PathResult>, name: string, ref: stri
  * A self-contained SVG: grouped bars of TCP throughput (1 and 4 streams) and ping RTT for every path, each group
  * labelled with its ratio to bare LAN and to kernel VXLAN (1-stream TCP; RTT), the comparisons issue 5 asks for.
  */
-export function renderChart(title: string, results: Record<string, PathResult>): string {
+export function renderChart(title: string, results: Record<string, PathResult>, footnote = ''): string {
   const names = Object.keys(results);
   const width = 900;
   const panelHeight = 220;
@@ -56,6 +56,7 @@ export function renderChart(title: string, results: Record<string, PathResult>):
     { key: '4 streams', value: (r) => r.tcp4Gbps },
   ], 'Gbit/s');
   panel(60 + panelHeight + 50, 'Round-trip time (ping), ms — lower is better', [{ key: 'average RTT', value: (r) => r.rttMs }], 'ms');
+  if (footnote) out.push(`<text x="20" y="${2 * panelHeight + 120}" font-size="11" fill="#555">${esc(footnote)}</text>`);
   out.push('</svg>');
   return out.join('\n');
 }

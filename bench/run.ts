@@ -1,13 +1,27 @@
 // npm run bench: every packet path measured in one run on this machine, so ratios between them mean something
 // even though absolute numbers move from run to run. Writes bench/results/<timestamp>.json and .svg (+ latest.svg).
 import { mkdir, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
+import { loadNativeAddon, type PlatformCosts } from '../src/datapath/native.js';
 import { packageRoot } from '../src/package-info.js';
 import { renderChart } from './chart.js';
 import { measurePath, type PathResult } from './measure.js';
 import { buildTopology } from './paths.js';
 
+/** One line for the chart and the console: what this machine charges a userspace tunnel per syscall and wakeup. */
+function describePlatform(p: PlatformCosts, cores: number): string {
+  const us = (n: number) => `${n < 10 ? n.toFixed(1) : Math.round(n)} µs`;
+  const cross = p.wakeupCrossCpu ? `, on another CPU ${us(p.wakeupCrossCpu.roundTripUs)} (${us(p.wakeupCrossCpu.wakerUs)} of it in the waker)` : '';
+  return `${cores} cores; syscall ${us(p.syscallUs)}; thread wakeup round trip on the same CPU ${us(p.wakeupSameCpu.roundTripUs)}${cross}`;
+}
+
 async function main(): Promise<void> {
+  // Measured first, on a quiet machine: the per-syscall and per-wakeup costs that set how close any userspace
+  // tunnel can get to the kernel's (which pays neither), so results from different machines can be read.
+  const platform = loadNativeAddon().probePlatform();
+  const cores = cpus().length;
+  process.stdout.write(`platform: ${describePlatform(platform, cores)}\n`);
   const topo = await buildTopology();
   const results: Record<string, PathResult> = {};
   try {
@@ -43,11 +57,12 @@ async function main(): Promise<void> {
     tcp: 'iperf3 -t 5, 1 stream and -P 4; Gbit/s received',
     udpSmall: 'iperf3 -u -l 64 -b 0 -t 3; kpps received (sent minus lost)',
     rtt: 'ping -c 50 -i 0.01; average ms',
+    platform: 'before the paths: mean getppid() cost, and two eventfd-connected threads pinned to CPUs 0/0 and 0/1 waking each other after 300 µs asleep, 1000 rounds',
     cpu: 'whole-machine busy jiffies (user+nice+system+irq+softirq+steal) from /proc/stat around the 1-stream TCP run, divided by GB received; includes iperf3 itself on both ends',
   };
-  const report = { date: new Date().toISOString(), machine: { cores: (await import('node:os')).cpus().length }, method, results, ratios };
+  const report = { date: new Date().toISOString(), machine: { cores, platform }, method, results, ratios };
   await writeFile(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
-  const svg = renderChart(`flannel-ts packet paths, one run, ${report.date.slice(0, 16)}Z`, results);
+  const svg = renderChart(`flannel-ts packet paths, one run, ${report.date.slice(0, 16)}Z`, results, `machine: ${describePlatform(platform, cores)}`);
   await writeFile(join(dir, `${stamp}.svg`), svg);
   await writeFile(join(dir, 'latest.svg'), svg);
   await writeFile(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');

@@ -4,11 +4,13 @@
 
 #include <cstring>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "engine.h"
 #include "offload.h"
 #include "packet.h"
+#include "platform_probe.h"
 
 namespace {
 
@@ -253,6 +255,36 @@ Napi::Value TestCoalesce(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// probePlatform({ iterations? }) -> what a syscall and a thread wakeup cost here (see platform_probe.h).
+// Blocks for about iterations * 0.7 ms; meant for `npm run bench`, never for the packet path.
+Napi::Value ProbePlatform(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int iterations = 1000;
+  if (info.Length() > 0 && info[0].IsObject()) {
+    Napi::Value n = info[0].As<Napi::Object>().Get("iterations");
+    if (!n.IsUndefined()) {
+      if (!n.IsNumber() || n.As<Napi::Number>().Int32Value() < 1 || n.As<Napi::Number>().Int32Value() > 100000)
+        throw Napi::RangeError::New(env, "Usage: probePlatform({ iterations: 1..100000 })");
+      iterations = n.As<Napi::Number>().Int32Value();
+    }
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("syscallUs", Napi::Number::New(env, flannel::NullSyscallMicros(iterations * 100)));
+  auto put = [&](const char* name, const flannel::WakeupCost& c) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("roundTripUs", Napi::Number::New(env, c.round_trip_us));
+    o.Set("wakerUs", Napi::Number::New(env, c.waker_us));
+    out.Set(name, o);
+  };
+  try {
+    put("wakeupSameCpu", flannel::MeasureWakeup(0, 0, iterations));
+    if (std::thread::hardware_concurrency() > 1) put("wakeupCrossCpu", flannel::MeasureWakeup(0, 1, iterations));
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+  return out;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, 1));
   exports.Set("Datapath", Datapath::Define(env));
@@ -263,6 +295,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   test.Set("splitTcp", Napi::Function::New(env, TestSplitTcp));
   test.Set("coalesce", Napi::Function::New(env, TestCoalesce));
   exports.Set("_test", test);
+  exports.Set("probePlatform", Napi::Function::New(env, ProbePlatform));
   return exports;
 }
 

@@ -37,9 +37,26 @@ export interface NativeDatapath {
   close(): void;
 }
 
+/** A thread wakeup measured by the platform probe: both threads asleep, then A wakes B and B wakes A back. */
+export interface WakeupCost {
+  readonly roundTripUs: number;
+  /** Time the waking thread spends inside the write() that wakes the other. */
+  readonly wakerUs: number;
+}
+
+/** What a syscall and a wakeup cost on this machine: the overheads a userspace tunnel pays and the kernel's do not. */
+export interface PlatformCosts {
+  readonly syscallUs: number;
+  readonly wakeupSameCpu: WakeupCost;
+  /** Absent on a single-CPU machine. */
+  readonly wakeupCrossCpu?: WakeupCost;
+}
+
 export interface NativeAddon {
   readonly abiVersion: number;
   readonly Datapath: new (options: NativeDatapathOptions) => NativeDatapath;
+  /** Blocks for about iterations × 0.7 ms (default 1000); for the benchmark, never the packet path. */
+  probePlatform(options?: { iterations?: number }): PlatformCosts;
   readonly _test: {
     parse(packet: Buffer): { drop?: string; src?: number; dst?: number; headerLength?: number; totalLength?: number; ttl?: number; protocol?: number };
     decrementTtl(packet: Buffer): Buffer | null;
