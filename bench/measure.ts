@@ -42,12 +42,14 @@ async function iperf(bed: Testbed, client: string, server: string, target: strin
 }
 
 export async function measurePath(bed: Testbed, client: string, server: string, target: string): Promise<PathResult> {
+  // RTT first, on an idle path: after the 64-byte UDP flood a userspace relay still has its socket buffers to
+  // drain, and pings queued behind that backlog would measure the flood, not the path.
+  const ping = await bed.exec(client, ['ping', '-q', '-c', '50', '-i', '0.01', '-W', '1', target]);
   const cpuBefore = await busyCpuSeconds();
   const tcp1 = await iperf(bed, client, server, target, [], TCP_SECONDS);
   const cpuSeconds = (await busyCpuSeconds()) - cpuBefore;
   const tcp4 = await iperf(bed, client, server, target, ['-P', '4'], TCP_SECONDS);
   const udp = await iperf(bed, client, server, target, ['-u', '-l', '64', '-b', '0'], UDP_SECONDS);
-  const ping = await bed.exec(client, ['ping', '-q', '-c', '50', '-i', '0.01', '-W', '1', target]);
   const rtt = /= [\d.]+\/([\d.]+)\//.exec(ping.stdout);
   const bytes = tcp1.end.sum_received?.bytes ?? 0;
   const udpSum = udp.end.sum ?? {};

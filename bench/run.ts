@@ -56,7 +56,7 @@ async function main(): Promise<void> {
     paths: 'two network-namespace hosts on a veth LAN through a bridge; every path measured in this one run',
     tcp: 'iperf3 -t 5, 1 stream and -P 4; Gbit/s received',
     udpSmall: 'iperf3 -u -l 64 -b 0 -t 3; kpps received (sent minus lost)',
-    rtt: 'ping -c 50 -i 0.01; average ms',
+    rtt: 'ping -c 50 -i 0.01 on the idle path, before the load tests; average ms',
     platform: 'before the paths: mean getppid() cost, and two eventfd-connected threads pinned to CPUs 0/0 and 0/1 waking each other after 300 µs asleep, 1000 rounds',
     cpu: 'whole-machine busy jiffies (user+nice+system+irq+softirq+steal) from /proc/stat around the 1-stream TCP run, divided by GB received; includes iperf3 itself on both ends',
   };
