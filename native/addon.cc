@@ -45,7 +45,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   explicit Datapath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Datapath>(info) {
     static const char* usage =
         "Usage: new Datapath({ tunName: string (1-15 bytes), localIp: uint32, port: 0..65535, tunIp: uint32, "
-        "mtu: 68..65535, antiSpoofing: boolean, offload: boolean })";
+        "mtu: 68..65535, antiSpoofing: boolean, offload: boolean, queues: 1..16 })";
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, usage);
     Napi::Object o = info[0].As<Napi::Object>();
@@ -69,6 +69,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     opts.port = static_cast<uint16_t>(num("port", 8285, 0, 65535));
     opts.tun_ip = static_cast<uint32_t>(num("tunIp", 0, 0, 4294967295.0));
     opts.mtu = static_cast<size_t>(num("mtu", 1472, 68, 65535));
+    opts.queues = static_cast<size_t>(num("queues", 1, 1, static_cast<double>(flannel::kMaxQueues)));
     Napi::Value spoof = o.Get("antiSpoofing");
     opts.anti_spoofing = spoof.IsUndefined() ? true : spoof.ToBoolean().Value();
     Napi::Value offload = o.Get("offload");
@@ -126,6 +127,14 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     Napi::Object drops = Napi::Object::New(env);
     for (int i = 0; i < flannel::kDropCount; i++) drops.Set(flannel::kDropNames[i], n(c.drops[i]));
     out.Set("drops", drops);
+    Napi::Array queues = Napi::Array::New(env);
+    for (uint32_t i = 0; i < engine(info).queue_count(); i++) {
+      Napi::Object q = Napi::Object::New(env);
+      q.Set("txPackets", n(c.queue_tx[i]));
+      q.Set("rxPackets", n(c.queue_rx[i]));
+      queues.Set(i, q);
+    }
+    out.Set("queues", queues);
     return out;
   }
 

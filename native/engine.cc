@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "offload.h"
@@ -95,22 +97,44 @@ size_t GroSegmentSize(msghdr& hdr) {
 }  // namespace
 
 Engine::Engine(const EngineOptions& options) : options_(options), tun_ip_(options.tun_ip) {
-  TunDevice tun = OpenTun(options.tun_name, options.offload);
-  tun_fd_ = tun.fd;
-  tun_name_ = tun.name;
+  if (options.queues < 1 || options.queues > kMaxQueues)
+    throw std::invalid_argument("Usage: queues must be 1.." + std::to_string(kMaxQueues));
   vnet_hdr_ = options.offload;
   try {
-    tun_offload_ = options.offload && EnableTunOffload(tun_fd_);
-    udp_fd_ = OpenUdpSocket(options.local_ip, options.port);
-    udp_gro_ = options.offload && EnableUdpGro(udp_fd_);
+    OpenQueues();
     wake_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (wake_fd_ < 0) throw SysError("eventfd", errno);
   } catch (...) {
     Stop();
     throw;
   }
-  tun_to_udp_ = std::thread(&Engine::TunToUdpLoop, this);
-  udp_to_tun_ = std::thread(&Engine::UdpToTunLoop, this);
+  for (Queue& q : queues_) {
+    q.tun_to_udp = std::thread(&Engine::TunToUdpLoop, this, std::ref(q));
+    q.udp_to_tun = std::thread(&Engine::UdpToTunLoop, this, std::ref(q));
+  }
+}
+
+void Engine::OpenQueues() {
+  const bool multi = options_.queues > 1;
+  queues_.reserve(options_.queues);  // threads keep references to their Queue: no reallocation after this
+  for (size_t i = 0; i < options_.queues; i++) {
+    queues_.emplace_back();
+    Queue& q = queues_.back();
+    q.index = i;
+    TunDevice tun = OpenTun(i == 0 ? options_.tun_name : tun_name_, vnet_hdr_, multi);
+    q.tun_fd = tun.fd;
+    if (i == 0) {
+      tun_name_ = tun.name;
+      tun_offload_ = options_.offload && EnableTunOffload(q.tun_fd);
+    } else if (tun_offload_) {
+      EnableTunOffload(q.tun_fd);
+    }
+    // Sockets join the SO_REUSEPORT group in queue order, which is the index the steering program returns.
+    q.udp_fd = OpenUdpSocket(options_.local_ip, options_.port, multi);
+    bool gro = options_.offload && EnableUdpGro(q.udp_fd);
+    udp_gro_ = i == 0 ? gro : udp_gro_ && gro;
+  }
+  if (multi) SteerByInnerFlow(queues_[0].udp_fd, queues_.size());
 }
 
 Engine::~Engine() { Stop(); }
@@ -122,12 +146,18 @@ void Engine::Stop() {
       if (write(wake_fd_, &one, sizeof one) < 0) { /* threads also poll stopping_ with a timeout */ }
     }
   }
-  if (tun_to_udp_.joinable()) tun_to_udp_.join();
-  if (udp_to_tun_.joinable()) udp_to_tun_.join();
-  for (int* fd : {&tun_fd_, &udp_fd_, &wake_fd_}) {
-    if (*fd >= 0) close(*fd);
-    *fd = -1;
+  for (Queue& q : queues_) {
+    if (q.tun_to_udp.joinable()) q.tun_to_udp.join();
+    if (q.udp_to_tun.joinable()) q.udp_to_tun.join();
   }
+  for (Queue& q : queues_) {
+    for (int* fd : {&q.tun_fd, &q.udp_fd}) {
+      if (*fd >= 0) close(*fd);
+      *fd = -1;
+    }
+  }
+  if (wake_fd_ >= 0) close(wake_fd_);
+  wake_fd_ = -1;
 }
 
 // Blocks until fd is readable or Stop() is called; returns false when stopping.
@@ -144,7 +174,7 @@ bool Engine::WaitReadable(int fd) {
 
 // One TUN write gathered from iov; iov[0] starts with kHdr bytes of virtio_net_hdr, which reach the TUN only when
 // it was opened with one. iov is left as it was given.
-bool Engine::WriteTun(iovec* iov, int iovcnt) {
+bool Engine::WriteTun(int tun_fd, iovec* iov, int iovcnt) {
   iovec first = iov[0];
   if (!vnet_hdr_) {
     iov[0].iov_base = static_cast<uint8_t*>(iov[0].iov_base) + kHdr;
@@ -152,16 +182,16 @@ bool Engine::WriteTun(iovec* iov, int iovcnt) {
   }
   ssize_t expected = 0;
   for (int k = 0; k < iovcnt; k++) expected += static_cast<ssize_t>(iov[k].iov_len);
-  bool ok = writev(tun_fd_, iov, iovcnt) == expected;
+  bool ok = writev(tun_fd, iov, iovcnt) == expected;
   iov[0] = first;
   return ok;
 }
 
-void Engine::TunToUdpLoop() {
+void Engine::TunToUdpLoop(Queue& q) {
   auto batch = std::make_unique<TxBatch>();
   uint8_t icmp[kHdr + 576];
   const size_t hdr_len = vnet_hdr_ ? kHdr : 0;
-  while (WaitReadable(tun_fd_)) {
+  while (WaitReadable(q.tun_fd)) {
     RouteTable::Snapshot routes = routes_.Load();
     int queued = 0;
     // Queues one datagram (or a UDP_SEGMENT batch of them) gathered from `iov`.
@@ -194,7 +224,7 @@ void Engine::TunToUdpLoop() {
 
     for (int reads = 0; reads < kTunBatch; reads++) {
       TxBatch::Slot& slot = batch->slots[reads];
-      ssize_t n = read(tun_fd_, slot.in, sizeof slot.in);
+      ssize_t n = read(q.tun_fd, slot.in, sizeof slot.in);
       if (n < 0) break;  // EAGAIN: drained
       if (static_cast<size_t>(n) < hdr_len) continue;
       VnetHdr hdr{};
@@ -213,7 +243,7 @@ void Engine::TunToUdpLoop() {
         std::memset(icmp, 0, kHdr);
         size_t ilen = BuildNetUnreachable(pkt, ip.total_len, tun_ip_.load(std::memory_order_relaxed), icmp + kHdr, sizeof icmp - kHdr);
         iovec reply = {icmp, kHdr + ilen};
-        if (ilen && WriteTun(&reply, 1)) counters_.icmp_unreachable_sent++;
+        if (ilen && WriteTun(q.tun_fd, &reply, 1)) counters_.icmp_unreachable_sent++;
         continue;
       }
       if (!DecrementTtl(pkt)) {
@@ -250,11 +280,11 @@ void Engine::TunToUdpLoop() {
 
     int sent = 0;
     while (sent < queued) {
-      int n = sendmmsg(udp_fd_, batch->msgs + sent, static_cast<unsigned>(queued - sent), 0);
+      int n = sendmmsg(q.udp_fd, batch->msgs + sent, static_cast<unsigned>(queued - sent), 0);
       if (n < 0) {
         if (errno == EINTR) continue;
         if (errno == EAGAIN) {  // socket buffer full: wait for room rather than drop the burst
-          pollfd p = {udp_fd_, POLLOUT, 0};
+          pollfd p = {q.udp_fd, POLLOUT, 0};
           if (poll(&p, 1, 100) > 0) continue;
         }
         counters_.drops[kDropSendError].fetch_add(batch->segments[sent], std::memory_order_relaxed);
@@ -263,6 +293,7 @@ void Engine::TunToUdpLoop() {
       }
       for (int i = sent; i < sent + n; i++) {
         counters_.tx_packets.fetch_add(batch->segments[i], std::memory_order_relaxed);
+        counters_.queue_tx[q.index].fetch_add(batch->segments[i], std::memory_order_relaxed);
         counters_.tx_bytes.fetch_add(batch->bytes[i], std::memory_order_relaxed);
       }
       sent += n;
@@ -270,20 +301,20 @@ void Engine::TunToUdpLoop() {
   }
 }
 
-void Engine::UdpToTunLoop() {
+void Engine::UdpToTunLoop(Queue& q) {
   auto batch = std::make_unique<RxBatch>();
   auto coalescer = std::make_unique<TcpCoalescer>();
   uint8_t zero_hdr[kHdr] = {};
   auto emit = [&](iovec* iov, int iovcnt) {
-    if (!WriteTun(iov, iovcnt)) {
+    if (!WriteTun(q.tun_fd, iov, iovcnt)) {
       counters_.Drop(kDropTunWriteError);
       return;
     }
     if (coalescer->merged() > 1) counters_.gro_merges.fetch_add(1, std::memory_order_relaxed);
   };
-  while (WaitReadable(udp_fd_)) {
+  while (WaitReadable(q.udp_fd)) {
     batch->Reset(udp_gro_);
-    int n = recvmmsg(udp_fd_, batch->msgs, kRxBatch, MSG_DONTWAIT, nullptr);
+    int n = recvmmsg(q.udp_fd, batch->msgs, kRxBatch, MSG_DONTWAIT, nullptr);
     if (n <= 0) continue;
     RouteTable::Snapshot routes = routes_.Load();
     for (int i = 0; i < n; i++) {
@@ -319,6 +350,7 @@ void Engine::UdpToTunLoop() {
           continue;
         }
         counters_.rx_packets.fetch_add(1, std::memory_order_relaxed);
+        counters_.queue_rx[q.index].fetch_add(1, std::memory_order_relaxed);
         counters_.rx_bytes.fetch_add(ip.total_len, std::memory_order_relaxed);
         if (tun_offload_) {
           coalescer->Add(pkt, ip.total_len, emit);

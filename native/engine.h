@@ -1,4 +1,4 @@
-// The forwarding engine: two threads moving packets between the TUN device and the UDP socket, in batches.
+// The forwarding engine: per queue, two threads moving packets between a TUN queue and a UDP socket, in batches.
 // Wire format is flannel's udp backend: each datagram is exactly one IPv4 packet, nothing else.
 #pragma once
 
@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "packet.h"
 #include "route_table.h"
@@ -23,7 +24,12 @@ struct EngineOptions {
   bool anti_spoofing = true;
   // TSO/GRO: TUN with virtio_net_hdr + TUNSETOFFLOAD, UDP_SEGMENT sends and UDP_GRO receives.
   bool offload = true;
+  // TUN queues (IFF_MULTI_QUEUE) and UDP sockets (SO_REUSEPORT), one pair per queue, each pair served by its own
+  // two threads. A flow stays on one queue in each direction, so packets of a flow are never reordered.
+  size_t queues = 1;
 };
+
+constexpr size_t kMaxQueues = 16;
 
 struct Counters {
   std::atomic<uint64_t> tx_packets{0}, tx_bytes{0}, rx_packets{0}, rx_bytes{0};
@@ -31,6 +37,8 @@ struct Counters {
   // Super packets split into datagrams (TUN side) and TUN writes that merged several datagrams (GRO side).
   std::atomic<uint64_t> gso_splits{0}, gro_merges{0};
   std::atomic<uint64_t> drops[kDropCount] = {};
+  // Datagrams sent and received per queue: how the kernel spread flows over the queues.
+  std::atomic<uint64_t> queue_tx[kMaxQueues] = {}, queue_rx[kMaxQueues] = {};
   void Drop(DropReason r) { drops[r].fetch_add(1, std::memory_order_relaxed); }
 };
 
@@ -46,6 +54,7 @@ class Engine {
   bool tun_offload() const { return tun_offload_; }
   bool udp_gro() const { return udp_gro_; }
   RouteTable& routes() { return routes_; }
+  uint32_t queue_count() const { return static_cast<uint32_t>(queues_.size()); }
   const Counters& counters() const { return counters_; }
   void set_tun_ip(uint32_t ip) { tun_ip_.store(ip, std::memory_order_relaxed); }
 
@@ -53,25 +62,33 @@ class Engine {
   void Stop();
 
  private:
-  void TunToUdpLoop();
-  void UdpToTunLoop();
+  // One TUN queue and the UDP socket paired with it; the socket's datagrams are written back to this queue, so the
+  // kernel sends a flow's replies to the queue its packets came from.
+  struct Queue {
+    size_t index = 0;
+    int tun_fd = -1;
+    int udp_fd = -1;
+    std::thread tun_to_udp;
+    std::thread udp_to_tun;
+  };
+
+  void OpenQueues();
+  void TunToUdpLoop(Queue& q);
+  void UdpToTunLoop(Queue& q);
   bool WaitReadable(int fd);
-  bool WriteTun(iovec* iov, int iovcnt);
+  bool WriteTun(int tun_fd, iovec* iov, int iovcnt);
 
   EngineOptions options_;
   std::string tun_name_;
   bool vnet_hdr_ = false;
   bool tun_offload_ = false;
   bool udp_gro_ = false;
-  int tun_fd_ = -1;
-  int udp_fd_ = -1;
+  std::vector<Queue> queues_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<uint32_t> tun_ip_{0};
   RouteTable routes_;
   Counters counters_;
-  std::thread tun_to_udp_;
-  std::thread udp_to_tun_;
 };
 
 }  // namespace flannel

@@ -117,7 +117,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.config = parseNetworkConfig(await this.waitForConfig(this.registry));
     const config = this.config;
     log.info({ network: formatIpv4Net(config.network), backend: config.backend.type, subnetLen: config.subnetLen }, 'network config');
-    this.backend = createBackend({ config, extIface: this.extIface, antiSpoofing: o.antiSpoofing, offload: o.offload });
+    this.backend = createBackend({ config, extIface: this.extIface, antiSpoofing: o.antiSpoofing, offload: o.offload, queues: o.queues });
 
     const previous = await readPreviousSubnetFile(o.subnetFile);
     const attrs = { PublicIP: formatIpv4(this.extIface.publicIp), ...(await this.backend.leaseAttrs()) };

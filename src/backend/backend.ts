@@ -21,6 +21,8 @@ export interface BackendContext {
   readonly antiSpoofing: boolean;
   /** Let the datapath use TSO/GRO between the kernel and itself (the wire format does not change). */
   readonly offload: boolean;
+  /** TUN queues (and UDP sockets) of the datapath; 0 lets the backend choose from the CPU count. */
+  readonly queues: number;
 }
 
 /**

@@ -31,6 +31,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'metrics-port', kind: 'int', default: '0', range: [0, 65535], help: 'Prometheus metrics port (0 disables it)' },
   { name: 'anti-spoofing', kind: 'bool', default: 'true', help: 'drop received packets whose inner source is not in the sending host\'s lease' },
   { name: 'offload', kind: 'bool', default: 'true', help: 'let the udp datapath use TSO/GRO with the kernel (wire format unchanged)' },
+  { name: 'queues', kind: 'int', default: '0', range: [0, 16], help: 'TUN queues of the udp datapath, each with its own UDP socket and two threads (0: one per two CPUs)' },
   { name: 'help', kind: 'bool', default: 'false', help: 'print this help and exit' },
   { name: 'version', kind: 'bool', default: 'false', help: 'print the version and exit' },
 ];
@@ -54,6 +55,7 @@ export interface FlannelOptions {
   readonly metricsPort: number;
   readonly antiSpoofing: boolean;
   readonly offload: boolean;
+  readonly queues: number;
   readonly help: boolean;
   readonly version: boolean;
   /** Positional arguments (a subcommand and its arguments). */

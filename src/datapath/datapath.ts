@@ -20,6 +20,8 @@ export interface DatapathCounters {
   /** Drops by reason, e.g. `no_route`, `ttl_exceeded`, `not_ipv4`, `truncated`, `bad_header_length`, `spoofed_source`,
    *  `unknown_source`, `tun_write_error`, `send_error`. */
   readonly drops: Readonly<Record<string, number>>;
+  /** Datagrams sent and received on each TUN queue / UDP socket pair. */
+  readonly queues: readonly { readonly txPackets: number; readonly rxPackets: number }[];
 }
 
 /**

@@ -13,6 +13,8 @@ export interface NativeDatapathOptions {
   antiSpoofing: boolean;
   /** TSO/GRO (virtio_net_hdr on the TUN, UDP_SEGMENT/UDP_GRO on the socket); falls back per feature. */
   offload: boolean;
+  /** TUN queues (IFF_MULTI_QUEUE) with one SO_REUSEPORT socket each, 1..16. */
+  queues: number;
 }
 
 export interface NativeCounters {
@@ -24,6 +26,7 @@ export interface NativeCounters {
   gsoSplits: number;
   groMerges: number;
   drops: Record<string, number>;
+  queues: { txPackets: number; rxPackets: number }[];
 }
 
 export interface NativeDatapath {

@@ -13,6 +13,8 @@ export interface UdpDatapathOptions {
   readonly mtu: number;
   readonly antiSpoofing: boolean;
   readonly offload: boolean;
+  /** TUN queues, each paired with a UDP socket and served by its own threads (1..16). */
+  readonly queues: number;
 }
 
 /** The udp backend's packet engine: flannel's wire format, run on native threads. */
@@ -20,6 +22,7 @@ export class UdpDatapath implements Datapath {
   private native: NativeDatapath | undefined;
   readonly tunName: string;
   readonly offloads: { tun: boolean; udpGro: boolean };
+  readonly queues: number;
 
   constructor(opts: UdpDatapathOptions) {
     const { Datapath: NativeCtor } = loadNativeAddon();
@@ -33,6 +36,7 @@ export class UdpDatapath implements Datapath {
     }
     this.tunName = this.native.tunName;
     this.offloads = this.native.offloads;
+    this.queues = opts.queues;
   }
 
   setRoute(route: PeerRoute): void {

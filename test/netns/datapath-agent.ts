@@ -14,6 +14,7 @@ export interface AgentOptions {
   ifaceMtu?: number;
   antiSpoofing?: boolean;
   offload?: boolean;
+  queues?: number;
 }
 
 type Reply = { ok?: true; ready?: true; closed?: true; error?: string; counters?: DatapathCounters; mtu?: number };
@@ -124,7 +125,7 @@ export interface AgentHost {
 export async function startAgentHosts(
   bed: Testbed,
   network: string,
-  specs: readonly { name: string; n: number; offload: boolean; antiSpoofing?: boolean }[],
+  specs: readonly { name: string; n: number; offload: boolean; antiSpoofing?: boolean; queues?: number }[],
 ): Promise<AgentHost[]> {
   const hosts: AgentHost[] = [];
   for (const s of specs) {
@@ -133,7 +134,14 @@ export async function startAgentHosts(
     const ns = await bed.addHost(s.name, ip);
     const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
     await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472');
-    const { agent, first } = await DatapathAgent.start(bed, ns, { localIp: ip, lease, network, offload: s.offload, ...(s.antiSpoofing === undefined ? {} : { antiSpoofing: s.antiSpoofing }) });
+    const { agent, first } = await DatapathAgent.start(bed, ns, {
+      localIp: ip,
+      lease,
+      network,
+      offload: s.offload,
+      ...(s.antiSpoofing === undefined ? {} : { antiSpoofing: s.antiSpoofing }),
+      ...(s.queues === undefined ? {} : { queues: s.queues }),
+    });
     if (!(first as { ready?: boolean }).ready) throw new Error(`datapath agent on ${s.name} did not start: ${JSON.stringify(first)} ${agent.stderr}`);
     hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });
   }

@@ -16,6 +16,9 @@ const BAD: [string, unknown][] = [
   ['port as a string', { tunName: 'ftusage0', port: '8285' }],
   ['mtu below IPv4 minimum', { tunName: 'ftusage0', mtu: 10 }],
   ['tunIp NaN', { tunName: 'ftusage0', tunIp: Number.NaN }],
+  ['no queues', { tunName: 'ftusage0', queues: 0 }],
+  ['more than 16 queues', { tunName: 'ftusage0', queues: 17 }],
+  ['fractional queues', { tunName: 'ftusage0', queues: 1.5 }],
 ];
 
 describe('native addon argument checks', () => {

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { ConfigError } from '../../errors.js';
 import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
@@ -10,6 +11,17 @@ export const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
 export const UDP_OVERHEAD = 28;
 export const TUN_NAME = 'flannel0';
+export const MAX_QUEUES = 16;
+
+/**
+ * How many TUN queues to run when asked for `requested` (0: choose). Each queue costs two threads, one per
+ * direction, so the choice is one queue per two CPUs: a single flow never uses more than one queue, and on a
+ * two-CPU host a second queue would only add threads competing with the applications for the same CPUs.
+ */
+export function datapathQueues(requested: number, cpus: number): number {
+  if (requested > 0) return Math.min(requested, MAX_QUEUES);
+  return Math.max(1, Math.min(MAX_QUEUES, Math.floor(cpus / 2)));
+}
 
 /**
  * flannel's udp backend: IP packets from flannel0 travel unchanged as UDP payloads to port 8285 of the host
@@ -32,6 +44,7 @@ export function createUdpBackend(ctx: BackendContext): Backend {
         mtu,
         antiSpoofing: ctx.antiSpoofing,
         offload: ctx.offload,
+        queues: datapathQueues(ctx.queues, availableParallelism()),
       });
       if (ctx.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
         log.warn({ offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
@@ -42,7 +55,7 @@ export function createUdpBackend(ctx: BackendContext): Backend {
         datapath.close();
         throw err;
       }
-      log.info({ tun: datapath.tunName, port, mtu, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
+      log.info({ tun: datapath.tunName, port, mtu, queues: datapath.queues, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
       return {
         mtu,
         applyLeaseEvent: (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
