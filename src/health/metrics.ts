@@ -47,10 +47,11 @@ export function createMetrics(daemon: Daemon): Registry {
   const bytes = new Counter({ name: 'flannel_datapath_bytes_total', help: 'Bytes carried', labelNames: ['direction'], registers: [registry] });
   const offload = new Counter({ name: 'flannel_datapath_offload_total', help: 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)', labelNames: ['kind'], registers: [registry] });
   const drops = new Counter({ name: 'flannel_datapath_drops_total', help: 'Packets dropped, by reason', labelNames: ['reason'], registers: [registry] });
-  // One collect for the three datapath families, so they come from one consistent snapshot.
+  const queuePackets = new Counter({ name: 'flannel_datapath_queue_packets_total', help: 'Datagrams sent (tx) and received (rx) on each TUN queue and its UDP socket', labelNames: ['queue', 'direction'], registers: [registry] });
+  // One collect for the datapath families, so they come from one consistent snapshot.
   const collectDatapath = () => {
     const c = counters();
-    for (const m of [packets, bytes, offload, drops]) m.reset();
+    for (const m of [packets, bytes, offload, drops, queuePackets]) m.reset();
     if (!c) return;
     packets.inc({ direction: 'tx' }, c.txPackets);
     packets.inc({ direction: 'rx' }, c.rxPackets);
@@ -59,6 +60,10 @@ export function createMetrics(daemon: Daemon): Registry {
     offload.inc({ kind: 'gso_split' }, c.gsoSplits);
     offload.inc({ kind: 'gro_merge' }, c.groMerges);
     for (const [reason, n] of Object.entries(c.drops)) drops.inc({ reason }, n);
+    c.queues.forEach((q, i) => {
+      queuePackets.inc({ queue: String(i), direction: 'tx' }, q.txPackets);
+      queuePackets.inc({ queue: String(i), direction: 'rx' }, q.rxPackets);
+    });
   };
   const metrics = registry.metrics.bind(registry);
   registry.metrics = async () => {
