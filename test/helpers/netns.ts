@@ -1,6 +1,9 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { promisify } from 'node:util';
 
+/** Fixed, locally administered bridge addresses (see Testbed.create); each cbr0 is its own L2 segment, so one will do. */
+const BRIDGE_MAC = { switch: '02:00:c6:12:00:fe', container: '02:00:c6:13:00:01' } as const;
+
 const run = promisify(execFile);
 
 /**
@@ -26,7 +29,10 @@ export class Testbed {
     await cleanupStaleNamespaces();
     const bed = new Testbed(tag);
     await bed.addNamespace(bed.switchNs);
-    await bed.ip(bed.switchNs, 'link', 'add', 'br0', 'type', 'bridge');
+    // A bridge without an address of its own takes the lowest MAC among its ports, so it changes when a host with a
+    // lower one joins; hosts that resolved 198.18.0.254 before then keep sending to the old MAC, which the bridge no
+    // longer treats as its own, and lose etcd until their neighbour entry expires. A set address never changes.
+    await bed.ip(bed.switchNs, 'link', 'add', 'br0', 'address', BRIDGE_MAC.switch, 'type', 'bridge');
     await bed.ip(bed.switchNs, 'addr', 'add', '198.18.0.254/24', 'dev', 'br0');
     await bed.ip(bed.switchNs, 'link', 'set', 'br0', 'up');
     return bed;
@@ -53,7 +59,7 @@ export class Testbed {
     const ns = `${this.prefix}-${name}`;
     await this.addNamespace(ns);
     const [gateway, prefixLen] = bridgeCidr.split('/');
-    await this.ip(hostNs, 'link', 'add', 'cbr0', 'type', 'bridge').catch(() => undefined);
+    await this.ip(hostNs, 'link', 'add', 'cbr0', 'address', BRIDGE_MAC.container, 'type', 'bridge').catch(() => undefined);
     await this.ip(hostNs, 'addr', 'replace', bridgeCidr, 'dev', 'cbr0');
     await this.ip(hostNs, 'link', 'set', 'cbr0', 'up');
     const outside = await this.veth(ns, 'eth0');
