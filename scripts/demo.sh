@@ -48,7 +48,8 @@ trap cleanup EXIT
 step "the LAN: switch namespace with a bridge, etcd on 198.18.0.254:$PORT"
 ip netns add "$SW"
 ip -n "$SW" link set lo up
-ip -n "$SW" link add br0 type bridge
+# A fixed MAC: a bridge without one takes its lowest port MAC, which changes as hosts join and strands their ARP entries.
+ip -n "$SW" link add br0 address 02:00:c6:12:00:fe type bridge
 ip -n "$SW" addr add 198.18.0.254/24 dev br0
 ip -n "$SW" link set br0 up
 ip netns exec "$SW" etcd --name demo --data-dir "$WORK/etcd" \
