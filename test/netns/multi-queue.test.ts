@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed } from '../helpers/netns.js';
-import { startAgentHosts, type AgentHost } from './datapath-agent.js';
+import { DatapathAgent, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Multi-queue: flannel0 opened with IFF_MULTI_QUEUE and two queues, each with its own SO_REUSEPORT socket on
 // port 8285 and its own threads. The kernel spreads outgoing flows over the TUN queues by flow hash; incoming
@@ -89,4 +89,19 @@ describe('udp datapath with two TUN queues', () => {
       expect(delta(before, await to.agent.counters()).drops, `${to.name} drops`).toEqual({});
     }
   }, 180_000);
+
+  it('falls back to one queue, with a warning, when flannel0 already exists as a single-queue TUN', async () => {
+    // An operator's `ip tuntap add flannel0 mode tun`: the kernel refuses to attach a multi-queue open to it.
+    const ns = await bed.addHost('h4', '198.18.0.4');
+    await bed.ip(ns, 'tuntap', 'add', 'dev', 'flannel0', 'mode', 'tun');
+    const { agent, first } = await DatapathAgent.start(bed, ns, { localIp: '198.18.0.4', lease: '198.19.4.0/24', network: NETWORK, offload: true, queues: 2 });
+    try {
+      expect((first as { ready?: boolean }).ready, agent.stderr).toBe(true);
+      expect((await agent.counters()).queues).toHaveLength(1);
+      expect(agent.stderr).toContain('cannot open a multi-queue datapath; falling back to one queue');
+      expect(await bed.ip(ns, '-d', 'link', 'show', 'flannel0')).not.toMatch(/multi_queue/);
+    } finally {
+      await agent.close().catch(() => undefined);
+    }
+  });
 });

@@ -1,9 +1,9 @@
 import { availableParallelism } from 'node:os';
-import { ConfigError } from '../../errors.js';
+import { ConfigError, errorMessage } from '../../errors.js';
 import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
-import { UdpDatapath } from '../../datapath/udp-datapath.js';
+import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import type { Backend, BackendContext, BackendNetwork } from '../backend.js';
 
@@ -36,7 +36,7 @@ export function createUdpBackend(ctx: BackendContext): Backend {
     leaseAttrs: async () => ({ BackendType: 'udp' }),
     startNetwork: async (lease: Lease): Promise<BackendNetwork> => {
       const mtu = ctx.extIface.mtu - UDP_OVERHEAD;
-      const datapath = new UdpDatapath({
+      const datapath = openDatapath({
         tunName: TUN_NAME,
         localIp: ctx.extIface.address,
         port,
@@ -65,6 +65,20 @@ export function createUdpBackend(ctx: BackendContext): Backend {
       };
     },
   };
+}
+
+/**
+ * Opens the datapath, falling back to a single queue when several cannot be had: a kernel without multi-queue TUN
+ * or reuseport steering, or a flannel0 an operator created beforehand as a single-queue device.
+ */
+function openDatapath(opts: UdpDatapathOptions): UdpDatapath {
+  if (opts.queues === 1) return new UdpDatapath(opts);
+  try {
+    return new UdpDatapath(opts);
+  } catch (err) {
+    log.warn({ queues: opts.queues, err: errorMessage(err) }, 'cannot open a multi-queue datapath; falling back to one queue');
+    return new UdpDatapath({ ...opts, queues: 1 });
+  }
 }
 
 function applyLeaseEvent(datapath: UdpDatapath, port: number, event: LeaseEvent): void {
