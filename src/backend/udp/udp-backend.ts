@@ -72,10 +72,10 @@ export function createUdpBackend(ctx: BackendContext): Backend {
  * or reuseport steering, or a flannel0 an operator created beforehand as a single-queue device.
  */
 function openDatapath(opts: UdpDatapathOptions): UdpDatapath {
-  if (opts.queues === 1) return new UdpDatapath(opts);
   try {
     return new UdpDatapath(opts);
   } catch (err) {
+    if (opts.queues === 1) throw err;
     log.warn({ queues: opts.queues, err: errorMessage(err) }, 'cannot open a multi-queue datapath; falling back to one queue');
     return new UdpDatapath({ ...opts, queues: 1 });
   }
