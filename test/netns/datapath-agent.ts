@@ -148,3 +148,10 @@ export async function startAgentHosts(
   for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip);
   return hosts;
 }
+
+/** Drops that happened between two counter snapshots, by reason; reasons that did not move are left out. */
+export function dropDelta(before: DatapathCounters, after: DatapathCounters): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) out[k] = v - (before.drops[k] ?? 0);
+  return out;
+}

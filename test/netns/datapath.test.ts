@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { Testbed, waitFor } from '../helpers/netns.js';
-import { DatapathAgent, startAgentHosts, type AgentHost } from './datapath-agent.js';
+import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
 // Three hosts on a LAN (198.18.0.1-3), each running the udp backend's network with a hand-fed peer table, and a
@@ -51,12 +50,6 @@ const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64, protocol = 1)
 
 /** Sends raw IPv4 packets as flannel udp datagrams from the peer namespace to `target`:8285; returns the replies. */
 const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
-
-function dropDelta(before: DatapathCounters, after: DatapathCounters): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) out[k] = v - (before.drops[k] ?? 0);
-  return out;
-}
 
 describe('udp datapath in real network namespaces (no etcd: peers fed directly)', () => {
   it('gives flannel0 the lease address as /32, MTU = eth0 MTU - 28, and one route for the Network', async () => {

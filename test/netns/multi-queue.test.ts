@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed } from '../helpers/netns.js';
-import { DatapathAgent, startAgentHosts, type AgentHost } from './datapath-agent.js';
+import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Multi-queue: flannel0 opened with IFF_MULTI_QUEUE and two queues, each with its own SO_REUSEPORT socket on
 // port 8285 and its own threads. The kernel spreads outgoing flows over the TUN queues by flow hash; incoming
@@ -31,8 +31,7 @@ afterAll(async () => {
 });
 
 function delta(before: DatapathCounters, after: DatapathCounters) {
-  const drops: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) drops[k] = v - (before.drops[k] ?? 0);
+  const drops = dropDelta(before, after);
   const queues = after.queues.map((q, i) => ({ tx: q.txPackets - before.queues[i].txPackets, rx: q.rxPackets - before.queues[i].rxPackets }));
   return { drops, queues };
 }

@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed, waitFor } from '../helpers/netns.js';
-import { startAgentHosts, type AgentHost } from './datapath-agent.js';
+import { dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Two hosts with offloads on (TSO from the TUN, UDP_SEGMENT on the wire, UDP_GRO + merging back to the TUN) and one
 // with offloads off, which reads the wire exactly as flannel's own udp backend does: one IPv4 packet per datagram.
@@ -45,12 +44,6 @@ async function transfer(from: Host, to: Host, bytes: number, port: number): Prom
   } finally {
     await bed.exec(from.ns, ['rm', '-f', src, dst]).catch(() => undefined);
   }
-}
-
-function dropDelta(before: DatapathCounters, after: DatapathCounters): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) out[k] = v - (before.drops[k] ?? 0);
-  return out;
 }
 
 describe('udp datapath with TSO/GRO offloads', () => {
