@@ -272,9 +272,8 @@ Napi::Value ProbePlatform(const Napi::CallbackInfo& info) {
   if (info.Length() > 0 && info[0].IsObject()) {
     Napi::Value n = info[0].As<Napi::Object>().Get("iterations");
     if (!n.IsUndefined()) {
-      if (!n.IsNumber() || n.As<Napi::Number>().Int32Value() < 1 || n.As<Napi::Number>().Int32Value() > 100000)
-        throw Napi::RangeError::New(env, "Usage: probePlatform({ iterations: 1..100000 })");
-      iterations = n.As<Napi::Number>().Int32Value();
+      iterations = n.IsNumber() ? n.As<Napi::Number>().Int32Value() : 0;
+      if (iterations < 1 || iterations > 100000) throw Napi::RangeError::New(env, "Usage: probePlatform({ iterations: 1..100000 })");
     }
   }
   Napi::Object out = Napi::Object::New(env);
