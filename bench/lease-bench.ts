@@ -7,7 +7,7 @@ import { formatIpv4Net } from '../src/ip/ipv4.js';
 import { packageRoot } from '../src/package-info.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
-import { EtcdServer } from '../test/helpers/etcd.js';
+import { EtcdServer } from '../testbed/etcd.js';
 
 const HOSTS = 200;
 const CONFIG = parseNetworkConfig('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');

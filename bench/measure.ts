@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import type { Testbed } from '../test/helpers/netns.js';
-import { waitFor } from '../test/helpers/netns.js';
+import type { Testbed } from '../testbed/netns.js';
+import { waitFor } from '../testbed/netns.js';
 
 export interface PathResult {
   readonly tcp1Gbps: number;

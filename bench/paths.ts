@@ -2,8 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { OverlayCluster } from '../test/helpers/overlay.js';
-import { waitFor } from '../test/helpers/netns.js';
+import { OverlayCluster } from '../testbed/overlay.js';
+import { waitFor } from '../testbed/netns.js';
 
 /**
  * The packet paths we compare, all between the same two network-namespace hosts (198.18.0.1 and .2 on a veth

@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer, freePort } from '../helpers/etcd.js';
-import { FlanneldProcess, runFlanneld } from '../helpers/flanneld.js';
+import { EtcdServer, freePort } from '../../testbed/etcd.js';
+import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
 
 // Configs that pass validation use the alloc backend: a test that wrongly got through must not create a TUN here.
 const ALLOC = '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}';

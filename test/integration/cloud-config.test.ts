@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FLANNELD, runFlanneld, type FlanneldRun } from '../helpers/flanneld.js';
+import { FLANNELD, runFlanneld, type FlanneldRun } from '../../testbed/flanneld.js';
 
 const run = promisify(execFile);
 

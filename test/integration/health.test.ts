@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer, freePort } from '../helpers/etcd.js';
-import { FlanneldProcess } from '../helpers/flanneld.js';
-import { waitFor } from '../helpers/netns.js';
+import { EtcdServer, freePort } from '../../testbed/etcd.js';
+import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { waitFor } from '../../testbed/netns.js';
 
 let etcd: EtcdServer;
 let dir: string;

@@ -3,8 +3,8 @@ import { formatIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry, type Registry } from '../../src/subnet/etcd-registry.js';
 import type { LeaseEvent } from '../../src/subnet/lease.js';
 import { LeaseWatcher } from '../../src/subnet/lease-watcher.js';
-import { EtcdServer } from '../helpers/etcd.js';
-import { waitFor } from '../helpers/netns.js';
+import { EtcdServer } from '../../testbed/etcd.js';
+import { waitFor } from '../../testbed/netns.js';
 
 let etcd: EtcdServer;
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
-import { EtcdServer, freePort } from '../helpers/etcd.js';
-import { FlanneldProcess, runFlanneld, type FlanneldRun } from '../helpers/flanneld.js';
+import { EtcdServer, freePort } from '../../testbed/etcd.js';
+import { FlanneldProcess, runFlanneld, type FlanneldRun } from '../../testbed/flanneld.js';
 
 let etcd: EtcdServer;
 let dir: string;

@@ -9,9 +9,9 @@ import { formatIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry } from '../../src/subnet/etcd-registry.js';
 import { LeaseManager } from '../../src/subnet/lease-manager.js';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
-import { EtcdServer } from '../helpers/etcd.js';
-import { FlanneldProcess } from '../helpers/flanneld.js';
-import { waitFor } from '../helpers/netns.js';
+import { EtcdServer } from '../../testbed/etcd.js';
+import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { waitFor } from '../../testbed/netns.js';
 
 const run = promisify(execFile);
 // Every daemon here uses the `alloc` backend on loopback: the control plane for real, no kernel changes.

@@ -6,9 +6,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/package-info.js';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
-import { EtcdServer } from '../helpers/etcd.js';
-import { FLANNELD, FlanneldProcess } from '../helpers/flanneld.js';
-import { waitFor } from '../helpers/netns.js';
+import { EtcdServer } from '../../testbed/etcd.js';
+import { FLANNELD, FlanneldProcess } from '../../testbed/flanneld.js';
+import { waitFor } from '../../testbed/netns.js';
 
 const run = promisify(execFile);
 const CONTRIB = join(packageRoot(), 'contrib', 'systemd');

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
-import { Testbed } from '../helpers/netns.js';
+import { Testbed } from '../../testbed/netns.js';
 import { DatapathAgent } from './datapath-agent.js';
 
 // Backend.Port overrides 8285 on both ends, and a lease that changes its PublicIP moves the route with it.

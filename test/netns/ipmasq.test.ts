@@ -2,8 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { waitFor } from '../helpers/netns.js';
-import { OverlayCluster, type OverlayHost } from '../helpers/overlay.js';
+import { waitFor } from '../../testbed/netns.js';
+import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 
 const MASQ_ENV = { FLANNELD_IP_MASQ: 'true', FLANNELD_IPTABLES_RESYNC: '1' };
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/package-info.js';
-import { Testbed } from '../helpers/netns.js';
+import { Testbed } from '../../testbed/netns.js';
 
 // The built bin, as the docker drop-in runs it (`npm run build:ts` first).
 const MK_DOCKER_OPTS = join(packageRoot(), 'dist', 'src', 'cli', 'mk-docker-opts.js');

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
-import { Testbed } from '../helpers/netns.js';
+import { Testbed } from '../../testbed/netns.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Multi-queue: flannel0 opened with IFF_MULTI_QUEUE and two queues, each with its own SO_REUSEPORT socket on

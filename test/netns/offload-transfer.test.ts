@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Testbed, waitFor } from '../helpers/netns.js';
+import { Testbed, waitFor } from '../../testbed/netns.js';
 import { dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Two hosts with offloads on (TSO from the TUN, UDP_SEGMENT on the wire, UDP_GRO + merging back to the TUN) and one

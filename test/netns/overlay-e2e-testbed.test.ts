@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { Testbed } from '../helpers/netns.js';
+import { Testbed } from '../../testbed/netns.js';
 
 const run = promisify(execFile);
 

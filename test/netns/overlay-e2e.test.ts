@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
-import { waitFor } from '../helpers/netns.js';
+import { waitFor } from '../../testbed/netns.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
-import { OverlayCluster, type OverlayHost } from '../helpers/overlay.js';
+import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 
 const METRICS_PORT = 9109;
 

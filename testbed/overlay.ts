@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseEnvFile } from '../../src/subnet/subnet-file.js';
+import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { EtcdServer, freePort } from './etcd.js';
 import { FlanneldProcess } from './flanneld.js';
 import { Testbed, waitFor } from './netns.js';

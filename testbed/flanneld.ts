@@ -1,9 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 
-import { packageRoot } from '../../src/package-info.js';
+import { packageRoot } from '../src/package-info.js';
 
-// The built CLI, as operators run it; found from the package root so this works from test/ and from dist/test/.
+// The built CLI, as operators run it; found from the package root so this works from source (vitest) and from dist/.
 export const FLANNELD = join(packageRoot(), 'dist', 'src', 'cli', 'flanneld.js');
 
 export interface FlanneldRun {
