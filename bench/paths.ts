@@ -37,7 +37,7 @@ export async function buildTopology(): Promise<BenchTopology> {
   try {
     const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
     const hosts = [await cluster.addHost('h1', 1, env), await cluster.addHost('h2', 2, env)];
-    for (const h of hosts) await h.daemon.waitForLog('wrote subnet file');
+    for (const h of hosts) await h.daemon.waitForEvent('subnet-file-written');
     const [h1, h2] = hosts.map((h) => h.ns);
     const bed = cluster.bed;
 

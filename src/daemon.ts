@@ -104,7 +104,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     // Every check on local input comes before the first etcd write.
     await checkSubnetFileWritable(o.subnetFile);
     this.extIface = await findExternalInterface(o.iface, o.publicIp);
-    log.info(`using interface ${describeInterface(this.extIface)}`);
+    log.info({ event: 'interface' }, `using interface ${describeInterface(this.extIface)}`);
     this.registry = new EtcdRegistry({
       endpoints: o.etcdEndpoints,
       prefix: o.etcdPrefix,
@@ -116,7 +116,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     this.config = parseNetworkConfig(await this.waitForConfig(this.registry));
     const config = this.config;
-    log.info({ network: formatIpv4Net(config.network), backend: config.backend.type, subnetLen: config.subnetLen }, 'network config');
+    log.info({ event: 'network-config', network: formatIpv4Net(config.network), backend: config.backend.type, subnetLen: config.subnetLen }, 'network config');
     this.backend = createBackend({ config, extIface: this.extIface, antiSpoofing: o.antiSpoofing, offload: o.offload, queues: o.queues });
 
     const previous = await readPreviousSubnetFile(o.subnetFile);
@@ -180,7 +180,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       mtu: network.mtu,
       ipMasq: this.options.ipMasq,
     });
-    log.info({ path: this.options.subnetFile, subnet: formatIpv4Net(lease.subnet) }, 'wrote subnet file');
+    log.info({ event: 'subnet-file-written', path: this.options.subnetFile, subnet: formatIpv4Net(lease.subnet) }, 'wrote subnet file');
     this.emit('subnet-file-written', this.options.subnetFile);
   }
 
@@ -205,7 +205,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         failingSince = undefined;
         if (raw !== undefined) return raw;
         if (Date.now() - lastWaitLog > 10_000) {
-          log.warn(`waiting for network config at ${key} (create it with: etcdctl put ${key} '{"Network":"198.19.0.0/16"}')`);
+          log.warn({ event: 'waiting-for-config', key }, `waiting for network config at ${key} (create it with: etcdctl put ${key} '{"Network":"198.19.0.0/16"}')`);
           lastWaitLog = Date.now();
         }
       } catch (err) {
@@ -214,7 +214,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           const cause = err instanceof Error && err.cause ? err.cause : err;
           throw new EtcdUnavailableError(`cannot reach etcd at ${registry.endpoints.join(',')}: ${errorMessage(cause)}`);
         }
-        log.warn(`etcd not reachable yet: ${errorMessage(err)}`);
+        log.warn({ event: 'etcd-unreachable' }, `etcd not reachable yet: ${errorMessage(err)}`);
       }
       await sleep(1_000);
     }

@@ -36,6 +36,37 @@ export class FlanneldProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
+  /** The JSON log lines written so far (flanneld logs JSON when stderr is not a terminal). */
+  events(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const line of this.stderr.split('\n')) {
+      if (!line.startsWith('{')) continue;
+      try {
+        out.push(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        // a line still being written
+      }
+    }
+    return out;
+  }
+
+  /**
+   * Resolves with the first logged entry whose `event` field is `event` and whose other fields match `fields`
+   * (bounded). Events are the daemon's contract with its tests and log shippers; the message text is not.
+   */
+  async waitForEvent(event: string, fields: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs;
+    const find = () =>
+      this.events().find((e) => e.event === event && Object.entries(fields).every(([k, v]) => e[k] === v));
+    for (;;) {
+      const found = find();
+      if (found) return found;
+      if (!this.running) throw new Error(`flanneld exited before logging event ${event}:\n${this.stderr}`);
+      if (Date.now() > deadline) throw new Error(`flanneld did not log event ${event} within ${timeoutMs} ms:\n${this.stderr}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
   /** Resolves when the daemon has logged a line containing `text` (bounded). */
   async waitForLog(text: string | RegExp, timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;

@@ -62,7 +62,7 @@ export class OverlayCluster {
 
   /** Waits for the host's subnet file, then gives it a container on a bridge holding FLANNEL_SUBNET. */
   async addContainer(host: OverlayHost): Promise<void> {
-    await host.daemon.waitForLog('wrote subnet file');
+    await host.daemon.waitForEvent('subnet-file-written');
     const vars = parseEnvFile(await readFile(host.subnetFile, 'utf8'));
     host.bridgeCidr = vars.FLANNEL_SUBNET;
     const [first] = host.bridgeCidr.split('/');

@@ -27,11 +27,11 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
   const shutdown = (signal: string) => {
     if (stopping) return;
     stopping = true;
-    log.info({ signal }, 'shutting down; the subnet lease stays for the next start');
+    log.info({ event: 'shutdown', signal }, 'shutting down; the subnet lease stays for the next start');
     daemon.stop().then(
       () => process.exit(0),
       (err) => {
-        log.error(`shutdown failed: ${errorMessage(err)}`);
+        log.error({ event: 'shutdown-failed' }, `shutdown failed: ${errorMessage(err)}`);
         process.exit(1);
       },
     );

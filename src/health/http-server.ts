@@ -23,7 +23,7 @@ export async function serveHttp(host: string, port: number, routes: Record<strin
     server.listen(port, host, resolve);
   });
   server.unref();
-  log.info({ host, port, paths: Object.keys(routes) }, 'http server listening');
+  log.info({ event: 'http-listening', host, port, paths: Object.keys(routes) }, 'http server listening');
   return server;
 }
 

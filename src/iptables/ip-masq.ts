@@ -49,7 +49,7 @@ export class IpMasq {
     this.randomFully ??= await this.iptables.supportsRandomFully();
     this.rules = masqRules(network, subnet, this.randomFully);
     await this.write();
-    log.info({ network: formatIpv4Net(network), subnet: formatIpv4Net(subnet), randomFully: this.randomFully }, 'ip-masq rules in place');
+    log.info({ event: 'ipmasq-applied', network: formatIpv4Net(network), subnet: formatIpv4Net(subnet), randomFully: this.randomFully }, 'ip-masq rules in place');
     if (!this.timer) {
       this.timer = setInterval(() => void this.resync(), this.resyncSeconds * 1000);
       this.timer.unref();
@@ -62,7 +62,7 @@ export class IpMasq {
     await this.applying.catch(() => undefined);
     await this.iptables.deleteAll(JUMP_RULE);
     await this.iptables.deleteChain('nat', MASQ_CHAIN);
-    log.info('ip-masq rules removed');
+    log.info({ event: 'ipmasq-removed' }, 'ip-masq rules removed');
   }
 
   private async write(): Promise<void> {
@@ -75,13 +75,13 @@ export class IpMasq {
       try {
         for (const rule of [JUMP_RULE, ...this.rules]) {
           if (!(await this.iptables.exists(rule))) {
-            log.warn('an ip-masq rule went missing; writing the rule set again');
+            log.warn({ event: 'ipmasq-rule-missing' }, 'an ip-masq rule went missing; writing the rule set again');
             await this.write();
             return;
           }
         }
       } catch (err) {
-        log.error(`ip-masq resync failed: ${errorMessage(err)}`);
+        log.error({ event: 'ipmasq-resync-failed' }, `ip-masq resync failed: ${errorMessage(err)}`);
       }
     })();
     await this.applying;

@@ -182,7 +182,7 @@ export class EtcdRegistry implements Registry {
     if (!subnet) return undefined; // other keys under subnets/ are not ours to interpret
     const attrs = parseLeaseValue(kv.value.toString());
     if (!attrs) {
-      log.warn({ key }, 'skipping lease whose value is not valid flannel lease JSON');
+      log.warn({ event: 'lease-value-invalid', key }, 'skipping lease whose value is not valid flannel lease JSON');
       return undefined;
     }
     return { subnet, attrs, ...(kv.lease && kv.lease !== '0' ? { leaseId: kv.lease } : {}) };

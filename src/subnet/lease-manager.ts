@@ -65,13 +65,13 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
         const lease = await this.tryAcquire();
         this.current = lease;
         this.scheduleRenewal();
-        log.info({ subnet: formatIpv4Net(lease.subnet), expiration: lease.expiration }, 'acquired subnet lease');
+        log.info({ event: 'lease-acquired', subnet: formatIpv4Net(lease.subnet), expiration: lease.expiration }, 'acquired subnet lease');
         this.emit('acquired', lease);
         return lease;
       } catch (err) {
         if (this.stopped) throw err;
         if (!(err instanceof SubnetsExhaustedError) && !(err instanceof FlannelError)) throw err;
-        log.error({ attempt, retryInMs: this.retryIntervalMs }, errorMessage(err));
+        log.error({ event: 'lease-acquire-failed', attempt, retryInMs: this.retryIntervalMs }, errorMessage(err));
         await sleep(this.retryIntervalMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
         if (this.stopped) throw new FlannelError('stopped while acquiring a subnet lease');
       }
@@ -89,7 +89,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
           // A reservation (no etcd lease) stays TTL-less, as flannel does.
           return registry.updateSubnet(own.subnet, attrs, own.leaseId ? this.ttlSeconds : 0);
         }
-        log.info({ subnet: formatIpv4Net(own.subnet) }, 'deleting our old lease: it no longer fits the network config');
+        log.info({ event: 'lease-deleted-misfit', subnet: formatIpv4Net(own.subnet) }, 'deleting our old lease: it no longer fits the network config');
         await registry.deleteSubnet(own.subnet);
         continue;
       }
@@ -123,7 +123,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
     const subnet = event.type === 'put' ? event.lease.subnet : event.subnet;
     if (!netEquals(subnet, lease.subnet)) return;
     if (event.type === 'put' && event.lease.attrs.PublicIP === this.opts.attrs.PublicIP) return;
-    log.warn({ subnet: formatIpv4Net(lease.subnet), event: event.type }, 'our subnet lease is gone; acquiring again');
+    log.warn({ event: 'lease-lost', subnet: formatIpv4Net(lease.subnet), change: event.type }, 'our subnet lease is gone; acquiring again');
     void this.reacquire(lease);
   }
 
@@ -173,11 +173,11 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       const renewed = await registry.updateSubnet(lease.subnet, attrs, this.ttlSeconds);
       if (this.stopped || this.current !== lease) return;
       this.current = renewed;
-      log.info({ subnet: formatIpv4Net(renewed.subnet), expiration: renewed.expiration }, 'renewed subnet lease');
+      log.info({ event: 'lease-renewed', subnet: formatIpv4Net(renewed.subnet), expiration: renewed.expiration }, 'renewed subnet lease');
       this.emit('renewed', renewed);
       this.scheduleRenewal();
     } catch (err) {
-      log.warn({ retryInMs: this.retryIntervalMs }, `renewing the subnet lease failed: ${errorMessage(err)}`);
+      log.warn({ event: 'lease-renew-failed', retryInMs: this.retryIntervalMs }, `renewing the subnet lease failed: ${errorMessage(err)}`);
       this.emit('renew-failed', err as Error);
       this.scheduleRenewal(this.retryIntervalMs);
     }

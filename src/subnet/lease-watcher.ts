@@ -82,7 +82,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
 
   private onWatchError(err: Error): void {
     if (this.stopped) return;
-    log.warn({ retryInMs: this.backoffMs }, `lease watch lost, listing again: ${errorMessage(err)}`);
+    log.warn({ event: 'watch-lost', retryInMs: this.backoffMs }, `lease watch lost, listing again: ${errorMessage(err)}`);
     this.emit('watch-lost', err);
     clearTimeout(this.resyncTimer);
     this.resyncTimer = setTimeout(() => {
@@ -103,7 +103,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     else if (isPeer) event = { type: 'added', lease: next };
     else if (wasPeer) event = { type: 'removed', lease: prev };
     if (!event) return;
-    log.info({ subnet: formatIpv4Net(event.lease.subnet), publicIp: event.lease.attrs.PublicIP }, `peer lease ${event.type}`);
+    log.info({ event: `peer-${event.type}`, subnet: formatIpv4Net(event.lease.subnet), publicIp: event.lease.attrs.PublicIP }, `peer lease ${event.type}`);
     this.emit('lease', event);
   }
 }

@@ -32,9 +32,9 @@ export function notifyReadyOnSubnetFile(daemon: Pick<Daemon, 'once'>, env: NodeJ
   if (!env.NOTIFY_SOCKET) return false;
   daemon.once('subnet-file-written', (path: string) => {
     sdNotifyReady(process.pid, env).then(
-      () => log.info({ path }, 'notified systemd: READY=1'),
+      () => log.info({ event: 'sd-notify-ready', path }, 'notified systemd: READY=1'),
       (err: Error & { stderr?: string }) =>
-        log.warn(`cannot notify systemd of readiness (systemd-notify): ${(err.stderr ?? '').trim() || errorMessage(err)}`),
+        log.warn({ event: 'sd-notify-failed' }, `cannot notify systemd of readiness (systemd-notify): ${(err.stderr ?? '').trim() || errorMessage(err)}`),
     );
   });
   return true;

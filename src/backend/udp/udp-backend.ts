@@ -47,7 +47,7 @@ export function createUdpBackend(ctx: BackendContext): Backend {
         queues: datapathQueues(ctx.queues, availableParallelism()),
       });
       if (ctx.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
-        log.warn({ offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
+        log.warn({ event: 'offloads-refused', offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
       }
       try {
         await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
@@ -55,7 +55,7 @@ export function createUdpBackend(ctx: BackendContext): Backend {
         datapath.close();
         throw err;
       }
-      log.info({ tun: datapath.tunName, port, mtu, queues: datapath.queues, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
+      log.info({ event: 'network-running', tun: datapath.tunName, port, mtu, queues: datapath.queues, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
       return {
         mtu,
         applyLeaseEvent: (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
@@ -76,7 +76,7 @@ function openDatapath(opts: UdpDatapathOptions): UdpDatapath {
     return new UdpDatapath(opts);
   } catch (err) {
     if (opts.queues === 1) throw err;
-    log.warn({ queues: opts.queues, err: errorMessage(err) }, 'cannot open a multi-queue datapath; falling back to one queue');
+    log.warn({ event: 'queues-fallback', queues: opts.queues, err: errorMessage(err) }, 'cannot open a multi-queue datapath; falling back to one queue');
     return new UdpDatapath({ ...opts, queues: 1 });
   }
 }
