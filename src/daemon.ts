@@ -1,19 +1,30 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, BackendNetwork, ExternalInterface } from './backend/backend.js';
-import { createBackend } from './backend/registry.js';
-import type { FlannelOptions } from './cli/flags.js';
+import type { Backend, BackendNetwork, BackendSettings, MetricSample } from './backend/backend.js';
+import { prepareBackend } from './backend/registry.js';
 import type { NetworkConfig } from './config/network-config.js';
 import { parseNetworkConfig } from './config/parse-network-config.js';
 import { EtcdUnavailableError, errorMessage } from './errors.js';
-import { describeInterface, findExternalInterface } from './iface/external-interface.js';
+import { describeInterface, findExternalInterface, type ExternalInterface, type InterfaceSelection } from './iface/external-interface.js';
 import { formatIpv4, formatIpv4Net, netEquals } from './ip/ipv4.js';
 import { log } from './log.js';
-import { EtcdRegistry } from './subnet/etcd-registry.js';
+import { EtcdRegistry, type EtcdOptions } from './subnet/etcd-registry.js';
 import type { Lease } from './subnet/lease.js';
 import { DEFAULT_LEASE_TTL_SECONDS, LeaseManager } from './subnet/lease-manager.js';
 import { LeaseWatcher } from './subnet/lease-watcher.js';
 import { checkSubnetFileWritable, readPreviousSubnetFile, writeSubnetFile } from './subnet/subnet-file.js';
+
+/** What the daemon is asked to do; the CLI maps flags and FLANNELD_* variables to this. */
+export interface DaemonOptions {
+  readonly etcd: EtcdOptions;
+  readonly iface: InterfaceSelection;
+  readonly subnetFile: string;
+  /** Written to the subnet file as FLANNEL_IPMASQ, so docker leaves masquerading to flanneld. */
+  readonly ipMasq: boolean;
+  /** Renew the lease this long before it expires. */
+  readonly renewMarginMinutes: number;
+  readonly backend: BackendSettings;
+}
 
 /** Knobs that only tests and benchmarks change (set through FLANNELD_* variables, not flags). */
 export interface DaemonTuning {
@@ -47,11 +58,7 @@ export interface DaemonExtension {
 }
 
 export interface DaemonEvents {
-  'lease-acquired': [lease: Lease];
-  'lease-lost': [lease: Lease];
-  'network-started': [network: BackendNetwork];
   'subnet-file-written': [path: string];
-  stopping: [];
 }
 
 /**
@@ -69,11 +76,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private stopped = false;
   extIface: ExternalInterface | undefined;
   config: NetworkConfig | undefined;
-  /** Running totals for metrics. */
-  readonly stats = { renewals: 0, etcdErrors: 0 };
+  /** Successful lease renewals, for metrics. */
+  renewals = 0;
+  /** Failed etcd operations (renewals, lost watches), for metrics. */
+  etcdErrors = 0;
 
   constructor(
-    readonly options: FlannelOptions,
+    readonly options: DaemonOptions,
     private readonly tuning: DaemonTuning = tuningFromEnv(),
     private readonly extensions: readonly DaemonExtension[] = [],
   ) {
@@ -99,25 +108,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.watcher?.peers().length ?? 0;
   }
 
+  /** What the running backend network counts, for metrics. */
+  backendMetrics(): readonly MetricSample[] {
+    return this.currentNetwork?.metrics() ?? [];
+  }
+
   async start(): Promise<void> {
     const o = this.options;
     // Every check on local input comes before the first etcd write.
     await checkSubnetFileWritable(o.subnetFile);
-    this.extIface = await findExternalInterface(o.iface, o.publicIp);
+    this.extIface = await findExternalInterface(o.iface);
     log.info({ event: 'interface' }, `using interface ${describeInterface(this.extIface)}`);
-    this.registry = new EtcdRegistry({
-      endpoints: o.etcdEndpoints,
-      prefix: o.etcdPrefix,
-      caFile: o.etcdCafile || undefined,
-      certFile: o.etcdCertfile || undefined,
-      keyFile: o.etcdKeyfile || undefined,
-      username: o.etcdUsername || undefined,
-      password: o.etcdPassword || undefined,
-    });
+    this.registry = new EtcdRegistry(o.etcd);
     this.config = parseNetworkConfig(await this.waitForConfig(this.registry));
     const config = this.config;
+    const prepared = prepareBackend(config.backend);
     log.info({ event: 'network-config', network: formatIpv4Net(config.network), backend: config.backend.type, subnetLen: config.subnetLen }, 'network config');
-    this.backend = createBackend({ config, extIface: this.extIface, antiSpoofing: o.antiSpoofing, offload: o.offload, queues: o.queues });
+    this.backend = prepared.create({ config, extIface: this.extIface, settings: o.backend });
 
     const previous = await readPreviousSubnetFile(o.subnetFile);
     const attrs = { PublicIP: formatIpv4(this.extIface.publicIp), ...(await this.backend.leaseAttrs()) };
@@ -129,17 +136,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       previousSubnet: previous.network && netEquals(previous.network, config.network) ? previous.subnet : undefined,
       ttlSeconds: ttl,
       // A margin longer than the TTL would renew in a loop; half the TTL is the most that makes sense.
-      renewMarginSeconds: Math.min(o.subnetLeaseRenewMargin * 60, ttl / 2),
+      renewMarginSeconds: Math.min(o.renewMarginMinutes * 60, ttl / 2),
       retryIntervalMs: this.tuning.retryIntervalMs,
     });
-    this.leaseManager.on('renewed', () => this.stats.renewals++);
-    this.leaseManager.on('renew-failed', () => this.stats.etcdErrors++);
-    this.leaseManager.on('lost', (lease) => {
-      this.emit('lease-lost', lease);
+    this.leaseManager.on('renewed', () => this.renewals++);
+    this.leaseManager.on('renew-failed', () => this.etcdErrors++);
+    this.leaseManager.on('lost', () => {
       this.restarting = this.restarting.then(() => this.stopNetwork());
     });
     this.leaseManager.on('acquired', (lease) => {
-      this.emit('lease-acquired', lease);
       // The first acquisition is handled below; later ones follow a lost lease.
       if (this.watcher) this.restarting = this.restarting.then(() => this.startNetwork(lease));
     });
@@ -147,9 +152,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const lease = await this.leaseManager.acquire();
     await this.startNetwork(lease);
     this.watcher = new LeaseWatcher(this.registry, attrs.PublicIP);
-    this.watcher.on('lease', (event) => this.currentNetwork?.applyLeaseEvent(event));
+    this.watcher.on('lease', (event) => {
+      this.currentNetwork?.applyLeaseEvent(event).catch((err) => {
+        log.error({ event: 'peer-apply-failed', subnet: formatIpv4Net(event.lease.subnet) }, `cannot apply peer lease ${event.type}: ${errorMessage(err)}`);
+      });
+    });
     this.watcher.on('change', (event) => this.leaseManager?.handleOwnKeyEvent(event));
-    this.watcher.on('watch-lost', () => this.stats.etcdErrors++);
+    this.watcher.on('watch-lost', () => this.etcdErrors++);
     await this.watcher.start();
   }
 
@@ -157,7 +166,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    this.emit('stopping');
     this.leaseManager?.stop();
     await this.watcher?.stop();
     await this.restarting.catch(() => undefined);
@@ -171,8 +179,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.stopNetwork();
     const network = await this.backend.startNetwork(lease);
     this.currentNetwork = network;
-    for (const peer of this.watcher?.peers() ?? []) network.applyLeaseEvent({ type: 'added', lease: peer });
-    this.emit('network-started', network);
+    for (const peer of this.watcher?.peers() ?? []) await network.applyLeaseEvent({ type: 'added', lease: peer });
     for (const extension of this.extensions) await extension.leaseReady(lease, this.config);
     await writeSubnetFile(this.options.subnetFile, {
       network: this.config.network,

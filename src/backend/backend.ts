@@ -1,28 +1,29 @@
 import type { NetworkConfig } from '../config/network-config.js';
-import type { DatapathCounters } from '../datapath/datapath.js';
-import type { Ipv4 } from '../ip/ipv4.js';
+import type { ExternalInterface } from '../iface/external-interface.js';
+import type { Ipv4Net } from '../ip/ipv4.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../subnet/lease.js';
 
-/** The host interface that carries inter-host (underlay) traffic. */
-export interface ExternalInterface {
-  readonly name: string;
-  readonly index: number;
-  /** The interface's own IPv4 address. */
-  readonly address: Ipv4;
-  /** What peers send to (`--public-ip`, else `address`); becomes the lease's PublicIP. */
-  readonly publicIp: Ipv4;
-  readonly mtu: number;
+/** The `Backend` object of the network config, keys as the operator wrote them (Go's JSON matches them case-insensitively). */
+export type BackendOptions = Readonly<Record<string, unknown>>;
+
+/** Settings of the daemon that backends may use; each backend reads the ones that concern it. */
+export interface BackendSettings {
+  /** Drop received packets whose inner source is not in the sending host's lease (udp). */
+  readonly antiSpoofing: boolean;
+  /** TSO/GRO between the kernel and the udp datapath (the wire format does not change). */
+  readonly offload: boolean;
+  /** TUN queues (and UDP sockets) of the udp datapath; 0 lets the backend choose from the CPU count. */
+  readonly queues: number;
+  /** The udp backend's eBPF fast path: `auto` uses it where the kernel allows, `on` requires it, `off` never loads it. */
+  readonly udpFastpath: 'auto' | 'on' | 'off';
 }
 
-export interface BackendContext {
+export interface BackendContext<C = unknown> {
   readonly config: NetworkConfig;
+  /** The backend's own keys, validated by its definition's parseConfig. */
+  readonly backendConfig: C;
   readonly extIface: ExternalInterface;
-  /** Drop received packets whose inner source is not in the sending host's lease. */
-  readonly antiSpoofing: boolean;
-  /** Let the datapath use TSO/GRO between the kernel and itself (the wire format does not change). */
-  readonly offload: boolean;
-  /** TUN queues (and UDP sockets) of the datapath; 0 lets the backend choose from the CPU count. */
-  readonly queues: number;
+  readonly settings: BackendSettings;
 }
 
 /**
@@ -32,20 +33,50 @@ export interface BackendContext {
  */
 export interface Backend {
   readonly type: string;
-  /** Bytes each packet grows by on the wire: FLANNEL_MTU = interface MTU − overhead. */
-  readonly mtuOverhead: number;
   /** BackendType/BackendData to publish in our lease (PublicIP is filled in by the daemon). */
   leaseAttrs(): Promise<Omit<LeaseAttrs, 'PublicIP'>>;
   startNetwork(lease: Lease): Promise<BackendNetwork>;
 }
 
+/** One sample for Prometheus, read from a backend at scrape time. Samples of one name share help and type. */
+export interface MetricSample {
+  readonly name: string;
+  readonly help: string;
+  readonly type: 'counter' | 'gauge';
+  readonly labels?: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
 export interface BackendNetwork {
+  /** The overlay MTU, written to the subnet file as FLANNEL_MTU. */
   readonly mtu: number;
   /** Peer leases as the watch reports them (our own lease is filtered out before this is called). */
-  applyLeaseEvent(event: LeaseEvent): void;
-  counters(): DatapathCounters | undefined;
-  /** Removes what startNetwork put in the kernel. The etcd lease is left alone. */
+  applyLeaseEvent(event: LeaseEvent): Promise<void>;
+  /** Undefined while the network carries traffic; otherwise why it stopped (a deleted device, a dead socket). */
+  failure(): Error | undefined;
+  /** What the backend counts (packets, drops, ...), read when Prometheus scrapes. */
+  metrics(): readonly MetricSample[];
+  /**
+   * Stops following leases. Kernel state is left as flannel leaves it on exit, so that a restart adopts it and
+   * traffic keeps flowing meanwhile (vxlan, host-gw); the udp backend's TUN goes away with its descriptor.
+   * The etcd lease is left alone.
+   */
   close(): Promise<void>;
 }
 
-export type BackendFactory = (ctx: BackendContext) => Backend;
+/**
+ * A backend type as registered with the registry (flannel's `backend.Register`): its name, the validation of its
+ * config keys, and how to build it. Adding a backend is one folder under src/backend/ plus one registration.
+ */
+export interface BackendDefinition<C = unknown> {
+  /** `Backend.Type`, lower-case. */
+  readonly type: string;
+  /** Validates this type's keys of the `Backend` object and applies defaults; throws ConfigError with one line. */
+  parseConfig(options: BackendOptions): C;
+  create(ctx: BackendContext<C>): Backend;
+  /**
+   * Removes every device, route and neighbour this backend may have left in the kernel for `network`
+   * (`flanneld teardown`). Safe to run twice and when nothing is there.
+   */
+  teardown?(network: Ipv4Net): Promise<void>;
+}

@@ -9,11 +9,21 @@ interface FlagSpec {
   readonly help: string;
   /** Inclusive range for int flags. */
   readonly range?: readonly [number, number];
+  /** The only values a string flag takes. */
+  readonly choices?: readonly string[];
+  /** flannel has the flag but flannel-ts does not do what it asks: giving it (as a flag or variable) is this error. */
+  readonly refused?: string;
+  /** Accepted for compatibility with flannel's glog/klog flags; not listed in --help. */
+  readonly compat?: boolean;
 }
+
+const KUBE_REFUSED = 'flannel-ts takes its subnets from etcd (--etcd-endpoints, --etcd-prefix); the Kubernetes subnet manager is not supported';
+const GLOG_THRESHOLDS = ['INFO', 'WARNING', 'ERROR', 'FATAL', '0', '1', '2', '3'];
 
 /** flanneld's flags, named as flannel names them (main.go), so existing units and options.env files work. */
 export const FLAGS: readonly FlagSpec[] = [
-  { name: 'etcd-endpoints', kind: 'list', default: 'http://127.0.0.1:2379', help: 'comma-separated etcd endpoints' },
+  // flannel's default tries the legacy etcd client port first.
+  { name: 'etcd-endpoints', kind: 'list', default: 'http://127.0.0.1:4001,http://127.0.0.1:2379', help: 'comma-separated etcd endpoints' },
   { name: 'etcd-prefix', kind: 'string', default: '/coreos.com/network', help: 'etcd prefix holding config and subnets' },
   { name: 'etcd-cafile', kind: 'string', default: '', help: 'CA file for etcd TLS' },
   { name: 'etcd-certfile', kind: 'string', default: '', help: 'client certificate file for etcd TLS' },
@@ -21,20 +31,41 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'etcd-username', kind: 'string', default: '', help: 'username for etcd authentication' },
   { name: 'etcd-password', kind: 'string', default: '', help: 'password for etcd authentication' },
   { name: 'iface', kind: 'list', default: '', help: 'interface name or IP for inter-host traffic (repeatable; default: the default route\'s interface)' },
+  { name: 'iface-regex', kind: 'list', default: '', help: 'regex matched against interface IPs, then names, after --iface (repeatable)' },
+  { name: 'iface-can-reach', kind: 'string', default: '', help: 'use the interface of the route to this IP' },
   { name: 'public-ip', kind: 'string', default: '', help: 'IP other hosts send to (default: the interface\'s IP)' },
+  { name: 'public-ipv6', kind: 'string', default: '', help: 'IPv6 address other hosts send to', refused: 'IPv6 is not supported by flannel-ts yet' },
   { name: 'subnet-file', kind: 'string', default: '/run/flannel/subnet.env', help: 'where to write the subnet env file' },
   { name: 'ip-masq', kind: 'bool', default: 'false', help: 'masquerade traffic leaving the overlay' },
+  { name: 'ip-masq-fully-random-disable', kind: 'bool', default: 'false', help: 'masquerade without --random-fully' },
+  { name: 'ip-blackhole-route', kind: 'bool', default: 'false', help: 'add a blackhole route for our own subnet, so that its traffic no bridge claims is dropped' },
+  { name: 'iptables-forward-rules', kind: 'bool', default: 'true', help: 'accept forwarded traffic to and from the Network (FLANNEL-FWD chain)' },
   { name: 'subnet-lease-renew-margin', kind: 'int', default: '60', range: [1, 1439], help: 'renew the lease this many minutes before it expires' },
-  { name: 'iptables-resync', kind: 'int', default: '5', range: [1, 86400], help: 'seconds between checks that the ip-masq rules are in place' },
+  { name: 'iptables-resync', kind: 'int', default: '5', range: [1, 86400], help: 'seconds between checks that the iptables rules are in place' },
   { name: 'healthz-ip', kind: 'string', default: '0.0.0.0', help: 'address the healthz server listens on' },
   { name: 'healthz-port', kind: 'int', default: '0', range: [0, 65535], help: 'healthz port (0 disables it)' },
   { name: 'metrics-port', kind: 'int', default: '0', range: [0, 65535], help: 'Prometheus metrics port (0 disables it)' },
   { name: 'anti-spoofing', kind: 'bool', default: 'true', help: 'drop received packets whose inner source is not in the sending host\'s lease' },
   { name: 'offload', kind: 'bool', default: 'true', help: 'let the udp datapath use TSO/GRO with the kernel (wire format unchanged)' },
   { name: 'queues', kind: 'int', default: '0', range: [0, 16], help: 'TUN queues of the udp datapath, each with its own UDP socket and two threads (0: one per two CPUs)' },
+  { name: 'udp-fastpath', kind: 'string', default: 'auto', choices: ['auto', 'on', 'off'], help: 'eBPF fast path of the udp backend: auto uses it where the kernel allows, on requires it' },
   { name: 'help', kind: 'bool', default: 'false', help: 'print this help and exit' },
   { name: 'version', kind: 'bool', default: 'false', help: 'print the version and exit' },
+  // glog/klog flags of flannel. Logs always go to stderr (journald collects them), which is what flannel forces too.
+  { name: 'v', kind: 'int', default: '0', range: [0, 10], help: 'log verbosity: 1 or more logs debug events', compat: true },
+  { name: 'vmodule', kind: 'string', default: '', help: 'glog per-file verbosity (accepted, not used)', compat: true },
+  { name: 'log_backtrace_at', kind: 'string', default: '', help: 'glog backtrace location (accepted, not used)', compat: true },
+  { name: 'logtostderr', kind: 'bool', default: 'true', help: 'logs always go to stderr', compat: true },
+  { name: 'alsologtostderr', kind: 'bool', default: 'false', help: 'logs always go to stderr', compat: true },
+  { name: 'stderrthreshold', kind: 'string', default: 'INFO', choices: GLOG_THRESHOLDS, help: 'glog threshold (every event goes to stderr)', compat: true },
+  { name: 'log_dir', kind: 'string', default: '', help: 'glog log directory (accepted, not used: logs go to stderr)', compat: true },
+  // Kubernetes mode of flannel.
+  ...['kube-subnet-mgr', 'set-node-network-unavailable'].map((name) => ({ name, kind: 'bool' as const, default: 'false', help: '', refused: KUBE_REFUSED })),
+  ...['kube-api-url', 'kubeconfig-file', 'kube-annotation-prefix', 'net-config-path'].map((name) => ({ name, kind: 'string' as const, default: '', help: '', refused: KUBE_REFUSED })),
 ];
+
+/** FLANNELD_* variables that set no flag but are read elsewhere (testing aids and the log level). */
+const OTHER_FLANNELD_VARIABLES = ['FLANNELD_SUBNET_LEASE_TTL', 'FLANNELD_RETRY_INTERVAL_MS', 'FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 'FLANNELD_LOG_LEVEL'];
 
 export interface FlannelOptions {
   readonly etcdEndpoints: string[];
@@ -45,9 +76,14 @@ export interface FlannelOptions {
   readonly etcdUsername: string;
   readonly etcdPassword: string;
   readonly iface: string[];
+  readonly ifaceRegex: string[];
+  readonly ifaceCanReach: string;
   readonly publicIp: string;
   readonly subnetFile: string;
   readonly ipMasq: boolean;
+  readonly ipMasqFullyRandomDisable: boolean;
+  readonly ipBlackholeRoute: boolean;
+  readonly iptablesForwardRules: boolean;
   readonly subnetLeaseRenewMargin: number;
   readonly iptablesResync: number;
   readonly healthzIp: string;
@@ -56,10 +92,15 @@ export interface FlannelOptions {
   readonly antiSpoofing: boolean;
   readonly offload: boolean;
   readonly queues: number;
+  readonly udpFastpath: 'auto' | 'on' | 'off';
   readonly help: boolean;
   readonly version: boolean;
+  /** glog's -v: 1 or more turns on debug logging. */
+  readonly v: number;
   /** Positional arguments (a subcommand and its arguments). */
   readonly args: string[];
+  /** Things worth a warning that are not errors (an unknown FLANNELD_* variable). */
+  readonly warnings: string[];
 }
 
 /** `etcd-prefix` → `FLANNELD_ETCD_PREFIX`: flannel's rule (coreos/pkg flagutil.SetFlagsFromEnv). */
@@ -68,7 +109,7 @@ export function envName(flag: string): string {
 }
 
 function camel(name: string): string {
-  return name.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
+  return name.replace(/[-_]([a-z])/g, (_, c: string) => c.toUpperCase());
 }
 
 /**
@@ -101,7 +142,7 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     given.set(name, [...(given.get(name) ?? []), value]);
   }
 
-  const out: Record<string, unknown> = { args };
+  const out: Record<string, unknown> = { args, warnings: unknownVariables(env) };
   for (const spec of FLAGS) {
     let values = given.get(spec.name);
     let source = `--${spec.name}`;
@@ -112,15 +153,28 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
         source = envName(spec.name);
       }
     }
+    if (values && spec.refused) throw new UsageError(`${source}: ${spec.refused}`);
     out[camel(spec.name)] = convert(spec, values ?? [spec.default], source);
   }
   return out as unknown as FlannelOptions;
+}
+
+/** A FLANNELD_* variable that no flag reads is most likely a typo that silently does nothing: say so. */
+function unknownVariables(env: NodeJS.ProcessEnv): string[] {
+  const known = new Set([...FLAGS.map((f) => envName(f.name)), ...OTHER_FLANNELD_VARIABLES]);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('FLANNELD_') && !known.has(name))
+    .sort()
+    .map((name) => `unknown environment variable ${name} is ignored (no flag of that name)`);
 }
 
 function convert(spec: FlagSpec, values: string[], source: string): unknown {
   const last = values[values.length - 1];
   switch (spec.kind) {
     case 'string':
+      if (spec.choices && !spec.choices.includes(last)) {
+        throw new UsageError(`invalid value ${JSON.stringify(last)} for ${source}: expected one of ${spec.choices.join(', ')}`);
+      }
       return last;
     case 'list':
       return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
@@ -151,7 +205,7 @@ export function helpText(version: string): string {
     '',
     'Flags (each can also be set by the environment variable shown; a flag wins over the environment):',
   ];
-  for (const f of FLAGS) {
+  for (const f of FLAGS.filter((flag) => !flag.refused && !flag.compat)) {
     const def = f.default && f.kind !== 'bool' ? ` (default ${f.default})` : f.kind === 'bool' && f.default === 'true' ? ' (default true)' : '';
     lines.push(`  --${f.name}${f.kind === 'bool' ? '' : ' VALUE'}`.padEnd(36) + `${f.help}${def}  [${envName(f.name)}]`);
   }

@@ -7,6 +7,7 @@ import { FlannelError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { packageVersion } from '../package-info.js';
 import { notifyReadyOnSubnetFile } from '../systemd/sd-notify.js';
+import { daemonOptions } from './daemon-options.js';
 import { helpText, parseFlags, type FlannelOptions } from './flags.js';
 
 /** Subcommands by first positional argument; each gets the parsed flags and resolves to an exit code. */
@@ -22,7 +23,7 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
     const masq = new IpMasq(options.iptablesResync);
     extensions.push({ leaseReady: (lease, config) => masq.apply(config.network, lease.subnet), stop: () => masq.stop() });
   }
-  const daemon = new Daemon(options, tuningFromEnv(), extensions);
+  const daemon = new Daemon(daemonOptions(options), tuningFromEnv(), extensions);
   let stopping = false;
   const shutdown = (signal: string) => {
     if (stopping) return;
@@ -50,6 +51,9 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const options = parseFlags(argv);
+  // glog's -v: flannel logs its datapath chatter from -v=1 on; here that is the debug level.
+  if (options.v > 0 && log.levelVal > log.levels.values.debug) log.level = 'debug';
+  for (const warning of options.warnings) log.warn({ event: 'flag-warning' }, warning);
   if (options.version) {
     process.stderr.write(`${packageVersion()}\n`);
     return 0;

@@ -2,6 +2,7 @@ import { UsageError } from '../errors.js';
 import { formatIpv4Net } from '../ip/ipv4.js';
 import { EtcdRegistry } from '../subnet/etcd-registry.js';
 import type { Lease } from '../subnet/lease.js';
+import { etcdOptions } from './daemon-options.js';
 import type { FlannelOptions } from './flags.js';
 
 export interface LeaseRow {
@@ -45,15 +46,7 @@ async function rowOf(registry: EtcdRegistry, lease: Lease): Promise<LeaseRow> {
 /** `flanneld leases`: the leases under --etcd-prefix as a table, ordered by subnet. */
 export async function leasesCommand(options: FlannelOptions): Promise<number> {
   if (options.args.length > 1) throw new UsageError(`flanneld leases takes no arguments, got ${JSON.stringify(options.args[1])}`);
-  const registry = new EtcdRegistry({
-    endpoints: options.etcdEndpoints,
-    prefix: options.etcdPrefix,
-    caFile: options.etcdCafile,
-    certFile: options.etcdCertfile,
-    keyFile: options.etcdKeyfile,
-    username: options.etcdUsername,
-    password: options.etcdPassword,
-  });
+  const registry = new EtcdRegistry(etcdOptions(options));
   try {
     const { leases } = await registry.getSubnets();
     leases.sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.prefixLen - b.subnet.prefixLen);

@@ -8,10 +8,10 @@
  *   DOCKER_OPT_MTU="--mtu=1472"
  *   DOCKER_OPTS=" --bip=198.19.5.1/24 --ip-masq=false --mtu=1472"
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { createRtNetlink } from 'netlink';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../files/atomic-file.js';
 import { formatIpv4, formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
+import { readRoutes } from '../kernel/netlink.js';
 import { parseEnvFile } from '../subnet/subnet-file.js';
 
 const USAGE = `Usage: mk-docker-opts [-f FLANNEL-ENV-FILE] [-d DOCKER-ENV-FILE] [-i] [-c] [-m] [-k COMBINED-KEY]
@@ -123,29 +123,13 @@ async function readSubnetEnv(path: string): Promise<SubnetEnv> {
   return { bip, subnet, mtu, ipMasq: vars.FLANNEL_IPMASQ };
 }
 
-const AF_INET = 2;
-const MAIN_TABLE = 254;
-
 /**
  * A route in the main table for exactly the lease subnet through a gateway means something other than flannel
  * (an old static route, another overlay) already claims it: docker0 on that subnet would be unreachable.
  */
 async function gatewayRouteTo(subnet: Ipv4Net): Promise<string | undefined> {
-  const nl = createRtNetlink();
-  try {
-    const routes = await nl.getRoutes();
-    for (const r of routes) {
-      if (r.data.family !== AF_INET || (r.attrs.table ?? r.data.table) !== MAIN_TABLE) continue;
-      if ((r.data.dstLen ?? 0) !== subnet.prefixLen || !r.attrs.gateway) continue;
-      const dst = r.attrs.dst;
-      const dstIp = dst && dst.length === 4 ? dst.readUInt32BE(0) : 0;
-      if (dstIp !== subnet.ip) continue;
-      return r.attrs.gateway.length === 4 ? formatIpv4(r.attrs.gateway.readUInt32BE(0)) : r.attrs.gateway.toString('hex');
-    }
-    return undefined;
-  } finally {
-    nl.socket.close();
-  }
+  const route = (await readRoutes()).find((r) => r.dstLen === subnet.prefixLen && r.dst === subnet.ip && r.gateway !== undefined);
+  return route?.gateway !== undefined ? formatIpv4(route.gateway) : undefined;
 }
 
 /** Double-quoted so that both a shell (`. file`) and systemd's EnvironmentFile= read the value back unchanged. */
@@ -179,20 +163,9 @@ async function mkDockerOpts(opts: MkDockerOptsOptions, env: NodeJS.ProcessEnv = 
   return lines.join('\n') + '\n';
 }
 
-async function writeAtomically(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(tmp, text, { mode: 0o644 });
-    await rename(tmp, path);
-  } catch (err) {
-    throw new Exit(1, `mk-docker-opts: cannot write docker env file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`);
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
   const opts = parseArgs(argv);
-  await writeAtomically(opts.dockerEnv, await mkDockerOpts(opts));
+  await writeFileAtomic(opts.dockerEnv, await mkDockerOpts(opts), 'docker env file');
   return 0;
 }
 

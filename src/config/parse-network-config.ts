@@ -2,7 +2,6 @@ import { ConfigError } from '../errors.js';
 import {
   formatIpv4,
   formatIpv4Net,
-  makeNet,
   maskOf,
   netContains,
   netLast,
@@ -11,15 +10,14 @@ import {
   type Ipv4,
   type Ipv4Net,
 } from '../ip/ipv4.js';
+import { goJsonFields } from './go-json.js';
 import type { BackendConfig, NetworkConfig } from './network-config.js';
-
-/** Backends this build can run; the registry checks again, this keeps config errors in one place. */
-export const KNOWN_BACKENDS = ['udp', 'alloc'] as const;
 
 /**
  * Parses and validates the network config JSON stored at `<prefix>/config`, applying flannel's defaults
  * (pkg/subnet/config.go): SubnetLen 24 for a /22 or larger network, else prefix+2; SubnetMin skips the first
  * subnet; SubnetMax is the last subnet. Throws ConfigError with a one-line message for anything wrong.
+ * The `Backend` object's keys belong to its type and are validated by the backend registry.
  */
 export function parseNetworkConfig(text: string): NetworkConfig {
   let raw: unknown;
@@ -31,8 +29,8 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new ConfigError('network config must be a JSON object');
   }
-  // Go's encoding/json matches keys case-insensitively; operators write "network" as often as "Network".
-  const field = caseInsensitive(raw as Record<string, unknown>);
+  const field = goJsonFields(raw as Record<string, unknown>);
+  refuseIpv6(field);
 
   const networkText = field('Network');
   if (networkText === undefined || networkText === '') {
@@ -60,12 +58,16 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   return { network, subnetLen, subnetMin, subnetMax, backend: parseBackend(field('Backend')) };
 }
 
-function caseInsensitive(obj: Record<string, unknown>): (name: string) => unknown {
-  const lower = new Map<string, unknown>();
-  for (const [key, value] of Object.entries(obj)) {
-    if (!lower.has(key.toLowerCase())) lower.set(key.toLowerCase(), value);
+/** flannel's dual-stack keys: until IPv6 is supported, asking for it must fail loudly, never be ignored. */
+function refuseIpv6(field: (name: string) => unknown): void {
+  for (const [name, unsupported] of [['EnableIPv6', true], ['EnableIPv4', false]] as const) {
+    const value = field(name);
+    if (value === undefined) continue;
+    if (typeof value !== 'boolean') throw new ConfigError(`"${name}" must be true or false, got ${JSON.stringify(value)}`);
+    if (value === unsupported) {
+      throw new ConfigError(`"${name}": ${String(value)} is not supported: flannel-ts carries IPv4 only (IPv6 is not implemented yet)`);
+    }
   }
-  return (name) => lower.get(name.toLowerCase());
 }
 
 function parseSubnetLen(value: unknown, network: Ipv4Net): number {
@@ -73,10 +75,12 @@ function parseSubnetLen(value: unknown, network: Ipv4Net): number {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     throw new ConfigError(`"SubnetLen" must be a whole number, got ${JSON.stringify(value)}`);
   }
-  if (value <= network.prefixLen) {
-    throw new ConfigError(`"SubnetLen" ${value} must be larger than the prefix of "Network" ${formatIpv4Net(network)}`);
-  }
   if (value > 30) throw new ConfigError(`"SubnetLen" ${value} is too long: it must be 30 or less`);
+  if (value < network.prefixLen + 2) {
+    throw new ConfigError(
+      `"SubnetLen" ${value} is too short for "Network" ${formatIpv4Net(network)}: the network must hold at least four subnets (SubnetLen ${network.prefixLen + 2} or more)`,
+    );
+  }
   return value;
 }
 
@@ -99,23 +103,12 @@ function parseBound(name: string, value: unknown, network: Ipv4Net, subnetLen: n
 }
 
 function parseBackend(value: unknown): BackendConfig {
+  // flannel runs udp when the config names no backend at all.
   if (value === undefined || value === null) return { type: 'udp', options: {} };
   if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('"Backend" must be a JSON object');
   const options = value as Record<string, unknown>;
-  const typeValue = caseInsensitive(options)('Type') ?? 'udp';
-  if (typeof typeValue !== 'string') throw new ConfigError('"Backend.Type" must be a string');
-  const type = typeValue.toLowerCase();
-  if (!(KNOWN_BACKENDS as readonly string[]).includes(type)) {
-    throw new ConfigError(`unknown backend type: ${typeValue} (supported: ${KNOWN_BACKENDS.join(', ')})`);
-  }
-  const port = caseInsensitive(options)('Port');
-  if (port !== undefined && (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535)) {
-    throw new ConfigError(`"Backend.Port" must be a UDP port number (1-65535), got ${JSON.stringify(port)}`);
-  }
-  return { type, options };
-}
-
-/** The subnets a lease may take, as a network of `subnetLen` bits at `ip`. */
-export function subnetAt(config: NetworkConfig, ip: Ipv4): Ipv4Net {
-  return makeNet(ip, config.subnetLen);
+  const type = goJsonFields(options)('Type');
+  if (type === undefined || type === '') throw new ConfigError('"Backend" has no "Type" (for example {"Type":"vxlan"})');
+  if (typeof type !== 'string') throw new ConfigError('"Backend.Type" must be a string');
+  return { type: type.toLowerCase(), options };
 }

@@ -1,74 +1,71 @@
 import { Counter, Gauge, Registry } from 'prom-client';
-import type { Daemon } from '../daemon.js';
+import type { MetricSample } from '../backend/backend.js';
+import type { Lease } from '../subnet/lease.js';
+
+/** What the metrics read from the daemon: a narrow view, so that this module depends on no daemon internals. */
+export interface MetricsSource {
+  readonly lease: Lease | undefined;
+  readonly peerCount: number;
+  readonly renewals: number;
+  readonly etcdErrors: number;
+  /** The backend's own samples (datapath packets, drops, ...), read at scrape time. */
+  backendMetrics(): readonly MetricSample[];
+}
 
 /**
  * Prometheus metrics read from the daemon at scrape time: nothing is counted per packet in JavaScript, the
- * datapath counters come from the native engine when Prometheus asks.
+ * datapath counters come from the backend (the native engine) when Prometheus asks.
  */
-export function createMetrics(daemon: Daemon): Registry {
+export function createMetrics(source: MetricsSource): Registry {
   const registry = new Registry();
-  const counters = () => daemon.network?.counters();
-
-  new Gauge({
-    name: 'flannel_lease_expiry_timestamp_seconds',
-    help: 'When the subnet lease expires unless renewed (0 for a reservation or no lease)',
-    registers: [registry],
-    collect() {
-      this.set((daemon.lease?.expiration?.getTime() ?? 0) / 1000);
-    },
-  });
-  new Gauge({
-    name: 'flannel_peers',
-    help: 'Peer leases currently known',
-    registers: [registry],
-    collect() {
-      this.set(daemon.peerCount);
-    },
-  });
-  new Counter({
-    name: 'flannel_lease_renewals_total',
-    help: 'Successful lease renewals',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(daemon.stats.renewals);
-    },
-  });
-  new Counter({
-    name: 'flannel_etcd_errors_total',
-    help: 'Failed etcd operations (renewals, lost watches)',
-    registers: [registry],
-    collect() {
-      this.reset();
-      this.inc(daemon.stats.etcdErrors);
-    },
-  });
-  const packets = new Counter({ name: 'flannel_datapath_packets_total', help: 'Packets carried', labelNames: ['direction'], registers: [registry] });
-  const bytes = new Counter({ name: 'flannel_datapath_bytes_total', help: 'Bytes carried', labelNames: ['direction'], registers: [registry] });
-  const offload = new Counter({ name: 'flannel_datapath_offload_total', help: 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)', labelNames: ['kind'], registers: [registry] });
-  const drops = new Counter({ name: 'flannel_datapath_drops_total', help: 'Packets dropped, by reason', labelNames: ['reason'], registers: [registry] });
-  const queuePackets = new Counter({ name: 'flannel_datapath_queue_packets_total', help: 'Datagrams sent (tx) and received (rx) on each TUN queue and its UDP socket', labelNames: ['queue', 'direction'], registers: [registry] });
-  // One collect for the datapath families, so they come from one consistent snapshot.
-  const collectDatapath = () => {
-    const c = counters();
-    for (const m of [packets, bytes, offload, drops, queuePackets]) m.reset();
-    if (!c) return;
-    packets.inc({ direction: 'tx' }, c.txPackets);
-    packets.inc({ direction: 'rx' }, c.rxPackets);
-    bytes.inc({ direction: 'tx' }, c.txBytes);
-    bytes.inc({ direction: 'rx' }, c.rxBytes);
-    offload.inc({ kind: 'gso_split' }, c.gsoSplits);
-    offload.inc({ kind: 'gro_merge' }, c.groMerges);
-    for (const [reason, n] of Object.entries(c.drops)) drops.inc({ reason }, n);
-    c.queues.forEach((q, i) => {
-      queuePackets.inc({ queue: String(i), direction: 'tx' }, q.txPackets);
-      queuePackets.inc({ queue: String(i), direction: 'rx' }, q.rxPackets);
+  const gauge = (name: string, help: string, read: () => number) =>
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
     });
-  };
+  const total = (name: string, help: string, read: () => number) =>
+    new Counter({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(read());
+      },
+    });
+  gauge('flannel_lease_expiry_timestamp_seconds', 'When the subnet lease expires unless renewed (0 for a reservation or no lease)', () => (source.lease?.expiration?.getTime() ?? 0) / 1000);
+  gauge('flannel_peers', 'Peer leases currently known', () => source.peerCount);
+  total('flannel_lease_renewals_total', 'Successful lease renewals', () => source.renewals);
+  total('flannel_etcd_errors_total', 'Failed etcd operations (renewals, lost watches)', () => source.etcdErrors);
+
   const metrics = registry.metrics.bind(registry);
-  registry.metrics = async () => {
-    collectDatapath();
-    return metrics();
-  };
+  registry.metrics = async () => (await metrics()) + formatSamples(source.backendMetrics());
   return registry;
+}
+
+/** Prometheus text for the backend's samples, grouped by name in the order they first appear. */
+export function formatSamples(samples: readonly MetricSample[]): string {
+  const byName = new Map<string, MetricSample[]>();
+  for (const s of samples) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
+  let text = '';
+  for (const [name, group] of byName) {
+    text += `# HELP ${name} ${escapeHelp(group[0].help)}\n# TYPE ${name} ${group[0].type}\n`;
+    for (const s of group) {
+      const labels = Object.entries(s.labels ?? {}).map(([k, v]) => `${k}="${escapeLabel(v)}"`);
+      text += `${name}${labels.length ? `{${labels.join(',')}}` : ''} ${s.value}\n`;
+    }
+  }
+  return text;
+}
+
+function escapeHelp(text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+function escapeLabel(text: string): string {
+  return escapeHelp(text).replace(/"/g, '\\"');
 }

@@ -1,48 +1,36 @@
-import { createRtNetlink } from 'netlink';
-import type { ExternalInterface } from '../backend/backend.js';
 import { InterfaceError } from '../errors.js';
 import { formatIpv4, parseIpv4, type Ipv4 } from '../ip/ipv4.js';
+import { readLinksAndRoutes, type LinkInfo } from '../kernel/netlink.js';
 
-interface LinkInfo {
+/** The host interface that carries inter-host (underlay) traffic. */
+export interface ExternalInterface {
   readonly name: string;
   readonly index: number;
+  /** The interface's own IPv4 address. */
+  readonly address: Ipv4;
+  /** What peers send to (`--public-ip`, else `address`); becomes the lease's PublicIP. */
+  readonly publicIp: Ipv4;
   readonly mtu: number;
-  readonly addresses: Ipv4[];
 }
 
-const AF_INET = 2;
-
-function ipv4FromBytes(bytes: Uint8Array | undefined): Ipv4 | undefined {
-  return bytes && bytes.length === 4 ? ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0 : undefined;
-}
-
-/** Links with their IPv4 addresses, and the index of the link holding the IPv4 default route, over rtnetlink. */
-async function readLinks(): Promise<{ links: LinkInfo[]; defaultRouteIndex?: number }> {
-  const nl = createRtNetlink();
-  try {
-    const [links, addresses, routes] = [await nl.getLinks(), await nl.getAddresses(), await nl.getRoutes()];
-    const result = links.map((l) => ({
-      name: l.attrs.ifname ?? `if${l.data.index}`,
-      index: l.data.index ?? 0,
-      mtu: l.attrs.mtu ?? 1500,
-      addresses: addresses
-        .filter((a) => a.data.family === AF_INET && a.data.index === l.data.index)
-        .map((a) => ipv4FromBytes(a.attrs.local ?? a.attrs.address))
-        .filter((ip): ip is Ipv4 => ip !== undefined),
-    }));
-    const def = routes.find((r) => r.data.family === AF_INET && r.data.dstLen === 0 && r.attrs.table === 254 && r.attrs.oif);
-    return { links: result, defaultRouteIndex: def?.attrs.oif };
-  } finally {
-    nl.socket.close();
-  }
+/** How the operator asked for the interface: flannel's `--iface`, `--iface-regex`, `--iface-can-reach`, `--public-ip`. */
+export interface InterfaceSelection {
+  /** Names or IPv4 addresses, tried in order. */
+  readonly ifaces: readonly string[];
+  /** Regular expressions over addresses, then names, tried after `ifaces`. */
+  readonly ifaceRegexes: readonly string[];
+  /** An address whose route picks the interface. */
+  readonly canReach: string;
+  readonly publicIp: string;
 }
 
 /**
  * Picks the interface for inter-host traffic like flannel: each `--iface` (a name or an IPv4 address) in order,
  * first match wins; with none given, the interface of the IPv4 default route and its first address.
  */
-export async function findExternalInterface(ifaces: readonly string[], publicIp: string): Promise<ExternalInterface> {
-  const { links, defaultRouteIndex } = await readLinks();
+export async function findExternalInterface(selection: InterfaceSelection): Promise<ExternalInterface> {
+  const { ifaces, publicIp } = selection;
+  const { links, routes } = await readLinksAndRoutes();
   let chosen: { link: LinkInfo; address: Ipv4 } | undefined;
   if (ifaces.length) {
     for (const wanted of ifaces) {
@@ -51,7 +39,8 @@ export async function findExternalInterface(ifaces: readonly string[], publicIp:
     }
     if (!chosen) throw new InterfaceError(`no interface matches --iface ${ifaces.join(',')} (by name or IPv4 address)`);
   } else {
-    const link = links.find((l) => l.index === defaultRouteIndex);
+    const defaultRoute = routes.find((r) => r.dstLen === 0 && r.oif);
+    const link = links.find((l) => l.index === defaultRoute?.oif);
     if (!link) throw new InterfaceError('no IPv4 default route to pick an interface from; use --iface NAME or --iface IP');
     if (!link.addresses.length) throw new InterfaceError(`default route interface ${link.name} has no IPv4 address`);
     chosen = { link, address: link.addresses[0] };

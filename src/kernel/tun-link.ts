@@ -1,37 +1,7 @@
 import { writeFile } from 'node:fs/promises';
-import { FlagsNew, createRtNetlink, type RtNetlinkSocket } from 'netlink';
-import { KernelError, errorMessage } from '../errors.js';
+import { FlagsNew } from 'netlink';
 import { formatIpv4, formatIpv4Net, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
-
-const AF_INET = 2;
-const MAIN_TABLE = 254;
-
-function ipBytes(ip: Ipv4): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(ip >>> 0);
-  return b;
-}
-
-async function withNetlink<T>(what: string, fn: (nl: RtNetlinkSocket) => Promise<T>): Promise<T> {
-  const nl = createRtNetlink();
-  try {
-    return await fn(nl);
-  } catch (err) {
-    throw new KernelError(`${what}: ${errorMessage(err)}`, { cause: err });
-  } finally {
-    nl.socket.close();
-  }
-}
-
-async function linkIndex(nl: RtNetlinkSocket, name: string): Promise<number> {
-  const link = (await nl.getLinks()).find((l) => l.attrs.ifname === name);
-  if (!link?.data.index) throw new Error(`no link named ${name}`);
-  return link.data.index;
-}
-
-function isExists(err: unknown): boolean {
-  return /EEXIST|File exists/i.test(errorMessage(err));
-}
+import { AF_INET, MAIN_TABLE, ipBytes, isExists, linkIndex, withNetlink } from './netlink.js';
 
 /**
  * Gives the TUN device what flannel's udp backend gives flannel0: the lease's network address as a /32, the
@@ -70,9 +40,4 @@ export async function configureTunLink(name: string, opts: { address: Ipv4; mtu:
       if (!isExists(err)) throw err;
     }
   });
-}
-
-/** True if a link with this name exists (used to report leftovers and in tests). */
-export async function linkExists(name: string): Promise<boolean> {
-  return withNetlink(`looking up ${name}`, async (nl) => (await nl.getLinks()).some((l) => l.attrs.ifname === name));
 }

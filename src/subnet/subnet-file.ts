@@ -1,6 +1,5 @@
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
-import { FileAccessError } from '../errors.js';
+import { readFile } from 'node:fs/promises';
+import { checkWritable, writeFileAtomic } from '../files/atomic-file.js';
 import { formatIpv4, formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
 
 export interface SubnetFileContents {
@@ -23,32 +22,14 @@ export function formatSubnetFile(c: SubnetFileContents): string {
   ].join('\n');
 }
 
-/** Written to a temp file and renamed, so a reader never sees half a file. */
+/** Written atomically: docker's mk-docker-opts may read it at any moment. */
 export async function writeSubnetFile(path: string, contents: SubnetFileContents): Promise<void> {
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(tmp, formatSubnetFile(contents), { mode: 0o644 });
-    await rename(tmp, path);
-  } catch (err) {
-    throw new FileAccessError(`cannot write subnet file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-      cause: err,
-    });
-  }
+  await writeFileAtomic(path, formatSubnetFile(contents), 'subnet file');
 }
 
 /** Checks up front that the subnet file can be written, so bad input fails before anything touches etcd. */
 export async function checkSubnetFileWritable(path: string): Promise<void> {
-  const probe = `${path}.${process.pid}.probe`;
-  try {
-    await mkdir(dirname(path), { recursive: true });
-    await writeFile(probe, '');
-    await unlink(probe);
-  } catch (err) {
-    throw new FileAccessError(`cannot write subnet file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, {
-      cause: err,
-    });
-  }
+  await checkWritable(path, 'subnet file');
 }
 
 /** The previous run's network and subnet, used to ask for the same subnet again. Missing or garbled → {}. */

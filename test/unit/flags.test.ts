@@ -5,7 +5,9 @@ import { UsageError } from '../../src/errors.js';
 describe('flags', () => {
   it('has flannel defaults', () => {
     const o = parseFlags([], {});
-    expect(o.etcdEndpoints).toEqual(['http://127.0.0.1:2379']);
+    expect(o.etcdEndpoints).toEqual(['http://127.0.0.1:4001', 'http://127.0.0.1:2379']);
+    expect(o.iptablesForwardRules).toBe(true);
+    expect(o.udpFastpath).toBe('auto');
     expect(o.etcdPrefix).toBe('/coreos.com/network');
     expect(o.subnetFile).toBe('/run/flannel/subnet.env');
     expect(o.ipMasq).toBe(false);
@@ -39,5 +41,31 @@ describe('flags', () => {
   it('documents every flag with its environment variable', () => {
     const help = helpText('0.0.0');
     for (const name of ['--etcd-endpoints', 'FLANNELD_ETCD_PREFIX', '--iface', '--public-ip', '--subnet-file', '--ip-masq', 'FLANNELD_SUBNET_LEASE_RENEW_MARGIN']) expect(help).toContain(name);
+  });
+  it('accepts every flag of flannel that units pass, glog ones included', () => {
+    const o = parseFlags(['-v=2', '--iface-regex', '^eth', '--iface-regex=198\\.18\\..*', '--iface-can-reach', '198.18.0.254', '--iptables-forward-rules=false', '--ip-masq-fully-random-disable', '--ip-blackhole-route', '-vmodule=main=3', '-log_backtrace_at=main.go:1', '-logtostderr', '-alsologtostderr=true', '-stderrthreshold=WARNING', '-log_dir=/var/log'], {});
+    expect([o.v, o.ifaceRegex, o.ifaceCanReach, o.iptablesForwardRules, o.ipMasqFullyRandomDisable, o.ipBlackholeRoute]).toEqual([2, ['^eth', '198\\.18\\..*'], '198.18.0.254', false, true, true]);
+    expect(parseFlags([], { FLANNELD_V: '1', FLANNELD_IPTABLES_FORWARD_RULES: 'false' })).toMatchObject({ v: 1, iptablesForwardRules: false });
+  });
+  it('refuses IPv6 and the Kubernetes subnet manager in one line, from a flag or a variable', () => {
+    expect(() => parseFlags(['--public-ipv6', 'fc00::1'], {})).toThrow(/--public-ipv6: IPv6 is not supported by flannel-ts yet/);
+    expect(() => parseFlags([], { FLANNELD_PUBLIC_IPV6: 'fc00::1' })).toThrow(/FLANNELD_PUBLIC_IPV6: IPv6 is not supported/);
+    for (const flag of ['--kube-subnet-mgr', '--kube-api-url=https://198.18.0.254', '--kubeconfig-file=/x', '--kube-annotation-prefix=a', '--net-config-path=/x', '--set-node-network-unavailable=false']) {
+      expect(() => parseFlags([flag], {})).toThrow(/takes its subnets from etcd/);
+    }
+  });
+  it('checks the values of choice flags', () => {
+    expect(parseFlags(['--udp-fastpath=off'], {}).udpFastpath).toBe('off');
+    expect(() => parseFlags(['--udp-fastpath=fast'], {})).toThrow(/expected one of auto, on, off/);
+    expect(() => parseFlags(['-stderrthreshold=LOUD'], {})).toThrow(UsageError);
+  });
+  it('warns about FLANNELD_* variables no flag reads, and only about those', () => {
+    const o = parseFlags([], { FLANNELD_IFACE: 'eth0', FLANNELD_ETCD_PREFX: '/x', FLANNELD_SUBNET_LEASE_TTL: '60', FLANNELD_LOG_LEVEL: 'debug', OTHER: '1' });
+    expect(o.warnings).toEqual(['unknown environment variable FLANNELD_ETCD_PREFX is ignored (no flag of that name)']);
+  });
+  it('keeps refused and glog flags out of --help', () => {
+    const help = helpText('0.0.0');
+    for (const name of ['--kube-subnet-mgr', '--public-ipv6', '--vmodule']) expect(help).not.toContain(name);
+    for (const name of ['--iface-regex', '--iface-can-reach', '--iptables-forward-rules', '--ip-masq-fully-random-disable', '--ip-blackhole-route', '--udp-fastpath']) expect(help).toContain(name);
   });
 });

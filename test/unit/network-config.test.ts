@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { prepareBackend } from '../../src/backend/registry.js';
 import { parseNetworkConfig } from '../../src/config/parse-network-config.js';
 import { ConfigError } from '../../src/errors.js';
 import { formatIpv4, formatIpv4Net } from '../../src/ip/ipv4.js';
@@ -33,24 +34,35 @@ describe('network config errors are one-line ConfigErrors', () => {
     ['Network not a CIDR', '{"Network":"198.19.0.0"}', /not an IPv4 CIDR/],
     ['Network IPv6', '{"Network":"fc00::/64"}', /not an IPv4 CIDR/],
     ['Network too small', '{"Network":"198.19.0.0/30"}', /too small/],
-    ['SubnetLen not larger than the prefix', '{"Network":"198.19.0.0/16","SubnetLen":16}', /must be larger than the prefix/],
+    ['SubnetLen not larger than the prefix', '{"Network":"198.19.0.0/16","SubnetLen":16}', /at least four subnets \(SubnetLen 18 or more\)/],
+    ['SubnetLen only prefix+1 (two subnets)', '{"Network":"198.19.0.0/16","SubnetLen":17}', /at least four subnets/],
     ['SubnetLen above 30', '{"Network":"198.19.0.0/16","SubnetLen":31}', /30 or less/],
     ['SubnetLen not a number', '{"Network":"198.19.0.0/16","SubnetLen":"24"}', /whole number/],
     ['SubnetMin outside', '{"Network":"198.19.0.0/16","SubnetMin":"198.18.1.0"}', /SubnetMin.*not inside/],
     ['SubnetMax outside', '{"Network":"198.19.0.0/16","SubnetMax":"198.20.0.0"}', /SubnetMax.*not inside/],
     ['SubnetMin off boundary', '{"Network":"198.19.0.0/16","SubnetMin":"198.19.1.5"}', /boundary/],
     ['reversed Min/Max', '{"Network":"198.19.0.0/16","SubnetMin":"198.19.20.0","SubnetMax":"198.19.10.0"}', /above "SubnetMax"/],
-    ['unknown backend', '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan2"}}', /unknown backend type: vxlan2/],
+    ['Backend without Type', '{"Network":"198.19.0.0/16","Backend":{"Port":8285}}', /"Backend" has no "Type"/],
+    ['EnableIPv6', '{"Network":"198.19.0.0/16","EnableIPv6":true,"IPv6Network":"fc00::/48"}', /"EnableIPv6": true is not supported/],
+    ['EnableIPv4 off', '{"Network":"198.19.0.0/16","EnableIPv4":false}', /"EnableIPv4": false is not supported/],
+    ['EnableIPv6 not a boolean', '{"Network":"198.19.0.0/16","EnableIPv6":"yes"}', /"EnableIPv6" must be true or false/],
+    // The Backend object's keys belong to its type: the backend registry validates them.
+    ['unknown backend', '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan2"}}', /unknown backend type: vxlan2 \(supported: udp/],
     ['bad port', '{"Network":"198.19.0.0/16","Backend":{"Type":"udp","Port":70000}}', /Backend.Port/],
   ];
+  const parseAll = (text: string) => prepareBackend(parseNetworkConfig(text).backend);
   it.each(cases)('%s', (_name, text, message) => {
-    expect(() => parseNetworkConfig(text)).toThrow(ConfigError);
-    expect(() => parseNetworkConfig(text)).toThrow(message);
+    expect(() => parseAll(text)).toThrow(ConfigError);
+    expect(() => parseAll(text)).toThrow(message);
     try {
-      parseNetworkConfig(text);
+      parseAll(text);
     } catch (err) {
       expect((err as Error).message).not.toContain('\n');
     }
+  });
+
+  it('EnableIPv4 true and EnableIPv6 false are what flannel-ts does anyway', () => {
+    expect(summary('{"Network":"198.19.0.0/16","EnableIPv4":true,"EnableIPv6":false}').network).toBe('198.19.0.0/16');
   });
 
   it('random garbage only ever raises ConfigError (bounded fuzz)', () => {

@@ -1,11 +1,13 @@
 import { availableParallelism } from 'node:os';
+import { goJsonFields } from '../../config/go-json.js';
 import { ConfigError, errorMessage } from '../../errors.js';
 import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
 import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
+import type { DatapathCounters } from '../../datapath/datapath.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
-import type { Backend, BackendContext, BackendNetwork } from '../backend.js';
+import type { BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
 
 export const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
@@ -23,18 +25,30 @@ export function datapathQueues(requested: number, cpus: number): number {
   return Math.max(1, Math.min(MAX_QUEUES, Math.floor(cpus / 2)));
 }
 
+/** The udp backend's network, with the engine's counters typed for tests and tools that run it directly. */
+export interface UdpNetwork extends BackendNetwork {
+  counters(): DatapathCounters;
+}
+
+export interface UdpBackendConfig {
+  /** UDP port of every host's datapath; flannel's `Backend.Port`, 0 meaning the default 8285. */
+  readonly port: number;
+}
+
 /**
  * flannel's udp backend: IP packets from flannel0 travel unchanged as UDP payloads to port 8285 of the host
  * whose lease holds the destination. Peers that run flannel's own udp backend interoperate.
  */
-export function createUdpBackend(ctx: BackendContext): Backend {
-  const port = udpPort(ctx.config.backend.options);
-  return {
+export const udpBackend: BackendDefinition<UdpBackendConfig> = {
+  type: 'udp',
+  parseConfig: (options) => ({ port: udpPort(options) }),
+  create: (ctx) => ({
     type: 'udp',
-    mtuOverhead: UDP_OVERHEAD,
     // flannel's udp backend writes only PublicIP; BackendType lets `flanneld leases` show what a host runs.
     leaseAttrs: async () => ({ BackendType: 'udp' }),
-    startNetwork: async (lease: Lease): Promise<BackendNetwork> => {
+    startNetwork: async (lease: Lease): Promise<UdpNetwork> => {
+      const { port } = ctx.backendConfig;
+      const { settings } = ctx;
       const mtu = ctx.extIface.mtu - UDP_OVERHEAD;
       const datapath = openDatapath({
         tunName: TUN_NAME,
@@ -42,11 +56,11 @@ export function createUdpBackend(ctx: BackendContext): Backend {
         port,
         tunIp: lease.subnet.ip,
         mtu,
-        antiSpoofing: ctx.antiSpoofing,
-        offload: ctx.offload,
-        queues: datapathQueues(ctx.queues, availableParallelism()),
+        antiSpoofing: settings.antiSpoofing,
+        offload: settings.offload,
+        queues: datapathQueues(settings.queues, availableParallelism()),
       });
-      if (ctx.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
+      if (settings.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
         log.warn({ event: 'offloads-refused', offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
       }
       try {
@@ -58,14 +72,16 @@ export function createUdpBackend(ctx: BackendContext): Backend {
       log.info({ event: 'network-running', tun: datapath.tunName, port, mtu, queues: datapath.queues, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
       return {
         mtu,
-        applyLeaseEvent: (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
+        applyLeaseEvent: async (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
+        failure: () => undefined,
         counters: () => datapath.counters(),
+        metrics: () => datapathMetrics(datapath.counters()),
         // Closing the TUN fd removes flannel0 and every route through it.
         close: async () => datapath.close(),
       };
     },
-  };
-}
+  }),
+};
 
 /**
  * Opens the datapath, falling back to a single queue when several cannot be had: a kernel without multi-queue TUN
@@ -93,11 +109,33 @@ function applyLeaseEvent(datapath: UdpDatapath, port: number, event: LeaseEvent)
   datapath.setRoute({ subnet: lease.subnet, publicIp: parseIpv4(lease.attrs.PublicIP), port });
 }
 
-function udpPort(options: Readonly<Record<string, unknown>>): number {
-  const entry = Object.entries(options).find(([k]) => k.toLowerCase() === 'port');
-  const port = entry?.[1] ?? 0;
+function udpPort(options: BackendOptions): number {
+  const port = goJsonFields(options)('Port') ?? 0;
   if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
     throw new ConfigError(`"Backend.Port" must be a UDP port number (1-65535), got ${JSON.stringify(port)}`);
   }
   return port === 0 ? UDP_DEFAULT_PORT : port; // flannel treats 0 as "the default"
+}
+
+/** The engine's counters under the metric names operators already scrape. */
+export function datapathMetrics(c: DatapathCounters): MetricSample[] {
+  const counter = (name: string, help: string, labels: Record<string, string>, value: number): MetricSample => ({ name, help, type: 'counter', labels, value });
+  const packets = 'Packets carried';
+  const bytes = 'Bytes carried';
+  const offload = 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)';
+  const drops = 'Packets dropped, by reason';
+  const queue = 'Datagrams sent (tx) and received (rx) on each TUN queue and its UDP socket';
+  return [
+    counter('flannel_datapath_packets_total', packets, { direction: 'tx' }, c.txPackets),
+    counter('flannel_datapath_packets_total', packets, { direction: 'rx' }, c.rxPackets),
+    counter('flannel_datapath_bytes_total', bytes, { direction: 'tx' }, c.txBytes),
+    counter('flannel_datapath_bytes_total', bytes, { direction: 'rx' }, c.rxBytes),
+    counter('flannel_datapath_offload_total', offload, { kind: 'gso_split' }, c.gsoSplits),
+    counter('flannel_datapath_offload_total', offload, { kind: 'gro_merge' }, c.groMerges),
+    ...Object.entries(c.drops).map(([reason, n]) => counter('flannel_datapath_drops_total', drops, { reason }, n)),
+    ...c.queues.flatMap((q, i) => [
+      counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'tx' }, q.txPackets),
+      counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'rx' }, q.rxPackets),
+    ]),
+  ];
 }

@@ -1,0 +1,28 @@
+import type { DaemonOptions } from '../daemon.js';
+import type { EtcdOptions } from '../subnet/etcd-registry.js';
+import type { FlannelOptions } from './flags.js';
+
+/** The etcd client settings of the flags, shared by the daemon and every subcommand that reads etcd. */
+export function etcdOptions(flags: FlannelOptions): EtcdOptions {
+  return {
+    endpoints: flags.etcdEndpoints,
+    prefix: flags.etcdPrefix,
+    caFile: flags.etcdCafile || undefined,
+    certFile: flags.etcdCertfile || undefined,
+    keyFile: flags.etcdKeyfile || undefined,
+    username: flags.etcdUsername || undefined,
+    password: flags.etcdPassword || undefined,
+  };
+}
+
+/** What the daemon needs from the command line; flags that only the CLI acts on (iptables, http) stay there. */
+export function daemonOptions(flags: FlannelOptions): DaemonOptions {
+  return {
+    etcd: etcdOptions(flags),
+    iface: { ifaces: flags.iface, ifaceRegexes: flags.ifaceRegex, canReach: flags.ifaceCanReach, publicIp: flags.publicIp },
+    subnetFile: flags.subnetFile,
+    ipMasq: flags.ipMasq,
+    renewMarginMinutes: flags.subnetLeaseRenewMargin,
+    backend: { antiSpoofing: flags.antiSpoofing, offload: flags.offload, queues: flags.queues, udpFastpath: flags.udpFastpath },
+  };
+}

@@ -1,0 +1,11 @@
+/**
+ * Go's encoding/json matches object keys case-insensitively (the first key wins), and flannel's configs are read
+ * that way: operators write "network" as often as "Network". Returns a lookup by field name.
+ */
+export function goJsonFields(obj: Readonly<Record<string, unknown>>): (name: string) => unknown {
+  const lower = new Map<string, unknown>();
+  for (const [key, value] of Object.entries(obj)) {
+    if (!lower.has(key.toLowerCase())) lower.set(key.toLowerCase(), value);
+  }
+  return (name) => lower.get(name.toLowerCase());
+}

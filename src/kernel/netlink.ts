@@ -1,0 +1,103 @@
+import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { KernelError, errorMessage } from '../errors.js';
+import type { Ipv4 } from '../ip/ipv4.js';
+
+/**
+ * The one place that talks rtnetlink: constants, byte conversions and the socket lifetime shared by every module
+ * that reads or programs links, addresses, routes and neighbours.
+ */
+
+export const AF_INET = 2;
+/** AF_BRIDGE: FDB entries of a vxlan device live in the bridge family. */
+export const AF_BRIDGE = 7;
+export const MAIN_TABLE = 254;
+/** RTNH_F_ONLINK: `netlink`'s RouteFlags has no onlink, and `{ onlink: true }` is dropped silently. */
+export const RTNH_F_ONLINK = 4;
+
+export type { RtNetlinkSocket };
+
+export function ipBytes(ip: Ipv4): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(ip >>> 0);
+  return b;
+}
+
+export function ipv4FromBytes(bytes: Uint8Array | undefined): Ipv4 | undefined {
+  return bytes && bytes.length === 4 ? ((bytes[0] << 24) | (bytes[1] << 16) | (bytes[2] << 8) | bytes[3]) >>> 0 : undefined;
+}
+
+/** Runs `fn` on a fresh rtnetlink socket, closed afterwards; failures become a KernelError saying what was being done. */
+export async function withNetlink<T>(what: string, fn: (nl: RtNetlinkSocket) => Promise<T>): Promise<T> {
+  const nl = createRtNetlink();
+  try {
+    return await fn(nl);
+  } catch (err) {
+    throw new KernelError(`${what}: ${errorMessage(err)}`, { cause: err });
+  } finally {
+    nl.socket.close();
+  }
+}
+
+export async function linkIndex(nl: RtNetlinkSocket, name: string): Promise<number> {
+  const link = (await nl.getLinks()).find((l) => l.attrs.ifname === name);
+  if (!link?.data.index) throw new KernelError(`no link named ${name}`);
+  return link.data.index;
+}
+
+export function isExists(err: unknown): boolean {
+  return /EEXIST|File exists/i.test(errorMessage(err));
+}
+
+export function isNotFound(err: unknown): boolean {
+  return /ENOENT|ESRCH|ENODEV|No such/i.test(errorMessage(err));
+}
+
+/** A link with its IPv4 addresses. */
+export interface LinkInfo {
+  readonly name: string;
+  readonly index: number;
+  readonly mtu: number;
+  readonly addresses: Ipv4[];
+}
+
+/** An IPv4 route of the main table, reduced to what policy code compares. */
+export interface RouteInfo {
+  readonly dst: Ipv4;
+  readonly dstLen: number;
+  readonly gateway?: Ipv4;
+  readonly oif?: number;
+}
+
+/** Every link with its IPv4 addresses, and the IPv4 routes of the main table. */
+export async function readLinksAndRoutes(): Promise<{ links: LinkInfo[]; routes: RouteInfo[] }> {
+  return withNetlink('reading links, addresses and routes', async (nl) => {
+    const [links, addresses, routes] = [await nl.getLinks(), await nl.getAddresses(), await nl.getRoutes()];
+    return {
+      links: links.map((l) => ({
+        name: l.attrs.ifname ?? `if${l.data.index}`,
+        index: l.data.index ?? 0,
+        mtu: l.attrs.mtu ?? 1500,
+        addresses: addresses
+          .filter((a) => a.data.family === AF_INET && a.data.index === l.data.index)
+          .map((a) => ipv4FromBytes(a.attrs.local ?? a.attrs.address))
+          .filter((ip): ip is Ipv4 => ip !== undefined),
+      })),
+      routes: mainTableRoutes(routes),
+    };
+  });
+}
+
+export async function readRoutes(): Promise<RouteInfo[]> {
+  return withNetlink('reading routes', async (nl) => mainTableRoutes(await nl.getRoutes()));
+}
+
+function mainTableRoutes(routes: Awaited<ReturnType<RtNetlinkSocket['getRoutes']>>): RouteInfo[] {
+  return routes
+    .filter((r) => r.data.family === AF_INET && (r.attrs.table ?? r.data.table) === MAIN_TABLE)
+    .map((r) => ({
+      dst: ipv4FromBytes(r.attrs.dst) ?? 0,
+      dstLen: r.data.dstLen ?? 0,
+      gateway: ipv4FromBytes(r.attrs.gateway),
+      oif: r.attrs.oif,
+    }));
+}
