@@ -1,5 +1,4 @@
 import { execFile } from 'node:child_process';
-import type { Daemon } from '../daemon.js';
 import { errorMessage } from '../errors.js';
 import { log } from '../log.js';
 
@@ -28,7 +27,10 @@ export function sdNotifyReady(pid: number = process.pid, env: NodeJS.ProcessEnv 
  * Under systemd (NOTIFY_SOCKET set), signals readiness once the subnet file has been written: units ordered after
  * flanneld (docker with mk-docker-opts) may read it from then on — flannel's contract. Returns whether it is armed.
  */
-export function notifyReadyOnSubnetFile(daemon: Pick<Daemon, 'once'>, env: NodeJS.ProcessEnv = process.env): boolean {
+export function notifyReadyOnSubnetFile(
+  daemon: { once(event: 'subnet-file-written', listener: (path: string) => void): unknown },
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
   if (!env.NOTIFY_SOCKET) return false;
   daemon.once('subnet-file-written', (path: string) => {
     sdNotifyReady(process.pid, env).then(
