@@ -1,5 +1,5 @@
-// N-API surface of the datapath: a `Datapath` class over the engine, plus pure packet helpers under `_test`
-// so JS tests can check checksum and ICMP arithmetic on hand-built packets.
+// N-API surface of the datapath: a `Datapath` class over the engine, plus pure packet helpers and the forwarding
+// decisions under `_test`, so JS tests can check checksum, ICMP and routing arithmetic on hand-built packets.
 #include <napi.h>
 
 #include <cstring>
@@ -8,16 +8,38 @@
 #include <vector>
 
 #include "engine.h"
+#include "forward.h"
 #include "offload.h"
 #include "packet.h"
 #include "platform_probe.h"
+#include "sys_error.h"
 
 namespace {
 
 using flannel::Engine;
 using flannel::EngineOptions;
 
-uint32_t MaskOf(uint32_t prefix_len) { return prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len); }
+// Bumped whenever the JS-visible surface changes; src/datapath/native.ts refuses an addon of another version.
+constexpr int kAbiVersion = 2;
+
+// Runs f, turning native exceptions into JS errors. A failed system call also carries `code` (the errno name),
+// `errno` and `syscall`, as Node's own system errors do, so that callers decide on those, not on the message.
+template <typename F>
+auto Native(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const flannel::SysError& e) {
+    Napi::Error err = Napi::Error::New(env, e.what());
+    err.Set("code", Napi::String::New(env, flannel::ErrnoName(e.err())));
+    err.Set("errno", Napi::Number::New(env, e.err()));
+    err.Set("syscall", Napi::String::New(env, e.syscall()));
+    throw err;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
 
 uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
   if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
@@ -27,6 +49,25 @@ uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
   return static_cast<uint32_t>(v);
 }
 
+// A required integer property in [min, max]: a cast of -1 or 1e12 to uint32 would silently bind elsewhere.
+double IntegerField(const Napi::Object& o, const char* key, double min, double max, const char* usage) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), usage);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::RangeError::New(o.Env(), usage);
+  return d;
+}
+
+uint32_t U32Field(const Napi::Object& o, const char* key, const char* usage) {
+  return static_cast<uint32_t>(IntegerField(o, key, 0, 4294967295.0, usage));
+}
+
+bool BooleanField(const Napi::Object& o, const char* key, const char* usage) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), usage);
+  return v.As<Napi::Boolean>().Value();
+}
+
 class Datapath : public Napi::ObjectWrap<Datapath> {
  public:
   static Napi::Function Define(Napi::Env env) {
@@ -34,8 +75,8 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
                        {
                            InstanceMethod<&Datapath::SetRoute>("setRoute"),
                            InstanceMethod<&Datapath::DeleteRoute>("deleteRoute"),
-                           InstanceMethod<&Datapath::SetTunIp>("setTunIp"),
                            InstanceMethod<&Datapath::Counters>("counters"),
+                           InstanceMethod<&Datapath::Failure>("failure"),
                            InstanceMethod<&Datapath::Close>("close"),
                            InstanceAccessor<&Datapath::TunName>("tunName"),
                            InstanceAccessor<&Datapath::Offloads>("offloads"),
@@ -49,36 +90,20 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, usage);
     Napi::Object o = info[0].As<Napi::Object>();
+    // Every option is required: the defaults live with the flags in TypeScript, and only there.
     EngineOptions opts;
     Napi::Value name = o.Get("tunName");
-    if (!name.IsUndefined()) {
-      if (!name.IsString()) throw Napi::TypeError::New(env, usage);
-      opts.tun_name = name.As<Napi::String>().Utf8Value();
-      if (opts.tun_name.empty() || opts.tun_name.size() > 15) throw Napi::RangeError::New(env, usage);
-    }
-    // Every number must be an integer in range: a cast of -1 or 1e12 to uint32 would silently bind elsewhere.
-    auto num = [&](const char* key, double fallback, double min, double max) -> double {
-      Napi::Value v = o.Get(key);
-      if (v.IsUndefined()) return fallback;
-      if (!v.IsNumber()) throw Napi::TypeError::New(env, usage);
-      double d = v.As<Napi::Number>().DoubleValue();
-      if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::RangeError::New(env, usage);
-      return d;
-    };
-    opts.local_ip = static_cast<uint32_t>(num("localIp", 0, 0, 4294967295.0));
-    opts.port = static_cast<uint16_t>(num("port", 8285, 0, 65535));
-    opts.tun_ip = static_cast<uint32_t>(num("tunIp", 0, 0, 4294967295.0));
-    opts.mtu = static_cast<size_t>(num("mtu", 1472, 68, 65535));
-    opts.queues = static_cast<size_t>(num("queues", 1, 1, static_cast<double>(flannel::kMaxQueues)));
-    Napi::Value spoof = o.Get("antiSpoofing");
-    opts.anti_spoofing = spoof.IsUndefined() ? true : spoof.ToBoolean().Value();
-    Napi::Value offload = o.Get("offload");
-    opts.offload = offload.IsUndefined() ? true : offload.ToBoolean().Value();
-    try {
-      engine_ = std::make_unique<Engine>(opts);
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    if (!name.IsString()) throw Napi::TypeError::New(env, usage);
+    opts.tun_name = name.As<Napi::String>().Utf8Value();
+    if (opts.tun_name.empty() || opts.tun_name.size() > 15) throw Napi::RangeError::New(env, usage);
+    opts.local_ip = U32Field(o, "localIp", usage);
+    opts.port = static_cast<uint16_t>(IntegerField(o, "port", 0, 65535, usage));
+    opts.tun_ip = U32Field(o, "tunIp", usage);
+    opts.mtu = static_cast<size_t>(IntegerField(o, "mtu", 68, 65535, usage));
+    opts.queues = static_cast<size_t>(IntegerField(o, "queues", 1, static_cast<double>(flannel::kMaxQueues), usage));
+    opts.anti_spoofing = BooleanField(o, "antiSpoofing", usage);
+    opts.offload = BooleanField(o, "offload", usage);
+    engine_ = Native(env, [&] { return std::make_unique<Engine>(opts); });
     // Threads must be joined before the environment goes away, even if JS never calls close().
     env_ = env;
     if (napi_add_env_cleanup_hook(env, &Datapath::StopAtExit, this) == napi_ok) cleanup_hook_ = true;
@@ -97,19 +122,14 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
     uint32_t peer = ArgU32(info, 2, usage), port = ArgU32(info, 3, usage);
     if (len > 32 || port == 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
-    flannel::Route r{net & MaskOf(len), MaskOf(len), static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port)};
-    engine(info).routes().Set(r);
+    engine(info).routes().Set(flannel::MakeRoute(net, static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port)));
   }
 
   void DeleteRoute(const Napi::CallbackInfo& info) {
     static const char* usage = "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)";
     uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
     if (len > 32) throw Napi::RangeError::New(info.Env(), usage);
-    engine(info).routes().Delete(net & MaskOf(len), static_cast<uint8_t>(len));
-  }
-
-  void SetTunIp(const Napi::CallbackInfo& info) {
-    engine(info).set_tun_ip(ArgU32(info, 0, "Usage: setTunIp(ip: uint32)"));
+    engine(info).routes().Delete(net, static_cast<uint8_t>(len));
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {
@@ -124,6 +144,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     out.Set("icmpUnreachableSent", n(c.icmp_unreachable_sent));
     out.Set("gsoSplits", n(c.gso_splits));
     out.Set("groMerges", n(c.gro_merges));
+    out.Set("readErrors", n(c.read_errors));
     Napi::Object drops = Napi::Object::New(env);
     for (int i = 0; i < flannel::kDropCount; i++) drops.Set(flannel::kDropNames[i], n(c.drops[i]));
     out.Set("drops", drops);
@@ -135,6 +156,20 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
       queues.Set(i, q);
     }
     out.Set("queues", queues);
+    return out;
+  }
+
+  // undefined while the packet threads run; else the first persistent error, after which they all stopped.
+  Napi::Value Failure(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::optional<flannel::Failure> f = engine(info).failure();
+    if (!f) return env.Undefined();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("syscall", Napi::String::New(env, f->syscall));
+    out.Set("errno", Napi::Number::New(env, f->err));
+    out.Set("code", Napi::String::New(env, flannel::ErrnoName(f->err)));
+    out.Set("queue", Napi::Number::New(env, f->queue));
+    out.Set("message", Napi::String::New(env, f->message));
     return out;
   }
 
@@ -210,30 +245,106 @@ Napi::Value TestBuildNetUnreachable(const Napi::CallbackInfo& info) {
   return Napi::Buffer<uint8_t>::Copy(info.Env(), out, len);
 }
 
+// The datagrams of a split (or of one packet, for a decision that did not split), one Buffer each.
+Napi::Array Datagrams(Napi::Env env, const flannel::SplitResult& r) {
+  Napi::Array out = Napi::Array::New(env, r.count);
+  for (size_t i = 0; i < r.count; i++) {
+    const iovec& h = r.iov[2 * i];
+    const iovec& p = r.iov[2 * i + 1];
+    auto seg = Napi::Buffer<uint8_t>::New(env, h.iov_len + p.iov_len);
+    memcpy(seg.Data(), h.iov_base, h.iov_len);
+    if (p.iov_len) memcpy(seg.Data() + h.iov_len, p.iov_base, p.iov_len);
+    out.Set(static_cast<uint32_t>(i), seg);
+  }
+  return out;
+}
+
+flannel::VnetHdr VnetHdrArg(const Napi::Value& v, const char* usage) {
+  if (!v.IsBuffer() || v.As<Napi::Buffer<uint8_t>>().Length() != sizeof(flannel::VnetHdr))
+    throw Napi::TypeError::New(v.Env(), usage);
+  flannel::VnetHdr hdr;
+  memcpy(&hdr, v.As<Napi::Buffer<uint8_t>>().Data(), sizeof hdr);
+  return hdr;
+}
+
 // splitTcp(vnetHdr: Buffer(10), packet: Buffer, mtu) -> Buffer[] (the segments), or null if refused.
 Napi::Value TestSplitTcp(const Napi::CallbackInfo& info) {
   static const char* usage = "Usage: splitTcp(vnetHdr: Buffer of 10 bytes, packet: Buffer, mtu: number)";
-  if (info.Length() < 3 || !info[0].IsBuffer() || !info[1].IsBuffer() || !info[2].IsNumber())
-    throw Napi::TypeError::New(info.Env(), usage);
-  auto h = info[0].As<Napi::Buffer<uint8_t>>();
+  if (info.Length() < 3 || !info[1].IsBuffer() || !info[2].IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
+  flannel::VnetHdr hdr = VnetHdrArg(info[0], usage);
   auto pkt = info[1].As<Napi::Buffer<uint8_t>>();
-  if (h.Length() != sizeof(flannel::VnetHdr)) throw Napi::TypeError::New(info.Env(), usage);
-  flannel::VnetHdr hdr;
-  memcpy(&hdr, h.Data(), sizeof hdr);
   std::vector<uint8_t> headers(flannel::kMaxSegments * flannel::kMaxHeaders);
   auto r = std::make_unique<flannel::SplitResult>();
   if (!flannel::SplitTcpV4(hdr, pkt.Data(), pkt.Length(), info[2].As<Napi::Number>().Uint32Value(), headers.data(), r.get()))
     return info.Env().Null();
-  Napi::Array segments = Napi::Array::New(info.Env(), r->count);
-  for (size_t i = 0; i < r->count; i++) {
-    const iovec& h = r->iov[2 * i];
-    const iovec& p = r->iov[2 * i + 1];
-    auto seg = Napi::Buffer<uint8_t>::New(info.Env(), h.iov_len + p.iov_len);
-    memcpy(seg.Data(), h.iov_base, h.iov_len);
-    memcpy(seg.Data() + h.iov_len, p.iov_base, p.iov_len);
-    segments.Set(static_cast<uint32_t>(i), seg);
+  return Datagrams(info.Env(), *r);
+}
+
+// A route table from [{ subnet, prefixLen, peerIp, peerPort }], as setRoute would build it.
+flannel::RouteTable::Snapshot RoutesArg(const Napi::Value& v, const char* usage) {
+  if (!v.IsArray()) throw Napi::TypeError::New(v.Env(), usage);
+  Napi::Array in = v.As<Napi::Array>();
+  flannel::RouteTable table;
+  for (uint32_t i = 0; i < in.Length(); i++) {
+    Napi::Value e = in.Get(i);
+    if (!e.IsObject()) throw Napi::TypeError::New(v.Env(), usage);
+    Napi::Object r = e.As<Napi::Object>();
+    table.Set(flannel::MakeRoute(U32Field(r, "subnet", usage), static_cast<uint8_t>(IntegerField(r, "prefixLen", 0, 32, usage)),
+                                 U32Field(r, "peerIp", usage), static_cast<uint16_t>(IntegerField(r, "peerPort", 1, 65535, usage))));
   }
-  return segments;
+  return table.Load();
+}
+
+// egress(packet, routes, { tunIp, mtu, vnetHdr? }) -> what the engine does with a packet read from the TUN:
+// { drop, icmp? } or { peerIp, peerPort, split, datagrams }. The packet is copied; the decision edits the copy.
+Napi::Value TestEgress(const Napi::CallbackInfo& info) {
+  static const char* usage =
+      "Usage: egress(packet: Buffer, routes: { subnet, prefixLen, peerIp, peerPort }[], { tunIp: uint32, mtu: 68..65535, "
+      "vnetHdr?: Buffer of 10 bytes })";
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsBuffer() || !info[2].IsObject()) throw Napi::TypeError::New(env, usage);
+  auto routes = RoutesArg(info[1], usage);
+  Napi::Object opts = info[2].As<Napi::Object>();
+  flannel::EgressConfig config{U32Field(opts, "tunIp", usage), static_cast<size_t>(IntegerField(opts, "mtu", 68, 65535, usage))};
+  flannel::VnetHdr hdr{};
+  if (!opts.Get("vnetHdr").IsUndefined()) hdr = VnetHdrArg(opts.Get("vnetHdr"), usage);
+  auto in = info[0].As<Napi::Buffer<uint8_t>>();
+  std::vector<uint8_t> pkt(in.Data(), in.Data() + in.Length());
+  std::vector<uint8_t> headers(flannel::kMaxSegments * flannel::kMaxHeaders);
+  auto split = std::make_unique<flannel::SplitResult>();
+  uint8_t icmp[flannel::kIcmpReplyMax];
+  flannel::Egress e = flannel::DecideEgress(hdr, pkt.data(), pkt.size(), *routes, config, headers.data(), split.get(), icmp);
+  Napi::Object out = Napi::Object::New(env);
+  if (!e.send) {
+    out.Set("drop", flannel::kDropNames[e.drop]);
+    if (e.icmp_len) out.Set("icmp", Napi::Buffer<uint8_t>::Copy(env, icmp, e.icmp_len));
+    return out;
+  }
+  out.Set("peerIp", Napi::Number::New(env, e.route->peer_ip));
+  out.Set("peerPort", Napi::Number::New(env, e.route->peer_port));
+  out.Set("split", Napi::Boolean::New(env, e.split));
+  out.Set("datagrams", Datagrams(env, *split));
+  return out;
+}
+
+// ingress(datagram, senderIp, routes, antiSpoofing) -> { drop } or { packet } (what goes into the TUN).
+Napi::Value TestIngress(const Napi::CallbackInfo& info) {
+  static const char* usage =
+      "Usage: ingress(datagram: Buffer, senderIp: uint32, routes: { subnet, prefixLen, peerIp, peerPort }[], antiSpoofing: boolean)";
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsBuffer() || !info[3].IsBoolean()) throw Napi::TypeError::New(env, usage);
+  uint32_t sender = ArgU32(info, 1, usage);
+  auto routes = RoutesArg(info[2], usage);
+  auto in = info[0].As<Napi::Buffer<uint8_t>>();
+  std::vector<uint8_t> pkt(in.Data(), in.Data() + in.Length());
+  flannel::Ingress r = flannel::DecideIngress(pkt.data(), pkt.size(), sender, *routes, info[3].As<Napi::Boolean>().Value());
+  Napi::Object out = Napi::Object::New(env);
+  if (!r.deliver) {
+    out.Set("drop", flannel::kDropNames[r.drop]);
+  } else {
+    out.Set("packet", Napi::Buffer<uint8_t>::Copy(env, pkt.data(), r.len));
+  }
+  return out;
 }
 
 // coalesce(packets: Buffer[]) -> Buffer[] (each a TUN write: 10-byte vnet header + packet).
@@ -284,17 +395,15 @@ Napi::Value ProbePlatform(const Napi::CallbackInfo& info) {
     o.Set("wakerUs", Napi::Number::New(env, c.waker_us));
     out.Set(name, o);
   };
-  try {
+  Native(env, [&] {
     put("wakeupSameCpu", flannel::MeasureWakeup(0, 0, iterations));
     if (std::thread::hardware_concurrency() > 1) put("wakeupCrossCpu", flannel::MeasureWakeup(0, 1, iterations));
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
+  });
   return out;
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  exports.Set("abiVersion", Napi::Number::New(env, 1));
+  exports.Set("abiVersion", Napi::Number::New(env, kAbiVersion));
   exports.Set("Datapath", Datapath::Define(env));
   Napi::Object test = Napi::Object::New(env);
   test.Set("parse", Napi::Function::New(env, TestParse));
@@ -302,6 +411,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   test.Set("buildNetUnreachable", Napi::Function::New(env, TestBuildNetUnreachable));
   test.Set("splitTcp", Napi::Function::New(env, TestSplitTcp));
   test.Set("coalesce", Napi::Function::New(env, TestCoalesce));
+  test.Set("egress", Napi::Function::New(env, TestEgress));
+  test.Set("ingress", Napi::Function::New(env, TestIngress));
   exports.Set("_test", test);
   exports.Set("probePlatform", Napi::Function::New(env, ProbePlatform));
   return exports;

@@ -115,6 +115,7 @@ bool TcpCoalescer::Start(const uint8_t* pkt, size_t len) {
   len_ = len;
   mss_ = len - hdr_bytes_;
   merged_ = 1;
+  merged_bytes_ = len;
   last_short_ = false;
   psh_ = (flags & kTcpPsh) != 0;
   next_seq_ = Load32(tcp + 4) + static_cast<uint32_t>(mss_);
@@ -145,6 +146,7 @@ void TcpCoalescer::Append(const uint8_t* pkt, size_t len) {
   iov_[iovcnt_++] = {const_cast<uint8_t*>(pkt + hdr_bytes_), payload};
   len_ += payload;
   merged_++;
+  merged_bytes_ += len;
   next_seq_ += static_cast<uint32_t>(payload);
   if (payload < mss_) last_short_ = true;
   if (pkt[20 + 13] & kTcpPsh) {

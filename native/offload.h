@@ -16,6 +16,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "packet.h"
+
 namespace flannel {
 
 // struct virtio_net_hdr (legacy layout, native byte order), as TUN reads and writes it.
@@ -78,6 +80,7 @@ class TcpCoalescer {
     }
     iovec iov[2] = {{zero_hdr_, sizeof(VnetHdr)}, {const_cast<uint8_t*>(pkt), len}};
     merged_ = 1;
+    merged_bytes_ = len;
     emit(iov, 2);
   }
 
@@ -89,10 +92,9 @@ class TcpCoalescer {
     emit(iov_, iovcnt_);
   }
 
-  // How many datagrams the last emitted write carried.
+  // How many datagrams the last emitted write carried, and their bytes as they arrived (each with its own headers).
   size_t merged() const { return merged_; }
-
-  static constexpr size_t kMaxPacket = 65535;
+  size_t merged_bytes() const { return merged_bytes_; }
 
  private:
   bool Start(const uint8_t* pkt, size_t len);
@@ -107,6 +109,7 @@ class TcpCoalescer {
   size_t hdr_bytes_ = 0;  // IP + TCP header length
   size_t mss_ = 0;        // payload size of the first segment
   size_t merged_ = 0;
+  size_t merged_bytes_ = 0;
   uint32_t next_seq_ = 0;
   int iovcnt_ = 0;
   // iov_[0]: head_ (vnet header + the first segment's headers); then one payload iovec per segment.

@@ -8,10 +8,14 @@ namespace flannel {
 
 const char* const kDropNames[kDropCount] = {
     "truncated", "not_ipv4", "bad_header_length", "ttl_exceeded", "no_route",
-    "spoofed_source", "unknown_source", "tun_write_error", "send_error", "bad_gso",
+    "spoofed_source", "unknown_source", "tun_write_error", "send_error", "bad_gso", "empty",
 };
 
 bool ParseIpv4(const uint8_t* buf, size_t len, Ipv4View* out, DropReason* reason) {
+  if (len == 0) {
+    *reason = kDropEmpty;
+    return false;
+  }
   if (len < 20) {
     *reason = kDropTruncated;
     return false;

@@ -7,6 +7,9 @@
 
 namespace flannel {
 
+// The largest IPv4 packet (its total length is 16 bits): the size of every packet buffer.
+constexpr size_t kMaxPacket = 65535;
+
 // Why a packet was not forwarded. Values index the engine's drop counters; keep in sync with kDropNames.
 enum DropReason : int {
   kDropTruncated = 0,      // shorter than an IPv4 header, or than its own total length
@@ -19,6 +22,7 @@ enum DropReason : int {
   kDropTunWriteError,
   kDropSendError,
   kDropBadGso,             // a super packet from the TUN that could not be segmented
+  kDropEmpty,              // a datagram (or TUN read) of 0 bytes
   kDropCount
 };
 
@@ -34,7 +38,8 @@ struct Ipv4View {
   bool first_fragment;
 };
 
-// Checks that buf holds a well-formed IPv4 header and returns its fields; on failure returns false with *reason.
+// Checks that buf holds a well-formed IPv4 header and returns its fields; on failure returns false with *reason
+// (kDropEmpty for len 0, so that every datagram a peer sends ends in exactly one counter).
 bool ParseIpv4(const uint8_t* buf, size_t len, Ipv4View* out, DropReason* reason);
 
 // Decrements the TTL and patches the header checksum incrementally (RFC 1624). Returns false (packet untouched)

@@ -26,7 +26,7 @@ double Micros(Clock::duration d) { return std::chrono::duration<double, std::mic
 void RequireCpu(int cpu) {
   cpu_set_t set;
   if (sched_getaffinity(0, sizeof set, &set) != 0) throw SysError("sched_getaffinity", errno);
-  if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set)) throw SysError("pin to cpu " + std::to_string(cpu), EINVAL);
+  if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &set)) throw SysError("sched_setaffinity", EINVAL, "pin to cpu " + std::to_string(cpu));
 }
 
 // Pins the calling thread; the CPU was checked with RequireCpu, so this cannot fail for lack of the CPU.

@@ -20,6 +20,12 @@ struct Route {
   uint16_t peer_port;
 };
 
+// The route for net/prefix_len (any host bits of net are cleared), prefix_len 0..32.
+inline Route MakeRoute(uint32_t net, uint8_t prefix_len, uint32_t peer_ip, uint16_t peer_port) {
+  uint32_t mask = prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len);
+  return Route{net & mask, mask, prefix_len, peer_ip, peer_port};
+}
+
 class RouteTable {
  public:
   using Snapshot = std::shared_ptr<const std::vector<Route>>;
@@ -35,8 +41,9 @@ class RouteTable {
     });
   }
 
+  // Removes the route for net/prefix_len (host bits of net are ignored), if there is one.
   void Delete(uint32_t net, uint8_t prefix_len) {
-    Update([&](std::vector<Route>& v) { Erase(v, net, prefix_len); });
+    Update([&](std::vector<Route>& v) { Erase(v, MakeRoute(net, prefix_len, 0, 0).net, prefix_len); });
   }
 
   Snapshot Load() const { return std::atomic_load_explicit(&routes_, std::memory_order_acquire); }

@@ -6,6 +6,7 @@
 #include <linux/filter.h>
 #include <linux/if_tun.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,7 +21,7 @@ namespace flannel {
 TunDevice OpenTun(const std::string& requested_name, bool vnet_hdr, bool multi_queue) {
   if (requested_name.size() >= IFNAMSIZ) throw std::invalid_argument("Usage: TUN name must be shorter than 16 bytes");
   int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) throw SysError("open(/dev/net/tun)", errno);
+  if (fd < 0) throw SysError("open", errno, "open(/dev/net/tun)");
   struct ifreq ifr;
   std::memset(&ifr, 0, sizeof ifr);
   ifr.ifr_flags = IFF_TUN | IFF_NO_PI | (vnet_hdr ? IFF_VNET_HDR : 0) | (multi_queue ? IFF_MULTI_QUEUE : 0);
@@ -28,7 +29,7 @@ TunDevice OpenTun(const std::string& requested_name, bool vnet_hdr, bool multi_q
   if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
     int err = errno;
     close(fd);
-    throw SysError("ioctl(TUNSETIFF " + requested_name + ")", err);
+    throw SysError("ioctl(TUNSETIFF)", err, "ioctl(TUNSETIFF " + requested_name + (multi_queue ? ", multi-queue)" : ")"));
   }
   return TunDevice{fd, std::string(ifr.ifr_name)};
 }
@@ -42,12 +43,12 @@ bool EnableTunOffload(int tun_fd) {
 
 bool EnableUdpGro(int udp_fd) {
   int one = 1;
-  return setsockopt(udp_fd, IPPROTO_UDP, 104 /* UDP_GRO */, &one, sizeof one) == 0;
+  return setsockopt(udp_fd, IPPROTO_UDP, UDP_GRO, &one, sizeof one) == 0;
 }
 
 int OpenUdpSocket(uint32_t ip, uint16_t port, bool reuse_port) {
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw SysError("socket(AF_INET, SOCK_DGRAM)", errno);
+  if (fd < 0) throw SysError("socket", errno, "socket(AF_INET, SOCK_DGRAM)");
   int one = 1;
   if (reuse_port && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0) {
     int err = errno;
@@ -68,7 +69,7 @@ int OpenUdpSocket(uint32_t ip, uint16_t port, bool reuse_port) {
     close(fd);
     char text[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &addr.sin_addr, text, sizeof text);
-    throw SysError(std::string("bind(") + text + ":" + std::to_string(port) + ")", err);
+    throw SysError("bind", err, std::string("bind(") + text + ":" + std::to_string(port) + ")");
   }
   return fd;
 }

@@ -27,8 +27,46 @@ export class InterfaceError extends FlannelError {}
 /** A file we must read or write (TLS material, subnet file) is not accessible. */
 export class FileAccessError extends FlannelError {}
 
+/** What the kernel said when a system call failed, as Node's own system errors carry it. */
+export interface SystemErrorInfo {
+  /** The errno's name, e.g. `EADDRINUSE`. */
+  readonly code?: string;
+  /** The (positive) Linux errno. */
+  readonly errno?: number;
+  /** The call, with its request where that matters: `bind`, `ioctl(TUNSETIFF)`, `setsockopt(SO_REUSEPORT)`. */
+  readonly syscall?: string;
+}
+
 /** A kernel operation (netlink, TUN ioctl, iptables) failed. */
-export class KernelError extends FlannelError {}
+export class KernelError extends FlannelError implements SystemErrorInfo {
+  readonly code?: string;
+  readonly errno?: number;
+  readonly syscall?: string;
+
+  constructor(message: string, options?: { cause?: unknown } & SystemErrorInfo) {
+    super(message, options);
+    this.code = options?.code;
+    this.errno = options?.errno;
+    this.syscall = options?.syscall;
+  }
+}
+
+/** A running datapath stopped: one of its packet threads hit an error that would repeat on every call. */
+export class DatapathFailedError extends KernelError {
+  declare readonly code: string;
+  declare readonly errno: number;
+  declare readonly syscall: string;
+  /** The TUN queue (and UDP socket) whose thread failed. */
+  readonly queue: number;
+
+  constructor(message: string, options: { queue: number; code: string; errno: number; syscall: string }) {
+    super(message, options);
+    this.queue = options.queue;
+  }
+}
+
+/** The native addon is missing, or was built from other sources than this code. */
+export class NativeAddonError extends FlannelError {}
 
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);

@@ -1,9 +1,17 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { NativeAddonError } from '../errors.js';
 import { packageRoot } from '../package-info.js';
+import type { DatapathCounters, DatapathFailure } from './datapath.js';
 
-/** The shape of `build/Release/flannel_datapath.node` (native/addon.cc). IPs are uint32 in host order. */
+/** The addon version this code speaks to (native/addon.cc `kAbiVersion`); bumped whenever that surface changes. */
+export const NATIVE_ABI_VERSION = 2;
+
+/**
+ * The shape of `build/Release/flannel_datapath.node` (native/addon.cc). IPs are uint32 in host order. Every option
+ * is required: the addon has no defaults of its own, so none can disagree with the flags.
+ */
 export interface NativeDatapathOptions {
   tunName: string;
   localIp: number;
@@ -17,26 +25,15 @@ export interface NativeDatapathOptions {
   queues: number;
 }
 
-export interface NativeCounters {
-  txPackets: number;
-  txBytes: number;
-  rxPackets: number;
-  rxBytes: number;
-  icmpUnreachableSent: number;
-  gsoSplits: number;
-  groMerges: number;
-  drops: Record<string, number>;
-  queues: { txPackets: number; rxPackets: number }[];
-}
-
 export interface NativeDatapath {
   readonly tunName: string;
   /** What the kernel granted of what was asked. */
   readonly offloads: { tun: boolean; udpGro: boolean };
   setRoute(subnetIp: number, prefixLen: number, peerIp: number, peerPort: number): void;
   deleteRoute(subnetIp: number, prefixLen: number): void;
-  setTunIp(ip: number): void;
-  counters(): NativeCounters;
+  counters(): DatapathCounters;
+  /** undefined while every packet thread runs; else the first persistent error, after which all have stopped. */
+  failure(): DatapathFailure | undefined;
   close(): void;
 }
 
@@ -55,6 +52,22 @@ export interface PlatformCosts {
   readonly wakeupCrossCpu?: WakeupCost;
 }
 
+/** A route as the forwarding decisions take it: `subnet`/`prefixLen` go to `peerIp`:`peerPort`. */
+export interface NativeTestRoute {
+  subnet: number;
+  prefixLen: number;
+  peerIp: number;
+  peerPort: number;
+}
+
+/** What the engine does with a packet read from the TUN (native/forward.h DecideEgress). */
+export type EgressDecision =
+  | { drop: string; icmp?: Buffer }
+  | { drop?: undefined; peerIp: number; peerPort: number; split: boolean; datagrams: Buffer[] };
+
+/** What the engine does with a datagram from a peer (DecideIngress): drop it, or write `packet` into the TUN. */
+export type IngressDecision = { drop: string } | { drop?: undefined; packet: Buffer };
+
 export interface NativeAddon {
   readonly abiVersion: number;
   readonly Datapath: new (options: NativeDatapathOptions) => NativeDatapath;
@@ -66,20 +79,33 @@ export interface NativeAddon {
     buildNetUnreachable(packet: Buffer, srcIp: number): Buffer | null;
     splitTcp(vnetHdr: Buffer, packet: Buffer, mtu: number): Buffer[] | null;
     coalesce(packets: Buffer[]): Buffer[];
+    egress(packet: Buffer, routes: NativeTestRoute[], opts: { tunIp: number; mtu: number; vnetHdr?: Buffer }): EgressDecision;
+    ingress(datagram: Buffer, senderIp: number, routes: NativeTestRoute[], antiSpoofing: boolean): IngressDecision;
   };
 }
 
 let cached: NativeAddon | undefined;
 
-/** Loads the addon from build/Release (or build/Debug) under the package root; one error lists where it looked. */
+/**
+ * Loads the addon from build/Release (or build/Debug) under the package root. One error lists where it looked when
+ * it is missing, and one says to rebuild when it was built from other sources (an ABI version other than ours).
+ */
 export function loadNativeAddon(): NativeAddon {
   if (cached) return cached;
   const root = packageRoot();
   const candidates = ['Release', 'Debug'].map((kind) => join(root, 'build', kind, 'flannel_datapath.node'));
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
-    throw new Error(`native datapath addon not built (looked in ${candidates.join(', ')}); run: npm run build:native`);
+    throw new NativeAddonError(`native datapath addon not built (looked in ${candidates.join(', ')}); run: npm run build:native`);
   }
-  cached = createRequire(import.meta.url)(found) as NativeAddon;
+  cached = checkAbiVersion(createRequire(import.meta.url)(found) as NativeAddon, found);
   return cached;
+}
+
+/** Returns `addon` if it speaks NATIVE_ABI_VERSION; else throws one line saying to rebuild it. */
+export function checkAbiVersion<T extends { readonly abiVersion: unknown }>(addon: T, file: string): T {
+  if (addon.abiVersion === NATIVE_ABI_VERSION) return addon;
+  throw new NativeAddonError(
+    `native datapath addon ${file} has ABI version ${String(addon.abiVersion)}, this code needs ${NATIVE_ABI_VERSION}; rebuild with npm run build:native`,
+  );
 }

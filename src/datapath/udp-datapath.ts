@@ -1,4 +1,4 @@
-import { KernelError, errorMessage } from '../errors.js';
+import { DatapathFailedError, KernelError, errorMessage, type SystemErrorInfo } from '../errors.js';
 import { formatIpv4, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
 import type { Datapath, DatapathCounters, PeerRoute } from './datapath.js';
 import { loadNativeAddon, type NativeDatapath } from './native.js';
@@ -20,23 +20,26 @@ export interface UdpDatapathOptions {
 /** The udp backend's packet engine: flannel's wire format, run on native threads. */
 export class UdpDatapath implements Datapath {
   private native: NativeDatapath | undefined;
+  private failed: DatapathFailedError | undefined;
   readonly tunName: string;
   readonly offloads: { tun: boolean; udpGro: boolean };
   readonly queues: number;
 
   constructor(opts: UdpDatapathOptions) {
     const { Datapath: NativeCtor } = loadNativeAddon();
+    const { tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues } = opts;
     try {
-      this.native = new NativeCtor({ ...opts });
+      this.native = new NativeCtor({ tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues });
     } catch (err) {
-      throw new KernelError(
-        `cannot start the udp datapath (TUN ${opts.tunName}, UDP ${formatIpv4(opts.localIp)}:${opts.port}): ${errorMessage(err)}`,
-        { cause: err },
-      );
+      // e.g. "... (TUN flannel0, UDP 198.18.0.1:8285): bind(198.18.0.1:8285) failed: EADDRINUSE (Address already in use)"
+      throw new KernelError(`cannot start the udp datapath (TUN ${tunName}, UDP ${formatIpv4(localIp)}:${port}): ${errorMessage(err)}`, {
+        cause: err,
+        ...systemErrorInfo(err),
+      });
     }
     this.tunName = this.native.tunName;
     this.offloads = this.native.offloads;
-    this.queues = opts.queues;
+    this.queues = queues;
   }
 
   setRoute(route: PeerRoute): void {
@@ -51,7 +54,16 @@ export class UdpDatapath implements Datapath {
     return this.live().counters();
   }
 
+  /** undefined while the packet threads run; after close(), what it was before. */
+  failure(): DatapathFailedError | undefined {
+    if (this.failed || !this.native) return this.failed;
+    const f = this.native.failure();
+    if (f) this.failed = new DatapathFailedError(`udp datapath on ${this.tunName} stopped: ${f.message}`, f);
+    return this.failed;
+  }
+
   close(): void {
+    this.failure();
     this.native?.close();
     this.native = undefined;
   }
@@ -60,4 +72,11 @@ export class UdpDatapath implements Datapath {
     if (!this.native) throw new KernelError(`datapath on ${this.tunName} is closed`);
     return this.native;
   }
+}
+
+/** The `code`/`errno`/`syscall` the addon puts on the error of a failed system call; {} for any other error. */
+function systemErrorInfo(err: unknown): SystemErrorInfo {
+  if (typeof err !== 'object' || err === null) return {};
+  const { code, errno, syscall } = err as Record<string, unknown>;
+  return typeof code === 'string' && typeof errno === 'number' && typeof syscall === 'string' ? { code, errno, syscall } : {};
 }

@@ -51,6 +51,73 @@ export function icmpEcho(id: number, seq: number, data: string): Buffer {
   return m;
 }
 
+function pseudo(ip: Buffer, protocol: number, length: number): number {
+  return sum16(ip.subarray(12, 20)) + protocol + length;
+}
+
+/** Independent check of a segment's TCP/UDP checksum: 0 when valid. */
+export function transportChecksum(p: Buffer): number {
+  const ihl = (p[0] & 15) * 4;
+  return checksum(p.subarray(ihl), pseudo(p, p[9], p.length - ihl));
+}
+
+export const FIN = 1, PSH = 8, ACK = 16, CWR = 128;
+
+/**
+ * A TCP super packet from 198.19.1.2 to 198.19.2.3 as the kernel hands it to a TUN with offloads on: NEEDS_CSUM
+ * (the checksum field holds the pseudo-header sum) and a virtio_net_hdr (`hdr`) asking for segments that fit `mtu`.
+ */
+export function tcpSuperPacket(opts: { payload: Buffer; ipOptions?: Buffer; flags?: number; seq?: number; id?: number; mtu?: number }) {
+  const ipOptions = opts.ipOptions ?? Buffer.alloc(0);
+  const ihl = 20 + ipOptions.length;
+  // Timestamps option (kind 8) padded with two NOPs: a 32-byte TCP header, as Linux sends.
+  const tcpOptions = Buffer.from([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2]);
+  const thl = 20 + tcpOptions.length;
+  const p = Buffer.alloc(ihl + thl + opts.payload.length);
+  p[0] = 0x40 | (ihl / 4);
+  p.writeUInt16BE(p.length, 2);
+  p.writeUInt16BE(opts.id ?? 1000, 4);
+  p.writeUInt16BE(0x4000, 6); // DF
+  p[8] = 64;
+  p[9] = 6;
+  p.writeUInt32BE(parseIpv4('198.19.1.2'), 12);
+  p.writeUInt32BE(parseIpv4('198.19.2.3'), 16);
+  ipOptions.copy(p, 20);
+  p.writeUInt16BE(checksum(p.subarray(0, ihl)), 10);
+  const t = p.subarray(ihl);
+  t.writeUInt16BE(40000, 0);
+  t.writeUInt16BE(5001, 2);
+  t.writeUInt32BE(opts.seq ?? 0xfffff000, 4); // near wrap-around on purpose
+  t.writeUInt32BE(77, 8);
+  t[12] = (thl / 4) << 4;
+  t[13] = opts.flags ?? ACK | PSH;
+  t.writeUInt16BE(65535, 14);
+  tcpOptions.copy(t, 20);
+  opts.payload.copy(t, thl);
+  // As the kernel hands it over with NEEDS_CSUM: the field holds the pseudo-header sum.
+  t.writeUInt16BE(sum16(Buffer.alloc(0), pseudo(p, 6, p.length - ihl)), 16);
+  const mss = (opts.mtu ?? 1472) - ihl - thl;
+  const hdr = Buffer.alloc(10);
+  hdr[0] = 1; // NEEDS_CSUM
+  hdr[1] = 1; // GSO_TCPV4
+  hdr.writeUInt16LE(ihl + thl, 2);
+  hdr.writeUInt16LE(mss, 4);
+  hdr.writeUInt16LE(ihl, 6);
+  hdr.writeUInt16LE(16, 8);
+  return { packet: p, hdr, ihl, thl, mss };
+}
+
+/** The TCP payload of an IPv4 packet. */
+export function payloadOf(p: Buffer): Buffer {
+  const ihl = (p[0] & 15) * 4;
+  return p.subarray(ihl + (p[ihl + 12] >> 4) * 4, p.readUInt16BE(2));
+}
+
+/** n bytes of a fixed, non-repeating-looking pattern. */
+export function pattern(n: number): Buffer {
+  return Buffer.from(Array.from({ length: n }, (_, i) => (i * 7 + 3) & 255));
+}
+
 const PEER_SCRIPT = new URL('../fixtures/flannel-udp-peer.mjs', import.meta.url).pathname;
 
 /**

@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { goJsonFields } from '../../config/go-json.js';
-import { ConfigError, errorMessage } from '../../errors.js';
+import { ConfigError, KernelError, errorMessage, type DatapathFailedError } from '../../errors.js';
 import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
@@ -25,9 +25,11 @@ export function datapathQueues(requested: number, cpus: number): number {
   return Math.max(1, Math.min(MAX_QUEUES, Math.floor(cpus / 2)));
 }
 
-/** The udp backend's network, with the engine's counters typed for tests and tools that run it directly. */
+/** The udp backend's network, with the engine's counters and failure typed for tests and tools that run it directly. */
 export interface UdpNetwork extends BackendNetwork {
   counters(): DatapathCounters;
+  /** undefined while the datapath runs; else why its packet threads stopped (e.g. flannel0 was deleted). */
+  failure(): DatapathFailedError | undefined;
 }
 
 export interface UdpBackendConfig {
@@ -73,7 +75,7 @@ export const udpBackend: BackendDefinition<UdpBackendConfig> = {
       return {
         mtu,
         applyLeaseEvent: async (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
-        failure: () => undefined,
+        failure: () => datapath.failure(),
         counters: () => datapath.counters(),
         metrics: () => datapathMetrics(datapath.counters()),
         // Closing the TUN fd removes flannel0 and every route through it.
@@ -85,15 +87,34 @@ export const udpBackend: BackendDefinition<UdpBackendConfig> = {
 
 /**
  * Opens the datapath, falling back to a single queue when several cannot be had: a kernel without multi-queue TUN
- * or reuseport steering, or a flannel0 an operator created beforehand as a single-queue device.
+ * or reuseport steering, or a flannel0 an operator created beforehand as a single-queue device. Any other failure
+ * (the port taken, no permission) would fail the same way with one queue, and is rethrown as it is.
  */
 function openDatapath(opts: UdpDatapathOptions): UdpDatapath {
   try {
     return new UdpDatapath(opts);
   } catch (err) {
-    if (opts.queues === 1) throw err;
+    if (opts.queues === 1 || !multiQueueUnavailable(err)) throw err;
     log.warn({ event: 'queues-fallback', queues: opts.queues, err: errorMessage(err) }, 'cannot open a multi-queue datapath; falling back to one queue');
     return new UdpDatapath({ ...opts, queues: 1 });
+  }
+}
+
+/**
+ * The errors that mean "not several queues here": TUNSETIFF says EINVAL when IFF_MULTI_QUEUE is unknown (before
+ * Linux 3.8) or does not match an existing device; SO_REUSEPORT (3.9) and its steering program (4.5) are refused with
+ * ENOPROTOOPT by kernels without them, and a program the kernel will not run with EINVAL or EOPNOTSUPP.
+ */
+function multiQueueUnavailable(err: unknown): boolean {
+  if (!(err instanceof KernelError)) return false;
+  switch (err.syscall) {
+    case 'ioctl(TUNSETIFF)':
+      return err.code === 'EINVAL';
+    case 'setsockopt(SO_REUSEPORT)':
+    case 'setsockopt(SO_ATTACH_REUSEPORT_CBPF)':
+      return err.code === 'ENOPROTOOPT' || err.code === 'EOPNOTSUPP' || err.code === 'EINVAL';
+    default:
+      return false;
   }
 }
 
