@@ -161,6 +161,10 @@ Engine::Engine(const EngineOptions& options) : options_(options) {
 
 void Engine::OpenQueues() {
   const bool multi = options_.queues > 1;
+  // A SO_REUSEPORT bind succeeds next to any socket that has the option too, and the TUN opens a further queue on a
+  // multi-queue device someone else holds: a second engine on our port would silently take a share of our traffic.
+  // So claim the port without SO_REUSEPORT first; that bind fails with EADDRINUSE while anyone holds it.
+  if (multi) close(OpenUdpSocket(options_.local_ip, options_.port, false));
   queues_.reserve(options_.queues);  // threads keep references to their Queue: no reallocation after this
   for (size_t i = 0; i < options_.queues; i++) {
     queues_.emplace_back();

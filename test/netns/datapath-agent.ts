@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { DatapathCounters } from '../../src/datapath/datapath.js';
+import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
 import type { Testbed } from '../../testbed/netns.js';
 
 export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
@@ -17,7 +17,18 @@ export interface AgentOptions {
   queues?: number;
 }
 
-type Reply = { ok?: true; ready?: true; closed?: true; error?: string; counters?: DatapathCounters; mtu?: number };
+type Reply = {
+  ok?: true;
+  ready?: true;
+  closed?: true;
+  /** A failed start: the message, and the errno name and call when a system call failed. */
+  error?: string;
+  code?: string;
+  syscall?: string;
+  counters?: DatapathCounters;
+  failure?: DatapathFailure | null;
+  mtu?: number;
+};
 
 /**
  * The udp backend network running in a host namespace (test/fixtures/datapath-agent.mjs), driven over stdin:
@@ -70,6 +81,11 @@ export class DatapathAgent {
 
   async counters(): Promise<DatapathCounters> {
     return (await this.command({ cmd: 'counters' })).counters!;
+  }
+
+  /** null while the datapath runs; else why its packet threads stopped. */
+  async failure(): Promise<DatapathFailure | null> {
+    return (await this.command({ cmd: 'failure' })).failure ?? null;
   }
 
   async close(): Promise<Reply> {
