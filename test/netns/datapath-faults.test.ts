@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
 import { icmpEcho, ipv4Packet, sendAsPeer } from '../helpers/packets.js';
-import { DatapathAgent, startAgentHosts, type AgentHost } from './datapath-agent.js';
+import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Faults of the native datapath, with the real kernel: garbage from a peer, a second datapath on a taken port, and
 // flannel0 deleted under traffic. h1 runs two queues, h2 one queue with offloads (UDP GRO merges what it can);
@@ -94,6 +94,21 @@ describe('udp datapath faults', () => {
     expect(after.drops.empty - before.drops.empty).toBeGreaterThanOrEqual(N / 10);
     expect(after.rxPackets).toBeGreaterThan(before.rxPackets);
     expect(await h2().agent.failure()).toBeNull();
+  });
+
+  it('counts a send the kernel refuses (no route to the peer) as send_error, and keeps running', async () => {
+    // 198.18.1.0/24 is not on h2's LAN and h2 has no default route: sendmmsg fails with ENETUNREACH.
+    await h2().agent.addPeer('198.19.50.0/24', '198.18.1.50');
+    try {
+      const before = await h2().agent.counters();
+      expect(await ping(h2().container.ns, '198.19.50.2')).toBe(false);
+      const after = await h2().agent.counters();
+      expect(dropDelta(before, after)).toEqual({ send_error: 2 });
+      expect(await h2().agent.failure()).toBeNull();
+      expect(await ping(h2().container.ns, h1().container.ip)).toBe(true);
+    } finally {
+      await h2().agent.removePeer('198.19.50.0/24', '198.18.1.50');
+    }
   });
 
   it('refuses a second datapath on the same address and port with EADDRINUSE, without falling back to one queue', async () => {

@@ -200,6 +200,7 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
     // An address the host does not have.
     const absent = await DatapathAgent.start(bed, peerNs, { localIp: '198.18.0.99', lease: '198.19.99.0/24', network: NETWORK });
     expect(absent.first.error).toMatch(/bind\(198\.18\.0\.99:8285\) failed: EADDRNOTAVAIL/);
+    expect(absent.first).toMatchObject({ code: 'EADDRNOTAVAIL', syscall: 'bind' });
     expect(await absent.agent.exited).toBe(1);
     // Nothing left behind by the failed start.
     expect(await bed.ip(peerNs, 'link', 'show')).not.toContain('flannel0');

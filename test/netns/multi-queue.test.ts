@@ -98,6 +98,7 @@ describe('udp datapath with two TUN queues', () => {
       expect((first as { ready?: boolean }).ready, agent.stderr).toBe(true);
       expect((await agent.counters()).queues).toHaveLength(1);
       expect(agent.stderr).toContain('cannot open a multi-queue datapath; falling back to one queue');
+      expect(agent.stderr).toContain('ioctl(TUNSETIFF flannel0, multi-queue) failed: EINVAL');
       expect(await bed.ip(ns, '-d', 'link', 'show', 'flannel0')).not.toMatch(/multi_queue/);
     } finally {
       await agent.close().catch(() => undefined);
