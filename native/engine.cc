@@ -126,8 +126,8 @@ struct Engine::TxBatch {
     return i + 1;
   }
 
-  // Puts the datagrams of one decided packet from index `queued` on, in as few UDP_SEGMENT sends as the kernel's limits
-  // allow; returns the new count of queued messages.
+  // Puts the datagrams of one decided packet from index `queued` on, in as few UDP_SEGMENT sends as the kernel's
+  // limits allow; returns the new count of queued messages.
   int PushSplit(int queued, SplitResult& split, const Route& route) {
     size_t per_send = std::max<size_t>(1, std::min(kMaxGsoBytes / split.segment_size, kMaxGsoSegments));
     for (size_t done = 0; done < split.count;) {

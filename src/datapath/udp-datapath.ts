@@ -31,7 +31,7 @@ export class UdpDatapath implements Datapath {
     try {
       this.native = new NativeCtor({ tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues });
     } catch (err) {
-      // e.g. "... (TUN flannel0, UDP 198.18.0.1:8285): bind(198.18.0.1:8285) failed: EADDRINUSE (Address already in use)"
+      // e.g. "... (TUN flannel0, UDP 198.18.0.1:8285): bind(198.18.0.1:8285) failed: EADDRINUSE (Address in use)"
       throw new KernelError(`cannot start the udp datapath (TUN ${tunName}, UDP ${formatIpv4(localIp)}:${port}): ${errorMessage(err)}`, {
         cause: err,
         ...systemErrorInfo(err),
