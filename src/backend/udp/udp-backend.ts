@@ -154,6 +154,7 @@ export function datapathMetrics(c: DatapathCounters): MetricSample[] {
     counter('flannel_datapath_offload_total', offload, { kind: 'gso_split' }, c.gsoSplits),
     counter('flannel_datapath_offload_total', offload, { kind: 'gro_merge' }, c.groMerges),
     ...Object.entries(c.drops).map(([reason, n]) => counter('flannel_datapath_drops_total', drops, { reason }, n)),
+    counter('flannel_datapath_read_errors_total', 'Reads from the TUN or the UDP socket that failed without stopping the datapath', {}, c.readErrors),
     ...c.queues.flatMap((q, i) => [
       counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'tx' }, q.txPackets),
       counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'rx' }, q.rxPackets),
