@@ -1,6 +1,7 @@
 import { UsageError } from '../errors.js';
 
-type FlagKind = 'string' | 'bool' | 'int' | 'list';
+/** `list`: repeatable and comma-separated; `repeated`: repeatable only, for values that may hold a comma (regexes). */
+type FlagKind = 'string' | 'bool' | 'int' | 'list' | 'repeated';
 
 interface FlagSpec {
   readonly name: string;
@@ -31,7 +32,7 @@ export const FLAGS: readonly FlagSpec[] = [
   { name: 'etcd-username', kind: 'string', default: '', help: 'username for etcd authentication' },
   { name: 'etcd-password', kind: 'string', default: '', help: 'password for etcd authentication' },
   { name: 'iface', kind: 'list', default: '', help: 'interface name or IP for inter-host traffic (repeatable; default: the default route\'s interface)' },
-  { name: 'iface-regex', kind: 'list', default: '', help: 'regex matched against interface IPs, then names, after --iface (repeatable)' },
+  { name: 'iface-regex', kind: 'repeated', default: '', help: 'regex matched against interface IPs, then names, after --iface (repeatable)' },
   { name: 'iface-can-reach', kind: 'string', default: '', help: 'use the interface of the route to this IP' },
   { name: 'public-ip', kind: 'string', default: '', help: 'IP other hosts send to (default: the interface\'s IP)' },
   { name: 'public-ipv6', kind: 'string', default: '', help: 'IPv6 address other hosts send to', refused: 'IPv6 is not supported by flannel-ts yet' },
@@ -178,6 +179,8 @@ function convert(spec: FlagSpec, values: string[], source: string): unknown {
       return last;
     case 'list':
       return values.flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean);
+    case 'repeated':
+      return values.filter(Boolean);
     case 'bool': {
       const v = last.toLowerCase();
       if (['1', 't', 'true'].includes(v)) return true;

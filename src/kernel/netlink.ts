@@ -1,6 +1,6 @@
 import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
 import { KernelError, errorMessage } from '../errors.js';
-import type { Ipv4 } from '../ip/ipv4.js';
+import { formatIpv4, type Ipv4 } from '../ip/ipv4.js';
 
 /**
  * The one place that talks rtnetlink: constants, byte conversions and the socket lifetime shared by every module
@@ -84,6 +84,25 @@ export async function readLinksAndRoutes(): Promise<{ links: LinkInfo[]; routes:
       })),
       routes: mainTableRoutes(routes),
     };
+  });
+}
+
+/** Where the kernel would send a packet for `dst` (`ip route get`): the outgoing interface and preferred source. */
+export interface RouteLookup {
+  readonly oif: number;
+  readonly prefsrc?: Ipv4;
+}
+
+/**
+ * Asks the kernel for its route to `dst` (RTM_GETROUTE, what `ip route get` does), so policy rules, onlink and
+ * metrics are resolved exactly as for real traffic. A destination without a usable route (unreachable, blackhole)
+ * is a KernelError naming it.
+ */
+export async function routeTo(dst: Ipv4): Promise<RouteLookup> {
+  return withNetlink(`looking up the route to ${formatIpv4(dst)}`, async (nl) => {
+    const [route] = await nl.getRoute({ family: AF_INET, dstLen: 32 }, { dst: ipBytes(dst) });
+    if (!route?.attrs.oif) throw new Error('the kernel returned no outgoing interface');
+    return { oif: route.attrs.oif, prefsrc: ipv4FromBytes(route.attrs.prefsrc) };
   });
 }
 
