@@ -35,7 +35,8 @@ async function rowOf(registry: EtcdRegistry, lease: Lease): Promise<LeaseRow> {
     expires = at ? isoSeconds(at) : 'expired';
   }
   return {
-    subnet: formatIpv4Net(lease.subnet),
+    // A flannel dual-stack lease lists both subnets, comma-separated as Kubernetes writes dual-stack CIDRs.
+    subnet: [formatIpv4Net(lease.subnet), ...(lease.ipv6Subnet ? [lease.ipv6Subnet] : [])].join(','),
     publicIp: lease.attrs.PublicIP,
     // flannel's own udp backend names no backend in its leases.
     backend: lease.attrs.BackendType || '-',

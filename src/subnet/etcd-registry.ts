@@ -20,7 +20,7 @@ export interface EtcdOptions {
 /** A change under `<prefix>/subnets/` as the watch saw it. */
 export type RegistryEvent =
   | { readonly type: 'put'; readonly lease: Lease; readonly revision: string }
-  | { readonly type: 'delete'; readonly subnet: Ipv4Net; readonly revision: string };
+  | { readonly type: 'delete'; readonly subnet: Ipv4Net; readonly ipv6Subnet?: string; readonly revision: string };
 
 export interface RegistryWatch {
   close(): Promise<void>;
@@ -41,7 +41,8 @@ export interface Registry {
   createSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease | undefined>;
   /** Rewrites the key with a fresh etcd lease (TTL 0 keeps a reservation without one). */
   updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease>;
-  deleteSubnet(subnet: Ipv4Net): Promise<void>;
+  /** Deletes the key of `subnet`, or of its dual-stack form when `ipv6Subnet` is given. */
+  deleteSubnet(subnet: Ipv4Net, ipv6Subnet?: string): Promise<void>;
   /** Watches changes after `afterRevision`. `onError` fires when the watch is lost (e.g. compacted revision). */
   watchSubnets(
     afterRevision: string,
@@ -139,8 +140,8 @@ export class EtcdRegistry implements Registry {
     return leaseOf(subnet, attrs, ttlSeconds, leaseId);
   }
 
-  async deleteSubnet(subnet: Ipv4Net): Promise<void> {
-    await this.call(() => this.client.delete().key(this.keyOf(subnet)).exec());
+  async deleteSubnet(subnet: Ipv4Net, ipv6Subnet?: string): Promise<void> {
+    await this.call(() => this.client.delete().key(this.keyOf(subnet, ipv6Subnet)).exec());
   }
 
   async watchSubnets(
@@ -155,8 +156,8 @@ export class EtcdRegistry implements Registry {
       if (lease) onEvent({ type: 'put', lease, revision: kv.mod_revision });
     });
     watcher.on('delete', (kv) => {
-      const subnet = parseSubnetKey(kv.key.toString().slice(this.subnetsPrefix.length));
-      if (subnet) onEvent({ type: 'delete', subnet, revision: kv.mod_revision });
+      const parts = parseSubnetKey(kv.key.toString().slice(this.subnetsPrefix.length));
+      if (parts) onEvent({ type: 'delete', ...parts, revision: kv.mod_revision });
     });
     // etcd3 reconnects a dropped stream by itself and resumes from the last revision it saw; only errors
     // it cannot resume from (compaction) reach us here, and the caller re-lists.
@@ -178,18 +179,18 @@ export class EtcdRegistry implements Registry {
 
   private leaseFromKv(kv: IKeyValue): Lease | undefined {
     const key = kv.key.toString();
-    const subnet = parseSubnetKey(key.slice(this.subnetsPrefix.length));
-    if (!subnet) return undefined; // other keys under subnets/ are not ours to interpret
+    const parts = parseSubnetKey(key.slice(this.subnetsPrefix.length));
+    if (!parts) return undefined; // other keys under subnets/ are not ours to interpret
     const attrs = parseLeaseValue(kv.value.toString());
     if (!attrs) {
       log.warn({ event: 'lease-value-invalid', key }, 'skipping lease whose value is not valid flannel lease JSON');
       return undefined;
     }
-    return { subnet, attrs, ...(kv.lease && kv.lease !== '0' ? { leaseId: kv.lease } : {}) };
+    return { ...parts, attrs, ...(kv.lease && kv.lease !== '0' ? { leaseId: kv.lease } : {}) };
   }
 
-  private keyOf(subnet: Ipv4Net): string {
-    return this.subnetsPrefix + subnetKey(subnet);
+  private keyOf(subnet: Ipv4Net, ipv6Subnet?: string): string {
+    return this.subnetsPrefix + subnetKey(subnet, ipv6Subnet);
   }
 
   private async grant(ttlSeconds: number): Promise<string> {

@@ -85,12 +85,13 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       const { leases } = await registry.getSubnets();
       const own = leases.find((l) => l.attrs.PublicIP === attrs.PublicIP);
       if (own) {
-        if (fitsConfig(config, own.subnet)) {
+        // A dual-stack lease does not fit an IPv4-only network; flannel deletes it the same way.
+        if (fitsConfig(config, own.subnet) && !own.ipv6Subnet) {
           // A reservation (no etcd lease) stays TTL-less, as flannel does.
           return registry.updateSubnet(own.subnet, attrs, own.leaseId ? this.ttlSeconds : 0);
         }
         log.info({ event: 'lease-deleted-misfit', subnet: formatIpv4Net(own.subnet) }, 'deleting our old lease: it no longer fits the network config');
-        await registry.deleteSubnet(own.subnet);
+        await registry.deleteSubnet(own.subnet, own.ipv6Subnet);
         continue;
       }
       const taken = leases.map((l) => l.subnet);

@@ -4,7 +4,7 @@ import { formatIpv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
 import type { Registry, RegistryEvent, RegistryWatch } from './etcd-registry.js';
 import type { Lease, LeaseEvent } from './lease.js';
-import { subnetKey } from './subnet-key.js';
+import { keyOf } from './subnet-key.js';
 
 export interface LeaseWatcherEvents {
   /** A peer's lease appeared, changed or went away. Our own lease never shows up here. */
@@ -63,7 +63,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     const { leases, revision } = await this.registry.getSubnets();
     const seen = new Set<string>();
     for (const lease of leases) {
-      const key = subnetKey(lease.subnet);
+      const key = keyOf(lease);
       seen.add(key);
       this.apply(key, lease);
     }
@@ -75,7 +75,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
 
   private onChange(event: RegistryEvent): void {
     if (this.stopped) return;
-    const key = subnetKey(event.type === 'put' ? event.lease.subnet : event.subnet);
+    const key = keyOf(event.type === 'put' ? event.lease : event);
     this.apply(key, event.type === 'put' ? event.lease : undefined);
     this.emit('change', event);
   }

@@ -13,6 +13,8 @@ export interface LeaseAttrs {
 
 export interface Lease {
   readonly subnet: Ipv4Net;
+  /** The IPv6 half of a flannel dual-stack key (`198.19.5.0-24&fc00::-64`); its IPv4 subnet is taken all the same. */
+  readonly ipv6Subnet?: string;
   readonly attrs: LeaseAttrs;
   /** Absent for reservations (keys written without an etcd lease). */
   readonly expiration?: Date;

@@ -9,8 +9,16 @@ describe('subnet keys and lease values', () => {
   it('round-trips flannel key names', () => {
     const net = parseIpv4Net('198.19.5.0/24');
     expect(subnetKey(net)).toBe('198.19.5.0-24');
-    expect(parseSubnetKey('198.19.5.0-24')).toEqual(net);
-    for (const bad of ['198.19.5.1-24', '198.19.5.0-33', 'config', '198.19.5.0-24&fc00::-64', '300.1.1.0-24']) expect(parseSubnetKey(bad)).toBeUndefined();
+    expect(parseSubnetKey('198.19.5.0-24')).toEqual({ subnet: net });
+    for (const bad of ['198.19.5.1-24', '198.19.5.0-33', 'config', '300.1.1.0-24', '198.19.5.0-24&', '198.19.5.0-24&fc00::-129', '198.19.5.0-24&fc00:::1-64', '198.19.5.0-24&FC00::-64', '198.19.5.0-24&fc00::-64x']) {
+      expect(parseSubnetKey(bad)).toBeUndefined();
+    }
+  });
+  it('parses flannel\'s dual-stack keys: the IPv4 subnet counts, the IPv6 part is kept to name the key again', () => {
+    const parts = parseSubnetKey('198.19.5.0-24&fc00::-64');
+    expect(parts).toEqual({ subnet: parseIpv4Net('198.19.5.0/24'), ipv6Subnet: 'fc00::/64' });
+    expect(subnetKey(parts!.subnet, parts!.ipv6Subnet)).toBe('198.19.5.0-24&fc00::-64');
+    expect(parseSubnetKey('198.19.6.0-24&fd12:3456:789a:1::-64')?.ipv6Subnet).toBe('fd12:3456:789a:1::/64');
   });
   it('accepts values written by flannel and rejects garbage', () => {
     expect(parseLeaseValue('{"PublicIP":"198.18.0.5"}')).toEqual({ PublicIP: '198.18.0.5' });
