@@ -205,6 +205,8 @@ export function helpText(version: string): string {
     'Usage: flanneld [flags]',
     '       flanneld leases [flags]          list the leases under --etcd-prefix',
     '       flanneld cloud-config FILE|-     translate coreos.flannel.* into a systemd drop-in',
+    '       flanneld teardown [flags]        uninstall: remove the devices, routes and iptables rules flanneld left',
+    '                                        (for the Network in --subnet-file; etcd is not touched)',
     '',
     'Flags (each can also be set by the environment variable shown; a flag wins over the environment):',
   ];

@@ -6,6 +6,7 @@ import { createMetrics } from '../health/metrics.js';
 import { FlannelError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
 import { packageVersion } from '../package-info.js';
+import { BlackholeRoute } from '../routes/blackhole-route.js';
 import { notifyReadyOnSubnetFile } from '../systemd/sd-notify.js';
 import { daemonOptions } from './daemon-options.js';
 import { helpText, parseFlags, type FlannelOptions } from './flags.js';
@@ -15,6 +16,7 @@ type Command = (options: FlannelOptions) => Promise<number>;
 const COMMANDS: Record<string, () => Promise<Command>> = {
   'cloud-config': async () => (await import('./cloud-config-command.js')).cloudConfigCommand,
   leases: async () => (await import('./leases-command.js')).leasesCommand,
+  teardown: async () => (await import('./teardown-command.js')).teardownCommand,
 };
 
 async function runDaemon(options: FlannelOptions): Promise<number> {
@@ -23,6 +25,7 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
     const masq = new IpMasq(options.iptablesResync);
     extensions.push({ leaseReady: (lease, config) => masq.apply(config.network, lease.subnet), stop: () => masq.stop() });
   }
+  extensions.push(new BlackholeRoute(options.ipBlackholeRoute, options.iptablesResync));
   const daemon = new Daemon(daemonOptions(options), tuningFromEnv(), extensions);
   let stopping = false;
   const shutdown = (signal: string) => {

@@ -205,7 +205,9 @@ export async function findExternalInterface(selection: InterfaceSelection): Prom
   // Like flannel's GetDefaultGatewayInterface: the first default route of the main table that names an interface.
   const defaultRouteOif = routes.find((r) => r.dstLen === 0 && r.oif)?.oif;
   let canReachRoute: RouteLookup | Error | undefined;
-  if (parsed.canReach !== undefined) canReachRoute = await routeTo(parsed.canReach).catch((err: Error) => err);
+  if (parsed.canReach !== undefined) {
+    canReachRoute = await routeTo(parsed.canReach).catch((err: Error) => new Error(`no route: ${errorMessage(err.cause ?? err)}`));
+  }
   const choice = chooseInterface(parsed, { links: [...links].sort((a, b) => a.index - b.index), defaultRouteOif, canReachRoute });
   const { link } = choice;
   return { name: link.name, index: link.index, address: choice.address, publicIp: choice.publicIp, mtu: link.mtu, selectedBy: choice.selectedBy };

@@ -1,4 +1,4 @@
-import { createRtNetlink, type RtNetlinkSocket } from 'netlink';
+import { createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
 import { KernelError, errorMessage } from '../errors.js';
 import { formatIpv4, type Ipv4 } from '../ip/ipv4.js';
 
@@ -11,6 +11,11 @@ export const AF_INET = 2;
 /** AF_BRIDGE: FDB entries of a vxlan device live in the bridge family. */
 export const AF_BRIDGE = 7;
 export const MAIN_TABLE = 254;
+/**
+ * rtm_protocol of the routes flanneld adds (`ip route` shows `proto 241`): values from RTPROT_STATIC up are not
+ * interpreted by the kernel, and marking ours lets a restart or `flanneld teardown` find them without guessing.
+ */
+export const FLANNEL_ROUTE_PROTOCOL = 241 as rt.RouteProtocol;
 /** RTNH_F_ONLINK: `netlink`'s RouteFlags has no onlink, and `{ onlink: true }` is dropped silently. */
 export const RTNH_F_ONLINK = 4;
 

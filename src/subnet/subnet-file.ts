@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { ConfigError, FileAccessError } from '../errors.js';
 import { checkWritable, writeFileAtomic } from '../files/atomic-file.js';
 import { formatIpv4, formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
 
@@ -34,14 +35,28 @@ export async function checkSubnetFileWritable(path: string): Promise<void> {
 
 /** The previous run's network and subnet, used to ask for the same subnet again. Missing or garbled → {}. */
 export async function readPreviousSubnetFile(path: string): Promise<{ network?: Ipv4Net; subnet?: Ipv4Net }> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return {};
+  const vars = parseEnvFile(text);
+  return { network: tryNet(vars.FLANNEL_NETWORK), subnet: tryNet(vars.FLANNEL_SUBNET) };
+}
+
+/**
+ * The Network and subnet a flanneld run recorded, for commands that act on them (`flanneld teardown`). Undefined if
+ * the file does not exist; a file that cannot be read or names no valid FLANNEL_NETWORK is a one-line error.
+ */
+export async function readSubnetFile(path: string): Promise<{ network: Ipv4Net; subnet?: Ipv4Net } | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
-  } catch {
-    return {};
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new FileAccessError(`cannot read subnet file ${path}: ${(err as NodeJS.ErrnoException).code ?? err}`, { cause: err });
   }
   const vars = parseEnvFile(text);
-  return { network: tryNet(vars.FLANNEL_NETWORK), subnet: tryNet(vars.FLANNEL_SUBNET) };
+  const network = tryNet(vars.FLANNEL_NETWORK);
+  if (!network) throw new ConfigError(`subnet file ${path} has no valid FLANNEL_NETWORK (found ${JSON.stringify(vars.FLANNEL_NETWORK ?? '')})`);
+  return { network, subnet: tryNet(vars.FLANNEL_SUBNET) };
 }
 
 export function parseEnvFile(text: string): Record<string, string> {
