@@ -1,0 +1,175 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdServer, freePort } from '../../testbed/etcd.js';
+import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
+import { Testbed, waitFor } from '../../testbed/netns.js';
+
+// Host h1 (alloc backend, like Canal: no overlay device) has a default route to the switch and a client network
+// behind it (198.18.9.0/24 on cbr0), so traffic for its lease that no bridge claims would leave by eth0. Its range
+// is 198.19.7.0-198.19.8.0 with 198.19.8.0 reserved by another host, so its lease is 198.19.7.0/24.
+// Host h2 runs the udp backend on its own prefix.
+const ALLOC = '{"Network":"198.19.0.0/16","SubnetMin":"198.19.7.0","SubnetMax":"198.19.8.0","Backend":{"Type":"alloc"}}';
+const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
+const ENV = { FLANNELD_IP_BLACKHOLE_ROUTE: 'true', FLANNELD_IPTABLES_RESYNC: '1', FLANNELD_IP_MASQ: 'true', FLANNELD_RETRY_INTERVAL_MS: '300' };
+
+let bed: Testbed;
+let etcd: EtcdServer;
+let dir: string;
+let h1: string, h2: string, client: string;
+let prefix1: string, prefix2: string;
+let d1: FlanneldProcess | undefined;
+let d2: FlanneldProcess | undefined;
+
+beforeAll(async () => {
+  bed = await Testbed.create('bhole');
+  dir = await mkdtemp(join(tmpdir(), 'ft-bhole-'));
+  etcd = await EtcdServer.start({ netns: bed.switchNs, host: '198.18.0.254', port: await freePort() });
+  prefix1 = `/${bed.prefix}/alloc`;
+  prefix2 = `/${bed.prefix}/udp`;
+  await etcd.put(`${prefix1}/config`, ALLOC);
+  await etcd.put(`${prefix1}/subnets/198.19.8.0-24`, '{"PublicIP":"198.18.0.88","BackendType":"alloc"}');
+  await etcd.put(`${prefix2}/config`, UDP);
+  h1 = await bed.addHost('h1', '198.18.0.1');
+  h2 = await bed.addHost('h2', '198.18.0.2');
+  await bed.ip(h1, 'route', 'add', 'default', 'via', '198.18.0.254');
+  client = await bed.addContainer(h1, 'cl', '198.18.9.1/24', '198.18.9.2');
+  // Counts what h1 forwards out of eth0 towards its lease: the leak the blackhole route prevents.
+  await bed.exec(h1, ['iptables', '-I', 'FORWARD', '-o', 'eth0', '-d', '198.19.7.0/24', '-j', 'ACCEPT']);
+});
+
+afterAll(async () => {
+  await Promise.all([d1, d2].map((d) => d?.stop('SIGKILL').catch(() => undefined)));
+  await etcd?.stop();
+  await bed?.cleanup();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const file1 = () => join(dir, 'h1.env');
+const file2 = () => join(dir, 'h2.env');
+
+function start(ns: string, prefix: string, subnetFile: string): FlanneldProcess {
+  const args = ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'eth0', '--subnet-file', subnetFile];
+  return new FlanneldProcess(args, { netns: ns, env: ENV });
+}
+
+async function leaked(): Promise<number> {
+  const { stdout } = await bed.exec(h1, ['iptables-save', '-c', '-t', 'filter']);
+  const line = stdout.split('\n').find((l) => l.includes('-A FORWARD -d 198.19.7.0/24 -o eth0'));
+  return Number(/^\[(\d+):/.exec(line ?? '')?.[1]);
+}
+
+/** Two pings from the client to an address of h1's lease that nothing holds (no reply expected; bounded by -w). */
+async function sendToUnusedLeaseAddress(): Promise<void> {
+  await bed.exec(client, ['ping', '-c', '2', '-i', '0.2', '-w', '2', '198.19.7.7']).catch(() => undefined);
+}
+
+async function routes(ns: string): Promise<string> {
+  return (await bed.ip(ns, 'route', 'show', 'table', 'main')).trim();
+}
+
+/** What flanneld may leave behind in a host: devices, our routes, iptables chains. */
+async function leftovers(ns: string): Promise<string[]> {
+  const found: string[] = [];
+  const links = await bed.ip(ns, '-o', 'link', 'show');
+  for (const m of links.matchAll(/^\d+: (flannel[^:@ ]*)/gm)) found.push(`link ${m[1]}`);
+  for (const line of (await routes(ns)).split('\n')) if (/proto 241|blackhole|flannel/.test(line)) found.push(`route ${line}`);
+  for (const table of ['nat', 'filter']) {
+    const { stdout } = await bed.exec(ns, ['iptables-save', '-t', table]);
+    for (const line of stdout.split('\n')) if (/FLANNEL/.test(line)) found.push(`${table}: ${line}`);
+  }
+  return found;
+}
+
+describe('--ip-blackhole-route (alloc backend, real kernel)', () => {
+  it('without flanneld, traffic for the lease leaks out of the default route (the control)', async () => {
+    const before = await leaked();
+    await sendToUnusedLeaseAddress();
+    expect(await leaked()).toBeGreaterThanOrEqual(before + 2);
+  });
+
+  it('adds a blackhole route for the lease: traffic no bridge claims is dropped, not sent out of eth0', async () => {
+    d1 = start(h1, prefix1, file1());
+    await d1.waitForEvent('subnet-file-written');
+    expect(await routes(h1)).toContain('blackhole 198.19.7.0/24 proto 241 metric 4294967295');
+    const before = await leaked();
+    await sendToUnusedLeaseAddress();
+    expect(await leaked()).toBe(before);
+  });
+
+  it('a bridge holding the lease still wins over the blackhole route, even when it comes after it (docker0)', async () => {
+    await bed.addContainer(h1, 'c1', '198.19.7.1/24', '198.19.7.2');
+    // Throws unless the container answers.
+    await bed.exec(client, ['ping', '-c', '1', '-W', '2', '198.19.7.2']);
+    expect(await routes(h1)).toContain('blackhole 198.19.7.0/24');
+  });
+
+  it('puts the route back within the resync period when someone deletes it', async () => {
+    await bed.ip(h1, 'route', 'del', 'blackhole', '198.19.7.0/24', 'proto', '241', 'metric', '4294967295');
+    expect(await routes(h1)).not.toContain('blackhole');
+    await d1!.waitForEvent('blackhole-route-missing', { subnet: '198.19.7.0/24' }, 10_000);
+    await waitFor('the blackhole route back', async () => (await routes(h1)).includes('blackhole 198.19.7.0/24'), 10_000);
+  });
+
+  it('is replaced when the lease changes: the old subnet may be another host\'s now', async () => {
+    // Another host takes our subnet and frees the reserved one: flanneld re-acquires on 198.19.8.0/24.
+    await etcd.ctl(['del', `${prefix1}/subnets/198.19.8.0-24`]);
+    await etcd.put(`${prefix1}/subnets/198.19.7.0-24`, '{"PublicIP":"198.18.0.77","BackendType":"alloc"}');
+    await d1!.waitForEvent('blackhole-route', { subnet: '198.19.8.0/24' }, 20_000);
+    const table = await routes(h1);
+    expect(table).toContain('blackhole 198.19.8.0/24 proto 241');
+    expect(table).not.toMatch(/blackhole 198\.19\.7\.0/);
+  });
+
+  it('stays on SIGTERM, and a restart adopts it without adding a second one', async () => {
+    expect((await d1!.stop('SIGTERM')).code).toBe(0);
+    expect(await routes(h1)).toContain('blackhole 198.19.8.0/24');
+    d1 = start(h1, prefix1, file1());
+    await d1.waitForEvent('subnet-file-written');
+    expect((await routes(h1)).match(/blackhole/g)).toHaveLength(1);
+  });
+});
+
+describe('flanneld teardown', () => {
+  it('after hosts ran flanneld (alloc, udp), removes their routes, devices and rules; etcd stays untouched', async () => {
+    d2 = start(h2, prefix2, file2());
+    await d2.waitForEvent('subnet-file-written');
+    await d2.waitForEvent('ipmasq-applied');
+    expect(await leftovers(h2)).toEqual(expect.arrayContaining(['link flannel0', expect.stringMatching(/^route blackhole/), expect.stringMatching(/^nat: :FLANNEL-POSTRTG/)]));
+    await d1!.waitForEvent('ipmasq-applied');
+    // As after a crash, or a stop that keeps state for the next start: everything stays.
+    await Promise.all([d1!.stop('SIGKILL'), d2.stop('SIGKILL')]);
+    expect((await leftovers(h1)).length).toBeGreaterThan(0);
+    const etcdBefore = await etcd.dump(`/${bed.prefix}/`);
+
+    for (const [ns, file] of [[h1, file1()], [h2, file2()]]) {
+      const run = await runFlanneld(['teardown', '--subnet-file', file], { netns: ns });
+      expect(run.code, run.stderr).toBe(0);
+      expect(run.stdout).toContain('removed what flanneld created for Network 198.19.0.0/16');
+      expect(await leftovers(ns)).toEqual([]);
+      const again = await runFlanneld(['teardown', '--subnet-file', file], { netns: ns });
+      expect(again.code, again.stderr).toBe(0);
+    }
+    // The container bridge is docker's, not flanneld's: it stays.
+    expect(await routes(h1)).toContain('198.19.7.0/24 dev cbr0');
+    expect(await etcd.dump(`/${bed.prefix}/`)).toEqual(etcdBefore);
+  });
+
+  it('without a subnet file, removes what needs no Network and says what it could not; a garbled one is an error', async () => {
+    await bed.exec(h1, ['iptables', '-t', 'nat', '-N', 'FLANNEL-POSTRTG']);
+    await bed.exec(h1, ['iptables', '-t', 'nat', '-I', 'POSTROUTING', '-m', 'comment', '--comment', 'flanneld masq', '-j', 'FLANNEL-POSTRTG']);
+    const missing = await runFlanneld(['teardown', '--subnet-file', join(dir, 'none.env')], { netns: h1 });
+    expect(missing.code).toBe(0);
+    expect(missing.stderr).toMatch(/^flanneld teardown: no subnet file at .*none\.env/);
+    expect(await leftovers(h1)).toEqual([]);
+
+    await bed.exec(h1, ['sh', '-c', `echo 'FLANNEL_NETWORK=bogus' > ${join(dir, 'garbled.env')}`]);
+    await bed.exec(h1, ['iptables', '-t', 'nat', '-N', 'FLANNEL-POSTRTG']);
+    const garbled = await runFlanneld(['teardown', '--subnet-file', join(dir, 'garbled.env')], { netns: h1 });
+    expect(garbled.code).toBe(1);
+    expect(garbled.stderr).toBe(`flanneld: subnet file ${join(dir, 'garbled.env')} has no valid FLANNEL_NETWORK (found "bogus")\n`);
+    // Nothing was removed on a guess.
+    expect(await leftovers(h1)).toEqual(['nat: :FLANNEL-POSTRTG - [0:0]']);
+  });
+});
