@@ -6,10 +6,7 @@ import { removeBlackholeRoutes } from '../routes/blackhole-route.js';
 import { readSubnetFile } from '../subnet/subnet-file.js';
 import type { FlannelOptions } from './flags.js';
 
-/**
- * Removes what flanneld leaves in place across restarts (so that traffic keeps flowing meanwhile): for uninstalling
- * it, not for restarting it. Run it after flanneld has stopped; a running flanneld puts its state back.
- */
+/** Our iptables chains and the jumps to them; they are known by name, so no Network is needed. */
 async function removeIptablesRules(): Promise<void> {
   // Until the iptables module exports a removal of its own: stopping an IpMasq that never applied anything is
   // exactly that removal (FLANNEL-POSTRTG and its POSTROUTING jump).
@@ -18,7 +15,9 @@ async function removeIptablesRules(): Promise<void> {
 
 /**
  * `flanneld teardown`: removes the devices, routes and iptables rules flanneld creates, for every backend, with
- * the Network read from `--subnet-file`. It never touches etcd (the lease expires or is reused by the next start)
+ * the Network read from `--subnet-file`. They stay in place across restarts so that traffic keeps flowing
+ * meanwhile; this is for uninstalling, not restarting. Run it after flanneld has stopped: a running flanneld puts
+ * its state back. It never touches etcd (the lease expires or is reused by the next start)
  * and keeps the subnet file, so running it twice is harmless.
  *
  * Without a subnet file there is no Network to find backend routes by: flanneld writes that file every time it
