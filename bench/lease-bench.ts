@@ -1,13 +1,14 @@
 // npm run bench:leases: how long acquiring a subnet lease takes against a local etcd (p50/p99 over 200 sequential
 // acquisitions by distinct hosts), and how long 200 allocators started at once take until all hold a lease.
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// Writes bench/results/runs/leases-<stamp>.json; `-- --publish` also makes it bench/results/leases-latest.json.
+import { relative } from 'node:path';
 import { parseNetworkConfig } from '../src/config/parse-network-config.js';
 import { formatIpv4Net } from '../src/ip/ipv4.js';
 import { packageRoot } from '../src/package-info.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
 import { EtcdServer } from '../testbed/etcd.js';
+import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
 
 const HOSTS = 200;
 const CONFIG = parseNetworkConfig('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
@@ -21,6 +22,10 @@ function manager(registry: EtcdRegistry, i: number): LeaseManager {
 }
 
 async function main(): Promise<void> {
+  const extra = process.argv.slice(2).filter((a) => a !== '--publish');
+  if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run bench:leases [-- --publish]`);
+  const publish = process.argv.includes('--publish');
+  const date = new Date();
   const etcd = await EtcdServer.start();
   try {
     // Sequential: one host after another, each a fresh client, as separate flanneld processes would be.
@@ -51,10 +56,10 @@ async function main(): Promise<void> {
       sequential: { hosts: HOSTS, p50Ms: +percentile(sequential, 50).toFixed(2), p99Ms: +percentile(sequential, 99).toFixed(2), maxMs: +sequential[sequential.length - 1].toFixed(2) },
       concurrent: { hosts: HOSTS, totalMs: +concurrentMs.toFixed(1), distinctSubnets: distinct },
     };
-    const dir = join(packageRoot(), 'bench', 'results');
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'leases-latest.json'), JSON.stringify(report, null, 2) + '\n');
-    process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    const files = await writeRunFiles(`leases-${runStamp(date)}`, { json });
+    if (publish) files.push(...(await publishResultFiles({ 'leases-latest.json': json })));
+    process.stdout.write(`${json}wrote ${files.map((f) => relative(packageRoot(), f)).join(', ')}\n`);
   } finally {
     await etcd.stop();
   }

@@ -1,87 +1,154 @@
-import type { ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { OverlayCluster } from '../testbed/overlay.js';
+// The registry of packet paths `npm run bench` compares. Each entry says what the path is, the MTU it runs at and
+// how to build it on its own two hosts of the bench LAN; adding a path (a backend, a flag, another flanneld) is one
+// entry here.
+import type { OverlayCluster } from '../testbed/overlay.js';
 import { waitFor } from '../testbed/netns.js';
+import type { BenchLan, FlanneldHost } from './lan.js';
+import type { BinaryInfo } from './report.js';
 
-/**
- * The packet paths we compare, all between the same two network-namespace hosts (198.18.0.1 and .2 on a veth
- * LAN through a bridge), each reachable at its own pair of addresses so they can coexist in one run. Overlays stay
- * inside 198.19.0.0/16: flannel leases from 198.19.0.0/17, VXLAN uses 198.19.200.0/24 and the socat relay
- * 198.19.201.0/24, so no path's route can shadow another's.
- */
-export const METRICS_PORT = 9110;
+/** flannel-ts's Prometheus port on its hosts, for the datapath counters printed with BENCH_VERBOSE. */
+const METRICS_PORT = 9110;
+
+/** A path built and ready: host `client` reaches host `server` at `target` over it. */
+export interface ReadyPath {
+  readonly client: string;
+  readonly server: string;
+  readonly target: string;
+  readonly mtu: number;
+  /** Extra lines for BENCH_VERBOSE after each sample (a flannel-ts path's datapath counters). */
+  diagnostics?(): Promise<string>;
+}
 
 export interface BenchPath {
   readonly name: string;
-  readonly description: string;
-  /** Address of host 2 on this path, as seen from host 1. */
-  readonly target: string;
+  readonly label: string;
+  /** The MTU the path runs at and why: every overlay at its own default, as users run it. */
+  readonly mtuNote: string;
+  /** The flanneld that carries the path, for flanneld-based paths. */
+  readonly binary?: BinaryInfo;
+  /** Builds the path on two new hosts of the LAN named after `tag`; throws, with the reason, where it cannot exist. */
+  setup(lan: BenchLan, tag: string): Promise<ReadyPath>;
 }
 
-export interface BenchTopology {
-  readonly cluster: OverlayCluster;
-  readonly h1: string;
-  readonly h2: string;
-  readonly paths: BenchPath[];
-  /** flanneld's Prometheus text from each host, for the datapath counters behind a result. */
-  datapathMetrics(): Promise<string[]>;
-  cleanup(): Promise<void>;
+const bareLan: BenchPath = {
+  name: 'bare-lan',
+  label: 'bare LAN',
+  mtuNote: '1500 (the veth underlay, no tunnel)',
+  async setup(lan, tag) {
+    const [a, b] = await lan.addPair(tag);
+    return { client: a.ns, server: b.ns, target: b.underlayIp, mtu: 1500 };
+  },
+};
+
+/** Kernel VXLAN made by hand, as flannel's vxlan backend would make it: the reference any overlay is held to. */
+const kernelVxlan: BenchPath = {
+  name: 'kernel-vxlan',
+  label: 'kernel VXLAN',
+  mtuNote: '1450 (1500 − 50, as flannel vxlan sets it)',
+  async setup(lan, tag) {
+    const [a, b] = await lan.addPair(tag);
+    for (const [host, peer, addr] of [[a, b, '198.19.200.1/24'], [b, a, '198.19.200.2/24']] as const) {
+      await lan.bed.ip(host.ns, 'link', 'add', 'vxbench', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', host.underlayIp, 'remote', peer.underlayIp, 'dev', 'eth0');
+      await lan.bed.ip(host.ns, 'link', 'set', 'vxbench', 'mtu', '1450', 'up');
+      await lan.bed.ip(host.ns, 'addr', 'add', addr, 'dev', 'vxbench');
+    }
+    return { client: a.ns, server: b.ns, target: '198.19.200.2', mtu: 1450 };
+  },
+};
+
+/** socat between a TUN and a UDP socket: one read, one write, one sendto per packet, flannel udp's wire format. */
+const naiveRelay: BenchPath = {
+  name: 'naive-relay',
+  label: 'socat relay',
+  mtuNote: '1472 (1500 − 28, like flannel0)',
+  async setup(lan, tag) {
+    const [a, b] = await lan.addPair(tag);
+    for (const [host, peer, addr] of [[a, b, '198.19.201.1/24'], [b, a, '198.19.201.2/24']] as const) {
+      lan.bed.spawn(host.ns, ['socat', `TUN:${addr},tun-type=tun,iff-no-pi,iff-up,tun-name=socbench`, `UDP-DATAGRAM:${peer.underlayIp}:9000,bind=${host.underlayIp}:9000`], { stdio: 'ignore' });
+      await waitFor(`socat's TUN in ${host.ns}`, async () => (await lan.bed.ip(host.ns, 'link', 'show', 'socbench')).includes('UP'));
+      await lan.bed.ip(host.ns, 'link', 'set', 'socbench', 'mtu', '1472');
+    }
+    return { client: a.ns, server: b.ns, target: '198.19.201.2', mtu: 1472 };
+  },
+};
+
+interface FlanneldPathSpec {
+  readonly name: string;
+  readonly label: string;
+  readonly mtuNote: string;
+  /** The path's own network, inside 198.19.0.0/16 and apart from every other path's. */
+  readonly network: string;
+  readonly backend: Record<string, unknown>;
+  readonly binary: BinaryInfo;
+  /** Another flanneld than ours (--flannel-bin): run as given, without our env variables. */
+  readonly external?: boolean;
+  readonly args?: string[];
 }
 
-export async function buildTopology(): Promise<BenchTopology> {
-  const dir = await mkdtemp(join(tmpdir(), 'ft-bench-'));
-  const cluster = await OverlayCluster.create('bench', dir, '{"Network":"198.19.0.0/17","Backend":{"Type":"udp"}}');
-  const extra: ChildProcess[] = [];
-  try {
-    const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
-    const hosts = [await cluster.addHost('h1', 1, env), await cluster.addHost('h2', 2, env)];
-    for (const h of hosts) await h.daemon.waitForEvent('subnet-file-written');
-    const [h1, h2] = hosts.map((h) => h.ns);
-    const bed = cluster.bed;
+/**
+ * A path through flanneld: its own network config under its own etcd prefix, flanneld on both hosts, and the
+ * target at host 2's lease on its docker-style bridge. A backend or flag this flanneld does not have makes it
+ * exit with one line, which becomes the path's "unavailable" reason; the entry lights up once it exists.
+ */
+function flanneldPath(spec: FlanneldPathSpec): BenchPath {
+  return {
+    name: spec.name,
+    label: spec.label,
+    mtuNote: spec.mtuNote,
+    binary: spec.binary,
+    async setup(lan, tag) {
+      const prefix = await lan.cluster.addNetwork(tag, JSON.stringify({ Network: spec.network, Backend: spec.backend }));
+      const env = spec.external ? {} : { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
+      const hosts = await lan.addFlanneldPair(tag, { prefix, binary: spec.external ? spec.binary.path : undefined, args: spec.args }, env);
+      const [a, b] = hosts;
+      return {
+        client: a.ns,
+        server: b.ns,
+        target: b.subnet.FLANNEL_SUBNET.split('/')[0],
+        mtu: Number(b.subnet.FLANNEL_MTU),
+        diagnostics: spec.external ? undefined : () => datapathCounters(lan.cluster, hosts),
+      };
+    },
+  };
+}
 
-    // Kernel VXLAN between the hosts, MTU 1450 as flannel's vxlan backend would set it.
-    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.19.200.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.19.200.2/24']]) {
-      await bed.ip(ns, 'link', 'add', 'vxbench', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', local, 'remote', remote, 'dev', 'eth0');
-      await bed.ip(ns, 'link', 'set', 'vxbench', 'mtu', '1450', 'up');
-      await bed.ip(ns, 'addr', 'add', addr, 'dev', 'vxbench');
-    }
-
-    // A naive userspace TUN<->UDP relay: socat, one packet per read/write/sendto, MTU like flannel0's.
-    for (const [ns, local, remote, addr] of [[h1, '198.18.0.1', '198.18.0.2', '198.19.201.1/24'], [h2, '198.18.0.2', '198.18.0.1', '198.19.201.2/24']]) {
-      extra.push(bed.spawn(ns, ['socat', `TUN:${addr},tun-type=tun,iff-no-pi,iff-up,tun-name=socbench`, `UDP-DATAGRAM:${remote}:9000,bind=${local}:9000`]));
-      await waitFor(`socat TUN in ${ns}`, async () => (await bed.ip(ns, 'link', 'show', 'socbench')).includes('UP'));
-      await bed.ip(ns, 'link', 'set', 'socbench', 'mtu', '1472');
-    }
-
-    const flannelTarget = (await bed.ip(h2, '-4', '-o', 'addr', 'show', 'dev', 'flannel0')).match(/inet (\S+)\//)![1];
-    return {
-      cluster,
-      h1,
-      h2,
-      paths: [
-        { name: 'bare-lan', description: 'veth LAN, no tunnel', target: '198.18.0.2' },
-        { name: 'kernel-vxlan', description: 'kernel VXLAN, MTU 1450', target: '198.19.200.2' },
-        { name: 'naive-relay', description: 'socat TUN<->UDP relay', target: '198.19.201.2' },
-        { name: 'flannel-ts-udp', description: 'flannel-ts udp backend (flannel0)', target: flannelTarget },
-      ],
-      datapathMetrics: async () => {
-        const out: string[] = [];
-        for (const h of hosts) {
-          const text = await cluster.metrics(h, METRICS_PORT);
-          out.push(text.split('\n').filter((l) => l.startsWith('flannel_datapath') && !l.endsWith(' 0')).join('\n'));
-        }
-        return out;
-      },
-      cleanup: async () => {
-        for (const p of extra) p.kill('SIGKILL');
-        await cluster.cleanup();
-      },
-    };
-  } catch (err) {
-    for (const p of extra) p.kill('SIGKILL');
-    await cluster.cleanup();
-    throw err;
+async function datapathCounters(cluster: OverlayCluster, hosts: readonly FlanneldHost[]): Promise<string> {
+  const out: string[] = [];
+  for (const h of hosts) {
+    const text = await cluster.metrics(h.overlay, METRICS_PORT);
+    out.push(`${h.name}:`, ...text.split('\n').filter((l) => l.startsWith('flannel_datapath') && !l.endsWith(' 0')));
   }
+  return out.join('\n');
+}
+
+export interface RegistryOptions {
+  /** Our flanneld, the built CLI. */
+  readonly flannelTs: BinaryInfo;
+  /** Another flanneld given with --flannel-bin, measured with the udp backend beside ours. */
+  readonly flannelBin?: BinaryInfo;
+}
+
+/** Every path, in the order each round measures them. */
+export function benchPaths(o: RegistryOptions): BenchPath[] {
+  const udpMtu = '1472 (flannel0: 1500 − 28, flannel udp default)';
+  return [
+    bareLan,
+    kernelVxlan,
+    naiveRelay,
+    flanneldPath({ name: 'flannel-ts-udp', label: 'flannel-ts udp', mtuNote: udpMtu, network: '198.19.0.0/20', backend: { Type: 'udp' }, binary: o.flannelTs }),
+    flanneldPath({
+      name: 'flannel-ts-udp-ebpf',
+      label: 'flannel-ts udp (eBPF)',
+      mtuNote: udpMtu,
+      network: '198.19.16.0/20',
+      backend: { Type: 'udp' },
+      binary: o.flannelTs,
+      args: ['--udp-fastpath=on'],
+    }),
+    flanneldPath({ name: 'flannel-ts-vxlan', label: 'flannel-ts vxlan', mtuNote: '1450 (flannel.1: 1500 − 50)', network: '198.19.32.0/20', backend: { Type: 'vxlan' }, binary: o.flannelTs }),
+    flanneldPath({ name: 'flannel-ts-host-gw', label: 'flannel-ts host-gw', mtuNote: '1500 (routes, no encapsulation)', network: '198.19.48.0/20', backend: { Type: 'host-gw' }, binary: o.flannelTs }),
+    ...(o.flannelBin
+      ? [flanneldPath({ name: 'flannel-bin-udp', label: `${o.flannelBin.product} ${o.flannelBin.version} udp`, mtuNote: udpMtu, network: '198.19.64.0/20', backend: { Type: 'udp' }, binary: o.flannelBin, external: true })]
+      : []),
+  ];
 }

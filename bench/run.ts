@@ -1,13 +1,29 @@
-// npm run bench: every packet path measured in one run on this machine, so ratios between them mean something
-// even though absolute numbers move from run to run. Writes bench/results/<timestamp>.json and .svg (+ latest.svg).
-import { mkdir, writeFile } from 'node:fs/promises';
-import { cpus } from 'node:os';
-import { join } from 'node:path';
+// npm run bench: every packet path measured in interleaved rounds of one run on this machine, so that ratios between
+// paths mean something even though absolute numbers move from run to run. Writes bench/results/runs/<stamp>.{json,svg};
+// only --publish changes the committed reference (bench/results/latest.*) and the README's table.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { constants, cpus, release } from 'node:os';
+import { relative, resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { loadNativeAddon, type PlatformCosts } from '../src/datapath/native.js';
-import { packageRoot } from '../src/package-info.js';
+import { packageRoot, packageVersion } from '../src/package-info.js';
+import { FLANNELD } from '../testbed/flanneld.js';
 import { renderChart } from './chart.js';
-import { measurePath, type PathResult } from './measure.js';
-import { buildTopology } from './paths.js';
+import { clockTicksPerSecond } from './cpu-time.js';
+import { FIGURES, formatFigure, type Sample } from './figures.js';
+import { BenchLan } from './lan.js';
+import { measureSample, waitReachable } from './measure.js';
+import { describeMethod, MIN_PUBLISH_ROUNDS, roundsText } from './method.js';
+import { BenchUsageError, parseBenchOptions, type BenchOptions } from './options.js';
+import { benchPaths, type BenchPath, type ReadyPath } from './paths.js';
+import { renderReadmeTable } from './readme-table.js';
+import { computeRatios, summarizeSamples, type BenchReport, type BinaryInfo, type PathReport } from './report.js';
+import { publishReadmeTable, publishResultFiles, runStamp, writeRunFiles } from './results.js';
+
+const run = promisify(execFile);
+const say = (line: string) => process.stdout.write(`${line}\n`);
+const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** One line for the chart and the console: what this machine charges a userspace tunnel per syscall and wakeup. */
 function describePlatform(p: PlatformCosts, cores: number): string {
@@ -16,60 +32,166 @@ function describePlatform(p: PlatformCosts, cores: number): string {
   return `${cores} cores; syscall ${us(p.syscallUs)}; thread wakeup round trip on the same CPU ${us(p.wakeupSameCpu.roundTripUs)}${cross}`;
 }
 
-async function main(): Promise<void> {
-  // Measured first, on a quiet machine: the per-syscall and per-wakeup costs that set how close any userspace
+/** Our flanneld: the built CLI, its package version and the commit it was built from ("-dirty" with local edits). */
+async function flannelTsBinary(): Promise<BinaryInfo> {
+  const root = packageRoot();
+  const git = (args: string[]) => run('git', ['-C', root, ...args]).then((r) => r.stdout.trim(), () => undefined);
+  const commit = await git(['rev-parse', '--short', 'HEAD']);
+  const dirty = commit && (await git(['status', '--porcelain', '--untracked-files=no', '--', 'src', 'native']));
+  return { product: 'flannel-ts', version: packageVersion(), path: relative(root, FLANNELD), commit: commit && `${commit}${dirty ? '-dirty' : ''}` };
+}
+
+/** The flanneld given with --flannel-bin, by what its --version prints. */
+async function externalBinary(path: string): Promise<BinaryInfo> {
+  const abs = resolve(path);
+  const out = await run(abs, ['--version'], { timeout: 10_000 }).then(
+    (r) => `${r.stdout}${r.stderr}`,
+    (err: { stdout?: string; stderr?: string; message: string }) => {
+      throw new BenchUsageError(`--flannel-bin ${path}: cannot run it: ${(err.stderr || err.message).trim()}`);
+    },
+  );
+  return { product: 'flannel', version: out.trim().split('\n')[0] || 'unknown version', path: abs };
+}
+
+function selectPaths(registry: BenchPath[], names: readonly string[] | undefined): BenchPath[] {
+  if (!names) return registry;
+  const unknown = names.filter((n) => !registry.some((p) => p.name === n));
+  if (unknown.length) throw new BenchUsageError(`unknown path ${unknown.join(', ')}; known: ${registry.map((p) => p.name).join(', ')}${registry.some((p) => p.name === 'flannel-bin-udp') ? '' : ' (flannel-bin-udp with --flannel-bin)'}`);
+  return registry.filter((p) => names.includes(p.name));
+}
+
+function sampleLine(name: string, s: Sample): string {
+  return `  ${name.padEnd(22)} ${FIGURES.map((f) => `${f.label} ${formatFigure(s[f.key])}${f.unit ? ` ${f.unit}` : ''}`).join(', ')}`;
+}
+
+interface PathState {
+  readonly path: BenchPath;
+  readonly ready?: ReadyPath;
+  readonly reason?: string;
+  readonly samples: Sample[];
+  readonly errors: { round: number; message: string }[];
+}
+
+/** Builds every selected path on its own hosts, then measures them in interleaved rounds. */
+async function measure(lan: BenchLan, paths: BenchPath[], options: BenchOptions, clockTicks: number): Promise<{ states: PathState[]; roundSeconds: number[] }> {
+  const states: PathState[] = [];
+  for (const [i, path] of paths.entries()) {
+    try {
+      const ready = await path.setup(lan, `p${i + 1}`);
+      await waitReachable(lan.bed, ready);
+      states.push({ path, ready, samples: [], errors: [] });
+      say(`  ${path.name}: ready, target ${ready.target}, MTU ${ready.mtu}`);
+    } catch (err) {
+      states.push({ path, reason: message(err).split('\n')[0], samples: [], errors: [] });
+      say(`  ${path.name}: unavailable: ${states.at(-1)!.reason}`);
+    }
+  }
+  const roundSeconds: number[] = [];
+  for (let round = 1; round <= options.rounds; round++) {
+    const started = Date.now();
+    say(`round ${round}/${options.rounds}`);
+    for (const state of states.filter((s) => s.ready)) {
+      const { sample, errors } = await measureSample(lan.bed, state.ready!, clockTicks);
+      state.samples.push(sample);
+      state.errors.push(...errors.map((m) => ({ round, message: m })));
+      say(sampleLine(state.path.name, sample));
+      for (const e of errors) say(`    failed: ${e}`);
+      if (options.verbose && state.ready!.diagnostics) say(await state.ready!.diagnostics().catch(message));
+    }
+    roundSeconds.push(Math.round((Date.now() - started) / 100) / 10);
+    say(`round ${round} took ${roundSeconds.at(-1)} s`);
+  }
+  return { states, roundSeconds };
+}
+
+function pathReport(state: PathState): PathReport {
+  const { path, ready } = state;
+  const base = { name: path.name, label: path.label, mtuNote: path.mtuNote, ...(path.binary ? { binary: path.binary } : {}) };
+  if (!ready) return { ...base, status: 'unavailable', reason: state.reason };
+  const figures = summarizeSamples(state.samples);
+  const errors = state.errors.length ? { errors: state.errors } : {};
+  if (Object.keys(figures).length === 0) return { ...base, status: 'unavailable', reason: `every measurement failed: ${state.errors[0]?.message}`, ...errors };
+  return { ...base, status: 'measured', mtu: ready.mtu, target: ready.target, figures, ...errors };
+}
+
+async function publish(report: BenchReport, svg: string): Promise<void> {
+  const measured = (name: string) => report.paths.some((p) => p.name === name && p.status === 'measured');
+  if (!measured('bare-lan') || !measured('kernel-vxlan')) throw new Error('not published: the reference paths bare-lan and kernel-vxlan must both be measured');
+  if (report.rounds.count < MIN_PUBLISH_ROUNDS) throw new Error(`not published: ${report.rounds.count} rounds, at least ${MIN_PUBLISH_ROUNDS} needed`);
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const files = await publishResultFiles({ 'latest.json': json, 'latest.svg': svg });
+  files.push(await publishReadmeTable(report));
+  say(`published ${files.map((f) => relative(packageRoot(), f)).join(', ')}`);
+}
+
+function chartOf(report: BenchReport): string {
+  const title = `flannel-ts packet paths, ${roundsText(report.rounds.count)} of one run, ${report.date.slice(0, 16)}Z`;
+  return renderChart(report, title, [`machine: ${describePlatform(report.machine.platform, report.machine.cores)}`]);
+}
+
+async function main(): Promise<number> {
+  const options = parseBenchOptions(process.argv.slice(2), process.env);
+  if (options.from) {
+    const report = JSON.parse(await readFile(options.from, 'utf8')) as BenchReport;
+    await publish(report, chartOf(report));
+    return 0;
+  }
+  const started = Date.now();
+  const clockTicks = await clockTicksPerSecond();
+  const registry = benchPaths({ flannelTs: await flannelTsBinary(), flannelBin: options.flannelBin ? await externalBinary(options.flannelBin) : undefined });
+  const paths = selectPaths(registry, options.paths);
+  // Measured first, before any path exists: the per-syscall and per-wakeup costs that set how close any userspace
   // tunnel can get to the kernel's (which pays neither), so results from different machines can be read.
   const platform = loadNativeAddon().probePlatform();
   const cores = cpus().length;
-  process.stdout.write(`platform: ${describePlatform(platform, cores)}\n`);
-  const topo = await buildTopology();
-  const results: Record<string, PathResult> = {};
+  say(`platform: ${describePlatform(platform, cores)}; CLK_TCK ${clockTicks}`);
+  say(`setting up ${paths.length} paths, each on its own two hosts of one LAN ...`);
+
+  const lan = await BenchLan.create();
+  let cleaning: Promise<string[]> | undefined;
+  // Once, from the normal path or a signal; returns what had to be killed after cleanup (a leak to report).
+  const cleanup = () =>
+    (cleaning ??= lan.cleanup().then((left) => left.map((p) => `${p.pid} ${p.command}`)));
+  const onSignal = (signal: NodeJS.Signals) => {
+    process.stderr.write(`\n${signal}: stopping every process and namespace of this run ...\n`);
+    void cleanup().finally(() => process.exit(128 + constants.signals[signal]));
+  };
+  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
+
+  let result;
   try {
-    // BENCH_PATHS=flannel-ts-udp,kernel-vxlan measures a subset while iterating; ratios need all four.
-    const only = process.env.BENCH_PATHS?.split(',');
-    for (const path of topo.paths.filter((p) => !only || only.includes(p.name))) {
-      process.stdout.write(`measuring ${path.name} (${path.description}) ...\n`);
-      results[path.name] = await measurePath(topo.cluster.bed, topo.h1, topo.h2, path.target);
-      process.stdout.write(`  ${JSON.stringify(results[path.name])}\n`);
-      if (path.name === 'flannel-ts-udp' && process.env.BENCH_VERBOSE) process.stdout.write(`${(await topo.datapathMetrics()).join('\n---\n')}\n`);
-    }
+    result = await measure(lan, paths, options, clockTicks);
   } finally {
-    await topo.cleanup();
+    const leftovers = await cleanup();
+    if (leftovers.length) {
+      process.stderr.write(`bench: these processes of the run were still alive after cleanup and have been killed:\n  ${leftovers.join('\n  ')}\n`);
+      process.exitCode = 1;
+    }
   }
 
-  if (Object.keys(results).length < topo.paths.length) return;
-  const ratio = (a: number, b: number) => Number((a / b).toFixed(3));
-  const ours = results['flannel-ts-udp'];
-  const ratios = {
-    tcp1VsKernelVxlan: ratio(ours.tcp1Gbps, results['kernel-vxlan'].tcp1Gbps),
-    tcp1VsNaiveRelay: ratio(ours.tcp1Gbps, results['naive-relay'].tcp1Gbps),
-    tcp1VsBareLan: ratio(ours.tcp1Gbps, results['bare-lan'].tcp1Gbps),
-    tcp4VsKernelVxlan: ratio(ours.tcp4Gbps, results['kernel-vxlan'].tcp4Gbps),
-    rttVsKernelVxlan: ratio(ours.rttMs, results['kernel-vxlan'].rttMs),
-    kernelVxlanVsBareLan: ratio(results['kernel-vxlan'].tcp1Gbps, results['bare-lan'].tcp1Gbps),
-    naiveRelayVsBareLan: ratio(results['naive-relay'].tcp1Gbps, results['bare-lan'].tcp1Gbps),
+  const date = new Date(started);
+  const pathReports = result.states.map(pathReport);
+  const report: BenchReport = {
+    date: date.toISOString(),
+    wallSeconds: Math.round((Date.now() - started) / 1000),
+    rounds: { count: options.rounds, order: result.states.filter((s) => s.ready).map((s) => s.path.name), seconds: result.roundSeconds },
+    machine: { cores, kernel: release(), clockTicks, platform },
+    method: describeMethod(options.rounds, paths),
+    paths: pathReports,
+    ratios: computeRatios(pathReports),
   };
-  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
-  const dir = join(packageRoot(), 'bench', 'results');
-  await mkdir(dir, { recursive: true });
-  const method = {
-    paths: 'two network-namespace hosts on a veth LAN through a bridge; every path measured in this one run',
-    tcp: 'iperf3 -t 5, 1 stream and -P 4; Gbit/s received',
-    udpSmall: 'iperf3 -u -l 64 -b 0 -t 3; kpps received (sent minus lost)',
-    rtt: 'ping -c 50 -i 0.01 on the idle path, before the load tests; average ms',
-    platform: 'before the paths: mean getppid() cost, and two eventfd-connected threads pinned to CPUs 0/0 and 0/1 waking each other after 300 µs asleep, 1000 rounds',
-    cpu: 'whole-machine busy jiffies (user+nice+system+irq+softirq+steal) from /proc/stat around the 1-stream TCP run, divided by GB received; includes iperf3 itself on both ends',
-  };
-  const report = { date: new Date().toISOString(), machine: { cores, platform }, method, results, ratios };
-  await writeFile(join(dir, `${stamp}.json`), JSON.stringify(report, null, 2) + '\n');
-  const svg = renderChart(`flannel-ts packet paths, one run, ${report.date.slice(0, 16)}Z`, results, `machine: ${describePlatform(platform, cores)}`);
-  await writeFile(join(dir, `${stamp}.svg`), svg);
-  await writeFile(join(dir, 'latest.svg'), svg);
-  await writeFile(join(dir, 'latest.json'), JSON.stringify(report, null, 2) + '\n');
-  process.stdout.write(`\nratios (same run): ${JSON.stringify(ratios, null, 2)}\nwrote ${join(dir, `${stamp}.json`)} and latest.svg\n`);
+  const svg = chartOf(report);
+  const files = await writeRunFiles(runStamp(date), { json: `${JSON.stringify(report, null, 2)}\n`, svg });
+  say(`\n${renderReadmeTable(report)}\n`);
+  say(`wall time ${report.wallSeconds} s; wrote ${files.map((f) => relative(packageRoot(), f)).join(' and ')}`);
+  if (options.publish) await publish(report, svg);
+  return process.exitCode === 1 ? 1 : 0;
 }
 
-main().catch((err) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : err}\n`);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`bench: ${message(err)}\n`);
+    process.exit(err instanceof BenchUsageError ? 2 : 1);
+  },
+);

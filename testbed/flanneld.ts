@@ -12,6 +12,13 @@ export interface FlanneldRun {
   readonly stderr: string;
 }
 
+export interface FlanneldProcessOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly netns?: string;
+  /** Another flanneld executable taking the same flags (e.g. real flannel's), instead of the built CLI. */
+  readonly binary?: string;
+}
+
 /** A flanneld process (the built CLI), optionally inside a network namespace, with its output captured. */
 export class FlanneldProcess {
   readonly child: ChildProcess;
@@ -19,8 +26,9 @@ export class FlanneldProcess {
   stderr = '';
   private readonly exited: Promise<FlanneldRun>;
 
-  constructor(args: string[], opts: { env?: NodeJS.ProcessEnv; netns?: string } = {}) {
-    const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, process.execPath, FLANNELD, ...args] : [process.execPath, FLANNELD, ...args];
+  constructor(args: string[], opts: FlanneldProcessOptions = {}) {
+    const command = [...(opts.binary ? [opts.binary] : [process.execPath, FLANNELD]), ...args];
+    const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...command] : command;
     this.child = spawn(argv[0], argv.slice(1), {
       env: { ...process.env, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -64,6 +72,21 @@ export class FlanneldProcess {
       if (!this.running) throw new Error(`flanneld exited before logging event ${event}:\n${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`flanneld did not log event ${event} within ${timeoutMs} ms:\n${this.stderr}`);
       await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /**
+   * The daemon's last word, for reports: its last non-empty stderr line, or that line's message when it is JSON.
+   * A flanneld that refuses its input says why in that line ("flanneld: unknown backend type: vxlan ...").
+   */
+  lastLogLine(): string {
+    const line = this.stderr.trimEnd().split('\n').pop()?.trim() ?? '';
+    if (!line.startsWith('{')) return line;
+    try {
+      const entry = JSON.parse(line) as { msg?: unknown };
+      return typeof entry.msg === 'string' ? entry.msg : line;
+    } catch {
+      return line;
     }
   }
 

@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
 /** Fixed, locally administered bridge addresses (see Testbed.create); each cbr0 is its own L2 segment, so one will do. */
@@ -15,6 +16,8 @@ export class Testbed {
   readonly prefix: string;
   readonly switchNs: string;
   private readonly namespaces: string[] = [];
+  /** nsfs inode of every namespace we made, so processes still inside one can be found after it is deleted. */
+  private readonly namespaceInodes = new Set<number>();
   private readonly processes: ChildProcess[] = [];
   private vethCount = 0;
 
@@ -59,9 +62,7 @@ export class Testbed {
     const ns = `${this.prefix}-${name}`;
     await this.addNamespace(ns);
     const [gateway, prefixLen] = bridgeCidr.split('/');
-    await this.ip(hostNs, 'link', 'add', 'cbr0', 'address', BRIDGE_MAC.container, 'type', 'bridge').catch(() => undefined);
-    await this.ip(hostNs, 'addr', 'replace', bridgeCidr, 'dev', 'cbr0');
-    await this.ip(hostNs, 'link', 'set', 'cbr0', 'up');
+    await this.addBridge(hostNs, bridgeCidr);
     const outside = await this.veth(ns, 'eth0');
     await this.ip('', 'link', 'set', outside, 'netns', hostNs);
     await this.ip(hostNs, 'link', 'set', outside, 'master', 'cbr0', 'up');
@@ -69,6 +70,13 @@ export class Testbed {
     await this.ip(ns, 'link', 'set', 'eth0', 'up');
     await this.ip(ns, 'route', 'add', 'default', 'via', gateway);
     return ns;
+  }
+
+  /** The container bridge cbr0 in host `hostNs`, holding `bridgeCidr` as docker0 would with --bip (and --mtu). */
+  async addBridge(hostNs: string, bridgeCidr: string, mtu?: number): Promise<void> {
+    await this.ip(hostNs, 'link', 'add', 'cbr0', 'address', BRIDGE_MAC.container, 'type', 'bridge').catch(() => undefined);
+    await this.ip(hostNs, 'addr', 'replace', bridgeCidr, 'dev', 'cbr0');
+    await this.ip(hostNs, 'link', 'set', 'cbr0', ...(mtu ? ['mtu', String(mtu)] : []), 'up');
   }
 
   async exec(ns: string, argv: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
@@ -103,9 +111,28 @@ export class Testbed {
     this.namespaces.length = 0;
   }
 
+  /**
+   * Processes still inside any namespace this testbed made, found by the namespace's inode in /proc/<pid>/ns/net,
+   * so a daemon that forked away from the child we spawned (iperf3 -D, say) is found too, even after cleanup()
+   * deleted the namespace's name. Exited processes waiting to be reaped have no namespace and do not count.
+   */
+  async leftoverProcesses(): Promise<{ pid: number; command: string }[]> {
+    const found: { pid: number; command: string }[] = [];
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const link = await readlink(`/proc/${entry}/ns/net`).catch(() => '');
+      const inode = /^net:\[(\d+)\]$/.exec(link)?.[1];
+      if (!inode || !this.namespaceInodes.has(Number(inode))) continue;
+      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+      found.push({ pid: Number(entry), command: cmdline.split('\0').filter(Boolean).join(' ') });
+    }
+    return found;
+  }
+
   private async addNamespace(ns: string): Promise<void> {
     await run('ip', ['netns', 'add', ns]);
     this.namespaces.push(ns);
+    this.namespaceInodes.add((await stat(`/run/netns/${ns}`)).ino);
     await this.ip(ns, 'link', 'set', 'lo', 'up');
   }
 
@@ -152,8 +179,16 @@ export async function cleanupStaleNamespaces(): Promise<void> {
   }
 }
 
-/** Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. */
-export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 15_000): Promise<T> {
+/**
+ * Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. An error that
+ * `isFinal` accepts ends the wait at once (the thing waited on is gone); any other error is retried.
+ */
+export async function waitFor<T>(
+  what: string,
+  check: () => Promise<T | undefined | false>,
+  timeoutMs = 15_000,
+  isFinal: (err: unknown) => boolean = () => false,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -161,6 +196,7 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (err) {
+      if (isFinal(err)) throw err;
       lastError = err;
     }
     await new Promise((r) => setTimeout(r, 200));

@@ -5,6 +5,9 @@ import { EtcdServer, freePort } from './etcd.js';
 import { FlanneldProcess } from './flanneld.js';
 import { Testbed, waitFor } from './netns.js';
 
+/** The daemon exited while something waited on it; the message is its last log line. */
+export class FlanneldExited extends Error {}
+
 export interface OverlayHost {
   readonly name: string;
   readonly ns: string;
@@ -14,6 +17,16 @@ export interface OverlayHost {
   /** FLANNEL_SUBNET from the subnet file, e.g. 198.19.44.1/24 (the container bridge's address). */
   bridgeCidr?: string;
   container?: { ns: string; ip: string };
+}
+
+/** How a host's flanneld runs, where it differs from the cluster's defaults. */
+export interface DaemonSpec {
+  /** etcd prefix (see addNetwork); the cluster's own by default. */
+  readonly prefix?: string;
+  /** Another flanneld executable with flannel's flags (e.g. real flannel), instead of the built CLI. */
+  readonly binary?: string;
+  /** Flags after the common ones. */
+  readonly args?: string[];
 }
 
 /**
@@ -30,12 +43,13 @@ export class OverlayCluster {
     private readonly dir: string,
   ) {}
 
-  static async create(tag: string, dir: string, config: string): Promise<OverlayCluster> {
+  /** Without `config`, the cluster's own prefix stays empty and hosts join networks made with addNetwork. */
+  static async create(tag: string, dir: string, config?: string): Promise<OverlayCluster> {
     const bed = await Testbed.create(tag);
     try {
       const etcd = await EtcdServer.start({ netns: bed.switchNs, host: '198.18.0.254', port: await freePort() });
       const prefix = `/${bed.prefix}/network`;
-      await etcd.put(`${prefix}/config`, config);
+      if (config !== undefined) await etcd.put(`${prefix}/config`, config);
       return new OverlayCluster(bed, etcd, prefix, dir);
     } catch (err) {
       await bed.cleanup();
@@ -43,20 +57,47 @@ export class OverlayCluster {
     }
   }
 
+  /**
+   * A second network on the same etcd and LAN, under its own prefix (`/<testbed>-<tag>/network`), for hosts that
+   * must run another backend than the cluster's; returns the prefix to pass in a DaemonSpec.
+   */
+  async addNetwork(tag: string, config: string): Promise<string> {
+    const prefix = `/${this.bed.prefix}-${tag}/network`;
+    await this.etcd.put(`${prefix}/config`, config);
+    return prefix;
+  }
+
   /** Adds host N (198.18.0.N) and starts flanneld on it. */
-  async addHost(name: string, n: number, env: NodeJS.ProcessEnv = {}): Promise<OverlayHost> {
+  async addHost(name: string, n: number, env: NodeJS.ProcessEnv = {}, spec: DaemonSpec = {}): Promise<OverlayHost> {
     const underlayIp = `198.18.0.${n}`;
     const ns = await this.bed.addHost(name, underlayIp);
     const subnetFile = join(this.dir, `${name}.env`);
-    const host: OverlayHost = { name, ns, underlayIp, subnetFile, daemon: this.startDaemon(ns, subnetFile, env) };
+    const host: OverlayHost = { name, ns, underlayIp, subnetFile, daemon: this.startDaemon(ns, subnetFile, env, spec) };
     this.hosts.set(name, host);
     return host;
   }
 
-  startDaemon(ns: string, subnetFile: string, env: NodeJS.ProcessEnv = {}): FlanneldProcess {
+  startDaemon(ns: string, subnetFile: string, env: NodeJS.ProcessEnv = {}, spec: DaemonSpec = {}): FlanneldProcess {
     return new FlanneldProcess(
-      ['--etcd-endpoints', this.etcd.endpoint, '--etcd-prefix', this.prefix, '--iface', 'eth0', '--subnet-file', subnetFile],
-      { netns: ns, env },
+      ['--etcd-endpoints', this.etcd.endpoint, '--etcd-prefix', spec.prefix ?? this.prefix, '--iface', 'eth0', '--subnet-file', subnetFile, ...(spec.args ?? [])],
+      { netns: ns, env, binary: spec.binary },
+    );
+  }
+
+  /**
+   * Waits for the host's subnet file and returns its variables. The file is flannel's contract, so this works for
+   * any flanneld binary; a daemon that exits first fails this with its last log line (its reason).
+   */
+  async subnetFileOf(host: OverlayHost, timeoutMs = 30_000): Promise<Record<string, string>> {
+    return waitFor(
+      `${host.name}'s subnet file`,
+      async () => {
+        if (!host.daemon.running) throw new FlanneldExited(host.daemon.lastLogLine() || `flanneld exited with ${host.daemon.child.exitCode}`);
+        const vars = parseEnvFile(await readFile(host.subnetFile, 'utf8').catch(() => ''));
+        return vars.FLANNEL_SUBNET && vars.FLANNEL_MTU ? vars : undefined;
+      },
+      timeoutMs,
+      (err) => err instanceof FlanneldExited,
     );
   }
 
