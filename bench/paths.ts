@@ -3,7 +3,7 @@
 // entry here.
 import type { OverlayCluster } from '../testbed/overlay.js';
 import { waitFor } from '../testbed/netns.js';
-import type { BenchLan, FlanneldHost } from './lan.js';
+import type { BenchLan, FlanneldHost, LanHost } from './lan.js';
 import type { BinaryInfo } from './report.js';
 
 /** flannel-ts's Prometheus port on its hosts, for the datapath counters printed with BENCH_VERBOSE. */
@@ -40,37 +40,59 @@ const bareLan: BenchPath = {
   },
 };
 
+interface TunnelSpec {
+  readonly name: string;
+  readonly label: string;
+  readonly mtuNote: string;
+  readonly mtu: number;
+  /** The tunnel's /24 inside 198.19.0.0/16; host 1's end is .1, host 2's end (the target) is .2. */
+  readonly subnet: string;
+  /** Makes one end of the tunnel on `host`, holding `addr`, towards `peer`. */
+  makeEnd(lan: BenchLan, host: LanHost, peer: LanHost, addr: string, mtu: number): Promise<void>;
+}
+
+/** A point-to-point tunnel made by hand between the two hosts, without flanneld. */
+function handMadeTunnel(spec: TunnelSpec): BenchPath {
+  return {
+    name: spec.name,
+    label: spec.label,
+    mtuNote: spec.mtuNote,
+    async setup(lan, tag) {
+      const [a, b] = await lan.addPair(tag);
+      await spec.makeEnd(lan, a, b, `${spec.subnet}.1/24`, spec.mtu);
+      await spec.makeEnd(lan, b, a, `${spec.subnet}.2/24`, spec.mtu);
+      return { client: a.ns, server: b.ns, target: `${spec.subnet}.2`, mtu: spec.mtu };
+    },
+  };
+}
+
 /** Kernel VXLAN made by hand, as flannel's vxlan backend would make it: the reference any overlay is held to. */
-const kernelVxlan: BenchPath = {
+const kernelVxlan = handMadeTunnel({
   name: 'kernel-vxlan',
   label: 'kernel VXLAN',
   mtuNote: '1450 (1500 − 50, as flannel vxlan sets it)',
-  async setup(lan, tag) {
-    const [a, b] = await lan.addPair(tag);
-    for (const [host, peer, addr] of [[a, b, '198.19.200.1/24'], [b, a, '198.19.200.2/24']] as const) {
-      await lan.bed.ip(host.ns, 'link', 'add', 'vxbench', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', host.underlayIp, 'remote', peer.underlayIp, 'dev', 'eth0');
-      await lan.bed.ip(host.ns, 'link', 'set', 'vxbench', 'mtu', '1450', 'up');
-      await lan.bed.ip(host.ns, 'addr', 'add', addr, 'dev', 'vxbench');
-    }
-    return { client: a.ns, server: b.ns, target: '198.19.200.2', mtu: 1450 };
+  mtu: 1450,
+  subnet: '198.19.200',
+  async makeEnd(lan, host, peer, addr, mtu) {
+    await lan.bed.ip(host.ns, 'link', 'add', 'vxbench', 'type', 'vxlan', 'id', '42', 'dstport', '4789', 'local', host.underlayIp, 'remote', peer.underlayIp, 'dev', 'eth0');
+    await lan.bed.ip(host.ns, 'link', 'set', 'vxbench', 'mtu', String(mtu), 'up');
+    await lan.bed.ip(host.ns, 'addr', 'add', addr, 'dev', 'vxbench');
   },
-};
+});
 
 /** socat between a TUN and a UDP socket: one read, one write, one sendto per packet, flannel udp's wire format. */
-const naiveRelay: BenchPath = {
+const naiveRelay = handMadeTunnel({
   name: 'naive-relay',
   label: 'socat relay',
   mtuNote: '1472 (1500 − 28, like flannel0)',
-  async setup(lan, tag) {
-    const [a, b] = await lan.addPair(tag);
-    for (const [host, peer, addr] of [[a, b, '198.19.201.1/24'], [b, a, '198.19.201.2/24']] as const) {
-      lan.bed.spawn(host.ns, ['socat', `TUN:${addr},tun-type=tun,iff-no-pi,iff-up,tun-name=socbench`, `UDP-DATAGRAM:${peer.underlayIp}:9000,bind=${host.underlayIp}:9000`], { stdio: 'ignore' });
-      await waitFor(`socat's TUN in ${host.ns}`, async () => (await lan.bed.ip(host.ns, 'link', 'show', 'socbench')).includes('UP'));
-      await lan.bed.ip(host.ns, 'link', 'set', 'socbench', 'mtu', '1472');
-    }
-    return { client: a.ns, server: b.ns, target: '198.19.201.2', mtu: 1472 };
+  mtu: 1472,
+  subnet: '198.19.201',
+  async makeEnd(lan, host, peer, addr, mtu) {
+    lan.bed.spawn(host.ns, ['socat', `TUN:${addr},tun-type=tun,iff-no-pi,iff-up,tun-name=socbench`, `UDP-DATAGRAM:${peer.underlayIp}:9000,bind=${host.underlayIp}:9000`], { stdio: 'ignore' });
+    await waitFor(`socat's TUN in ${host.ns}`, async () => (await lan.bed.ip(host.ns, 'link', 'show', 'socbench')).includes('UP'));
+    await lan.bed.ip(host.ns, 'link', 'set', 'socbench', 'mtu', String(mtu));
   },
-};
+});
 
 interface FlanneldPathSpec {
   readonly name: string;
