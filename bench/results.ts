@@ -1,5 +1,6 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { writeFileAtomic } from '../src/files/atomic-file.js';
 import { packageRoot } from '../src/package-info.js';
 import { renderReadmeTable, replaceBetweenMarkers } from './readme-table.js';
 
@@ -12,18 +13,11 @@ export function runStamp(date: Date): string {
   return date.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
 }
 
-/** Writes through a temporary file and a rename, so a reader never sees half a chart or half a README. */
-async function writeAtomically(file: string, text: string): Promise<void> {
-  await writeFile(`${file}.tmp`, text);
-  await rename(`${file}.tmp`, file);
-}
-
 export async function writeRunFiles(baseName: string, files: Record<string, string>): Promise<string[]> {
-  await mkdir(RUNS_DIR, { recursive: true });
   const written: string[] = [];
   for (const [ext, text] of Object.entries(files)) {
     const file = join(RUNS_DIR, `${baseName}.${ext}`);
-    await writeAtomically(file, text);
+    await writeFileAtomic(file, text, 'bench result');
     written.push(file);
   }
   return written;
@@ -34,7 +28,7 @@ export async function publishResultFiles(files: Record<string, string>): Promise
   const written: string[] = [];
   for (const [name, text] of Object.entries(files)) {
     const file = join(RESULTS_DIR, name);
-    await writeAtomically(file, text);
+    await writeFileAtomic(file, text, 'bench reference');
     written.push(file);
   }
   return written;
@@ -43,6 +37,7 @@ export async function publishResultFiles(files: Record<string, string>): Promise
 /** Regenerates the README's table (between its bench-table markers) from a report. */
 export async function publishReadmeTable(report: Parameters<typeof renderReadmeTable>[0]): Promise<string> {
   const readme = join(packageRoot(), 'README.md');
-  await writeAtomically(readme, replaceBetweenMarkers(await readFile(readme, 'utf8'), renderReadmeTable(report)));
+  // Atomically: a reader never sees half a README.
+  await writeFileAtomic(readme, replaceBetweenMarkers(await readFile(readme, 'utf8'), renderReadmeTable(report)), 'README');
   return readme;
 }
