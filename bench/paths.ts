@@ -105,6 +105,19 @@ interface FlanneldPathSpec {
   /** Another flanneld than ours (--flannel-bin): run as given, without our env variables. */
   readonly external?: boolean;
   readonly args?: string[];
+  /** Throws, with the reason, when the running daemons do not carry the path the entry names. */
+  verify?(lan: BenchLan, hosts: readonly FlanneldHost[]): Promise<void>;
+}
+
+/**
+ * The udp fast path is a tc egress BPF program on flannel0 (issue 13). A flanneld that takes the flag without
+ * attaching one would have the native engine measured under the eBPF label.
+ */
+async function verifyFastPath(lan: BenchLan, hosts: readonly FlanneldHost[]): Promise<void> {
+  for (const h of hosts) {
+    const filters = await lan.bed.exec(h.ns, ['tc', 'filter', 'show', 'dev', 'flannel0', 'egress']).then((r) => r.stdout, () => '');
+    if (!/\bbpf\b/.test(filters)) throw new Error(`flanneld --udp-fastpath=on runs, but no BPF program is attached to flannel0 egress on ${h.name}`);
+  }
 }
 
 /**
@@ -122,6 +135,7 @@ function flanneldPath(spec: FlanneldPathSpec): BenchPath {
       const prefix = await lan.cluster.addNetwork(tag, JSON.stringify({ Network: spec.network, Backend: spec.backend }));
       const env = spec.external ? {} : { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
       const hosts = await lan.addFlanneldPair(tag, { prefix, binary: spec.external ? spec.binary.path : undefined, args: spec.args }, env);
+      await spec.verify?.(lan, hosts);
       const [a, b] = hosts;
       return {
         client: a.ns,
@@ -166,6 +180,7 @@ export function benchPaths(o: RegistryOptions): BenchPath[] {
       backend: { Type: 'udp' },
       binary: o.flannelTs,
       args: ['--udp-fastpath=on'],
+      verify: verifyFastPath,
     }),
     flanneldPath({ name: 'flannel-ts-vxlan', label: 'flannel-ts vxlan', mtuNote: '1450 (flannel.1: 1500 − 50)', network: '198.19.32.0/20', backend: { Type: 'vxlan' }, binary: o.flannelTs }),
     flanneldPath({ name: 'flannel-ts-host-gw', label: 'flannel-ts host-gw', mtuNote: '1500 (routes, no encapsulation)', network: '198.19.48.0/20', backend: { Type: 'host-gw' }, binary: o.flannelTs }),
