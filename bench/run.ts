@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { loadNativeAddon, type PlatformCosts } from '../src/datapath/native.js';
 import { packageRoot, packageVersion } from '../src/package-info.js';
 import { FLANNELD } from '../testbed/flanneld.js';
+import type { Testbed } from '../testbed/netns.js';
 import { renderChart } from './chart.js';
 import { clockTicksPerSecond } from './cpu-time.js';
 import { FIGURES, formatFigure, type Sample } from './figures.js';
@@ -72,8 +73,8 @@ interface PathState {
   readonly errors: { round: number; message: string }[];
 }
 
-/** Builds every selected path on its own hosts, then measures them in interleaved rounds. */
-async function measure(lan: BenchLan, paths: BenchPath[], options: BenchOptions, clockTicks: number): Promise<{ states: PathState[]; roundSeconds: number[] }> {
+/** Builds every selected path on its own hosts; one that cannot exist here is kept, with its reason. */
+async function setUpPaths(lan: BenchLan, paths: BenchPath[]): Promise<PathState[]> {
   const states: PathState[] = [];
   for (const [i, path] of paths.entries()) {
     try {
@@ -86,12 +87,17 @@ async function measure(lan: BenchLan, paths: BenchPath[], options: BenchOptions,
       say(`  ${path.name}: unavailable: ${states.at(-1)!.reason}`);
     }
   }
+  return states;
+}
+
+/** Measures every ready path once per round, in registry order, round after round; returns each round's seconds. */
+async function runRounds(bed: Testbed, states: PathState[], options: BenchOptions, clockTicks: number): Promise<number[]> {
   const roundSeconds: number[] = [];
   for (let round = 1; round <= options.rounds; round++) {
     const started = Date.now();
     say(`round ${round}/${options.rounds}`);
     for (const state of states.filter((s) => s.ready)) {
-      const { sample, errors } = await measureSample(lan.bed, state.ready!, clockTicks);
+      const { sample, errors } = await measureSample(bed, state.ready!, clockTicks);
       state.samples.push(sample);
       state.errors.push(...errors.map((m) => ({ round, message: m })));
       say(sampleLine(state.path.name, sample));
@@ -101,7 +107,7 @@ async function measure(lan: BenchLan, paths: BenchPath[], options: BenchOptions,
     roundSeconds.push(Math.round((Date.now() - started) / 100) / 10);
     say(`round ${round} took ${roundSeconds.at(-1)} s`);
   }
-  return { states, roundSeconds };
+  return roundSeconds;
 }
 
 function pathReport(state: PathState): PathReport {
@@ -158,9 +164,11 @@ async function main(): Promise<number> {
   };
   for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
 
-  let result;
+  let states: PathState[];
+  let roundSeconds: number[];
   try {
-    result = await measure(lan, paths, options, clockTicks);
+    states = await setUpPaths(lan, paths);
+    roundSeconds = await runRounds(lan.bed, states, options, clockTicks);
   } finally {
     const leftovers = await cleanup();
     if (leftovers.length) {
@@ -170,11 +178,11 @@ async function main(): Promise<number> {
   }
 
   const date = new Date(started);
-  const pathReports = result.states.map(pathReport);
+  const pathReports = states.map(pathReport);
   const report: BenchReport = {
     date: date.toISOString(),
     wallSeconds: Math.round((Date.now() - started) / 1000),
-    rounds: { count: options.rounds, order: result.states.filter((s) => s.ready).map((s) => s.path.name), seconds: result.roundSeconds },
+    rounds: { count: options.rounds, order: states.filter((s) => s.ready).map((s) => s.path.name), seconds: roundSeconds },
     machine: { cores, kernel: release(), clockTicks, platform },
     method: describeMethod(options.rounds, paths),
     paths: pathReports,
