@@ -6,6 +6,7 @@ import { parseNetworkConfig } from '../src/config/parse-network-config.js';
 import { formatIpv4Net } from '../src/ip/ipv4.js';
 import { packageRoot } from '../src/package-info.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
+import { retrySchedule } from '../src/subnet/etcd-retry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
 import { EtcdServer } from '../testbed/etcd.js';
 import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
@@ -18,7 +19,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 function manager(registry: EtcdRegistry, i: number): LeaseManager {
-  return new LeaseManager({ registry, config: CONFIG, attrs: { PublicIP: `198.18.${1 + (i >> 8)}.${i & 255}` }, renewMarginSeconds: 3600, retryIntervalMs: 100 });
+  return new LeaseManager({ registry, config: CONFIG, attrs: { PublicIP: `198.18.${1 + (i >> 8)}.${i & 255}` }, renewMarginSeconds: 3600, retry: retrySchedule(100) });
 }
 
 async function main(): Promise<void> {

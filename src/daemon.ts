@@ -1,16 +1,22 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Backend, BackendNetwork, BackendSettings, MetricSample } from './backend/backend.js';
+import type { BackendNetwork, BackendSettings, MetricSample } from './backend/backend.js';
 import { prepareBackend } from './backend/registry.js';
 import type { NetworkConfig } from './config/network-config.js';
 import { parseNetworkConfig } from './config/parse-network-config.js';
-import { EtcdUnavailableError, errorMessage } from './errors.js';
+import { EtcdUnavailableError, StoppedError, errorMessage } from './errors.js';
+import type { MetricsSource } from './health/metrics.js';
 import { describeInterface, findExternalInterface, type ExternalInterface, type InterfaceSelection } from './iface/external-interface.js';
 import { formatIpv4, formatIpv4Net, netEquals } from './ip/ipv4.js';
 import { log } from './log.js';
+import { NetworkSupervisor } from './network-supervisor.js';
+import { ConfigWatcher } from './subnet/config-watcher.js';
 import { EtcdRegistry, type EtcdOptions } from './subnet/etcd-registry.js';
+import { retryEtcd, retrySchedule } from './subnet/etcd-retry.js';
+import { EtcdStatus, type EtcdErrorKind } from './subnet/etcd-status.js';
 import type { Lease } from './subnet/lease.js';
 import { DEFAULT_LEASE_TTL_SECONDS, LeaseManager } from './subnet/lease-manager.js';
+import type { IgnoreReason } from './subnet/lease-screen.js';
 import { LeaseWatcher } from './subnet/lease-watcher.js';
 import { checkSubnetFileWritable, readPreviousSubnetFile, writeSubnetFile } from './subnet/subnet-file.js';
 
@@ -30,10 +36,12 @@ export interface DaemonOptions {
 export interface DaemonTuning {
   /** etcd lease TTL; flannel's is 24 h. */
   readonly leaseTtlSeconds: number;
-  /** Pause between retries while subnets are exhausted or a renewal failed. */
+  /** The longest pause between retries (etcd failures, a full network, failed backend restarts); backoff starts shorter. */
   readonly retryIntervalMs: number;
   /** How long to keep trying an unreachable etcd at startup before giving up. */
   readonly etcdStartupTimeoutMs: number;
+  /** How often the backend network's failure() is read (and the liveness loop turns). */
+  readonly checkIntervalMs: number;
 }
 
 export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTuning {
@@ -45,6 +53,7 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTunin
     leaseTtlSeconds: num('FLANNELD_SUBNET_LEASE_TTL', DEFAULT_LEASE_TTL_SECONDS),
     retryIntervalMs: num('FLANNELD_RETRY_INTERVAL_MS', 5_000),
     etcdStartupTimeoutMs: num('FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 10_000),
+    checkIntervalMs: 1_000,
   };
 }
 
@@ -61,25 +70,36 @@ export interface DaemonEvents {
   'subnet-file-written': [path: string];
 }
 
+/** A health verdict and, when it is negative, why (the body of a 503). */
+export interface Health {
+  readonly ok: boolean;
+  readonly reason?: string;
+}
+
+// The supervision loop must have turned within this many check intervals (and at least LIVENESS_MIN_MS) to be live.
+const LIVENESS_INTERVALS = 10;
+const LIVENESS_MIN_MS = 15_000;
+
 /**
  * flanneld: find the external interface, read the network config, lease a subnet, start the backend for it,
- * write the subnet file, then follow peer leases and keep our own alive. Extension points for ip-masq, health
- * and readiness are the events above plus `ready`.
+ * write the subnet file, then follow peer leases and keep our own alive. Faults are reported through three
+ * contracts: log lines with an `event` field, metrics (MetricsSource), and readiness()/liveness() (/readyz, /healthz).
  */
-export class Daemon extends EventEmitter<DaemonEvents> {
+export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource {
   private registry: EtcdRegistry | undefined;
   private leaseManager: LeaseManager | undefined;
   private watcher: LeaseWatcher | undefined;
-  private backend: Backend | undefined;
-  private currentNetwork: BackendNetwork | undefined;
-  private restarting: Promise<void> = Promise.resolve();
+  private configWatcher: ConfigWatcher | undefined;
+  private supervisor: NetworkSupervisor | undefined;
+  private readonly etcd = new EtcdStatus();
+  private readonly stopping = new AbortController();
   private stopped = false;
   extIface: ExternalInterface | undefined;
   config: NetworkConfig | undefined;
   /** Successful lease renewals, for metrics. */
   renewals = 0;
-  /** Failed etcd operations (renewals, lost watches), for metrics. */
-  etcdErrors = 0;
+  /** Times the lease was re-acquired on another subnet than the one held last, for metrics. */
+  leaseMoves = 0;
 
   constructor(
     readonly options: DaemonOptions,
@@ -94,23 +114,60 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   get network(): BackendNetwork | undefined {
-    return this.currentNetwork;
-  }
-
-  /** True while we hold an unexpired lease, the subnet file reflects it and the backend network runs. */
-  get ready(): boolean {
-    const lease = this.lease;
-    const unexpired = lease !== undefined && (!lease.expiration || lease.expiration.getTime() > Date.now());
-    return !this.stopped && unexpired && this.currentNetwork !== undefined;
+    return this.supervisor?.network;
   }
 
   get peerCount(): number {
     return this.watcher?.peers().length ?? 0;
   }
 
+  get etcdErrors(): Readonly<Record<EtcdErrorKind, number>> {
+    return this.etcd.errors();
+  }
+
+  get datapathFailures(): number {
+    return this.supervisor?.failures ?? 0;
+  }
+
+  get ignoredLeases(): Readonly<Record<IgnoreReason, number>> {
+    return this.watcher?.ignoredCounts() ?? { outside_network: 0, overlap: 0 };
+  }
+
   /** What the running backend network counts, for metrics. */
   backendMetrics(): readonly MetricSample[] {
-    return this.currentNetwork?.metrics() ?? [];
+    return this.network?.metrics() ?? [];
+  }
+
+  /**
+   * Readiness (/readyz): we hold an unexpired lease, the backend network runs, and etcd lets us do our job. While a
+   * lost lease is re-acquired, the datapath restarts, or etcd refuses us, this says why.
+   */
+  readiness(): Health {
+    if (this.stopped) return { ok: false, reason: 'shutting down' };
+    const manager = this.leaseManager;
+    const lease = manager?.lease;
+    if (!manager) return { ok: false, reason: 'waiting for etcd and the network config' };
+    if (!lease) return { ok: false, reason: manager.acquiring ? 'the subnet lease was lost; acquiring a new one' : 'acquiring a subnet lease' };
+    if (lease.expiration && lease.expiration.getTime() <= Date.now()) {
+      return { ok: false, reason: `the subnet lease expired at ${lease.expiration.toISOString()} without a renewal (is etcd reachable?)` };
+    }
+    const network = this.supervisor?.state() ?? { running: false, reason: 'starting the backend' };
+    if (!network.running) return { ok: false, reason: network.reason };
+    const denial = this.etcd.denial();
+    if (denial) return { ok: false, reason: denial.message };
+    return { ok: true };
+  }
+
+  /**
+   * Liveness (/healthz): the process is up and its supervision loop keeps turning. Waiting for etcd, a lease or a
+   * backend restart is not a liveness failure (readiness says so); a loop that stopped turning is.
+   */
+  liveness(): Health {
+    const supervisor = this.supervisor;
+    if (!supervisor || this.stopped) return { ok: true };
+    const silentMs = Date.now() - supervisor.lastTurn;
+    const limitMs = Math.max(LIVENESS_MIN_MS, LIVENESS_INTERVALS * this.tuning.checkIntervalMs);
+    return silentMs <= limitMs ? { ok: true } : { ok: false, reason: `the network supervision loop has not turned for ${Math.round(silentMs / 1000)} s` };
   }
 
   async start(): Promise<void> {
@@ -120,69 +177,97 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.extIface = await findExternalInterface(o.iface);
     log.info({ event: 'interface' }, `using interface ${describeInterface(this.extIface)}`);
     this.registry = new EtcdRegistry(o.etcd);
-    this.config = parseNetworkConfig(await this.waitForConfig(this.registry));
+    const registry = this.registry;
+    this.config = parseNetworkConfig(await this.waitForConfig(registry));
     const config = this.config;
     const prepared = prepareBackend(config.backend);
     log.info({ event: 'network-config', network: formatIpv4Net(config.network), backend: config.backend.type, subnetLen: config.subnetLen }, 'network config');
-    this.backend = prepared.create({ config, extIface: this.extIface, settings: o.backend });
+    const backend = prepared.create({ config, extIface: this.extIface, settings: o.backend });
 
     const previous = await readPreviousSubnetFile(o.subnetFile);
-    const attrs = { PublicIP: formatIpv4(this.extIface.publicIp), ...(await this.backend.leaseAttrs()) };
+    const attrs = { PublicIP: formatIpv4(this.extIface.publicIp), ...(await backend.leaseAttrs()) };
     const ttl = this.tuning.leaseTtlSeconds;
-    this.leaseManager = new LeaseManager({
-      registry: this.registry,
+    const retry = retrySchedule(this.tuning.retryIntervalMs);
+    const leaseManager = new LeaseManager({
+      registry,
       config,
       attrs,
       previousSubnet: previous.network && netEquals(previous.network, config.network) ? previous.subnet : undefined,
       ttlSeconds: ttl,
       // A margin longer than the TTL would renew in a loop; half the TTL is the most that makes sense.
       renewMarginSeconds: Math.min(o.renewMarginMinutes * 60, ttl / 2),
-      retryIntervalMs: this.tuning.retryIntervalMs,
+      retry,
+      status: this.etcd,
     });
-    this.leaseManager.on('renewed', () => this.renewals++);
-    this.leaseManager.on('renew-failed', () => this.etcdErrors++);
-    this.leaseManager.on('lost', () => {
-      this.restarting = this.restarting.then(() => this.stopNetwork());
+    this.leaseManager = leaseManager;
+    const supervisor = new NetworkSupervisor({
+      backend,
+      prepare: (network, lease) => this.prepareNetwork(network, lease),
+      checkIntervalMs: this.tuning.checkIntervalMs,
+      retry,
     });
-    this.leaseManager.on('acquired', (lease) => {
-      // The first acquisition is handled below; later ones follow a lost lease.
-      if (this.watcher) this.restarting = this.restarting.then(() => this.startNetwork(lease));
+    this.supervisor = supervisor;
+    const watcher = new LeaseWatcher({
+      registry,
+      ownPublicIp: attrs.PublicIP,
+      network: config.network,
+      ownSubnet: () => leaseManager.lease?.subnet,
+      retry,
+      status: this.etcd,
+    });
+    this.watcher = watcher;
+    leaseManager.on('renewed', () => this.renewals++);
+    leaseManager.on('moved', () => this.leaseMoves++);
+    // A lost lease leaves the network running: the datapath keeps forwarding until we know where we will be.
+    leaseManager.on('acquired', (lease) => {
+      supervisor.follow(lease);
+      watcher.refresh();
     });
 
-    const lease = await this.leaseManager.acquire();
-    await this.startNetwork(lease);
-    this.watcher = new LeaseWatcher(this.registry, attrs.PublicIP);
-    this.watcher.on('lease', (event) => {
-      this.currentNetwork?.applyLeaseEvent(event).catch((err) => {
+    // At startup etcd refusing us is final (one line, exit 1); later it is reported and waited out.
+    const lease = await leaseManager.acquire();
+    await supervisor.startFirst(lease);
+    this.throwIfStopped();
+    watcher.on('lease', (event) => {
+      this.network?.applyLeaseEvent(event).catch((err) => {
         log.error({ event: 'peer-apply-failed', subnet: formatIpv4Net(event.lease.subnet) }, `cannot apply peer lease ${event.type}: ${errorMessage(err)}`);
       });
     });
-    this.watcher.on('change', (event) => this.leaseManager?.handleOwnKeyEvent(event));
-    this.watcher.on('watch-lost', () => this.etcdErrors++);
-    await this.watcher.start();
+    watcher.on('change', (event) => leaseManager.handleOwnKeyEvent(event));
+    await watcher.start();
+    this.throwIfStopped();
+    this.configWatcher = new ConfigWatcher({ registry, running: config, retry, status: this.etcd });
+    await this.configWatcher.start();
   }
 
-  /** Stops renewals and watches and removes the backend's kernel state; the etcd lease stays for a restart. */
+  /** stop() ran while start() was waiting: whatever start() was about to begin must not run. */
+  private throwIfStopped(): void {
+    if (this.stopped) throw new StoppedError('stopped during startup');
+  }
+
+  /**
+   * Stops renewals, watches and the backend network; the etcd lease stays for a restart. Bounded whatever etcd
+   * does: no step waits for an etcd answer for more than about a second.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    this.stopping.abort();
     this.leaseManager?.stop();
-    await this.watcher?.stop();
-    await this.restarting.catch(() => undefined);
-    await this.stopNetwork();
+    await Promise.all([this.watcher?.stop(), this.configWatcher?.stop()]);
+    // A start in progress may still open the network after this; startFirst's caller checks throwIfStopped().
+    await this.supervisor?.stop();
     for (const extension of this.extensions) await extension.stop();
     this.registry?.close();
   }
 
-  private async startNetwork(lease: Lease): Promise<void> {
-    if (this.stopped || !this.backend || !this.config) return;
-    await this.stopNetwork();
-    const network = await this.backend.startNetwork(lease);
-    this.currentNetwork = network;
+  /** Everything that follows a (re)started network: current peers, extensions, then the subnet file docker reads. */
+  private async prepareNetwork(network: BackendNetwork, lease: Lease): Promise<void> {
+    const config = this.config!;
     for (const peer of this.watcher?.peers() ?? []) await network.applyLeaseEvent({ type: 'added', lease: peer });
-    for (const extension of this.extensions) await extension.leaseReady(lease, this.config);
+    for (const extension of this.extensions) await extension.leaseReady(lease, config);
     await writeSubnetFile(this.options.subnetFile, {
-      network: this.config.network,
+      network: config.network,
       subnet: lease.subnet,
       mtu: network.mtu,
       ipMasq: this.options.ipMasq,
@@ -191,39 +276,38 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.emit('subnet-file-written', this.options.subnetFile);
   }
 
-  private async stopNetwork(): Promise<void> {
-    const network = this.currentNetwork;
-    this.currentNetwork = undefined;
-    await network?.close();
-  }
-
   /**
    * Reads `<prefix>/config`, waiting while it does not exist (flannel polls every second). An etcd that never
-   * answers is a setup error after a bounded time, so a typo in --etcd-endpoints fails fast.
+   * answers is a setup error after a bounded time, so a typo in --etcd-endpoints fails fast; a refusal (wrong
+   * password, a role that may not read the key) fails at once.
    */
   private async waitForConfig(registry: EtcdRegistry): Promise<string> {
-    const key = `${registry.prefix}/config`;
-    let failingSince: number | undefined;
+    const key = registry.configKey;
     let lastWaitLog = 0;
     for (;;) {
-      if (this.stopped) throw new EtcdUnavailableError('stopped while waiting for the network config');
+      let raw: string | undefined;
       try {
-        const raw = await registry.getNetworkConfig();
-        failingSince = undefined;
-        if (raw !== undefined) return raw;
-        if (Date.now() - lastWaitLog > 10_000) {
-          log.warn({ event: 'waiting-for-config', key }, `waiting for network config at ${key} (create it with: etcdctl put ${key} '{"Network":"198.19.0.0/16"}')`);
-          lastWaitLog = Date.now();
-        }
+        ({ raw } = await retryEtcd(() => registry.getNetworkConfig(), {
+          loop: 'startup',
+          schedule: retrySchedule(1_000),
+          signal: this.stopping.signal,
+          status: this.etcd,
+          retryDenied: false,
+          giveUpAfterMs: this.tuning.etcdStartupTimeoutMs,
+          onRetry: (err) => log.warn({ event: 'etcd-unreachable' }, `etcd not reachable yet: ${errorMessage(err)}`),
+        }));
       } catch (err) {
-        failingSince ??= Date.now();
-        if (Date.now() - failingSince > this.tuning.etcdStartupTimeoutMs) {
-          const cause = err instanceof Error && err.cause ? err.cause : err;
-          throw new EtcdUnavailableError(`cannot reach etcd at ${registry.endpoints.join(',')}: ${errorMessage(cause)}`);
-        }
-        log.warn({ event: 'etcd-unreachable' }, `etcd not reachable yet: ${errorMessage(err)}`);
+        if (!(err instanceof EtcdUnavailableError)) throw err;
+        const cause = err.cause instanceof Error ? err.cause : err;
+        throw new EtcdUnavailableError(`cannot reach etcd at ${registry.endpoints.join(',')}: ${errorMessage(cause)}`);
       }
-      await sleep(1_000);
+      if (raw !== undefined) return raw;
+      if (Date.now() - lastWaitLog > 10_000) {
+        log.warn({ event: 'waiting-for-config', key }, `waiting for network config at ${key} (create it with: etcdctl put ${key} '{"Network":"198.19.0.0/16"}')`);
+        lastWaitLog = Date.now();
+      }
+      await sleep(1_000, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+      if (this.stopped) throw new StoppedError('stopped while waiting for the network config');
     }
   }
 }

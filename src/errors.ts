@@ -15,8 +15,43 @@ export class UsageError extends FlannelError {}
 /** The network config in etcd (or a file) is missing, malformed or inconsistent. */
 export class ConfigError extends FlannelError {}
 
-/** etcd could not be reached or answered with an error we cannot recover from. */
-export class EtcdUnavailableError extends FlannelError {}
+/** An etcd request failed. The subclasses say whether waiting helps. */
+export class EtcdError extends FlannelError {}
+
+/** etcd could not be reached, or did not answer in time: worth retrying with backoff. */
+export class EtcdUnavailableError extends EtcdError {}
+
+/** etcd answered with an error that is neither unreachability nor a refusal (e.g. too many requests). */
+export class EtcdRequestError extends EtcdError {}
+
+/**
+ * etcd refused the request for who we are: retrying changes nothing until an operator fixes the credentials or the
+ * role, so startup stops at once and a running daemon reports it (log, metric, /readyz) while it keeps forwarding.
+ */
+export class EtcdAccessDeniedError extends EtcdError {
+  constructor(
+    message: string,
+    /** The --etcd-username we used, or undefined when none was given. */
+    readonly user: string | undefined,
+    /** The key (or prefix) the refused request was about. */
+    readonly key: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+/** Wrong user name or password, or a user name that etcd requires and we did not give. */
+export class EtcdAuthError extends EtcdAccessDeniedError {}
+
+/** The user's roles do not allow the operation on the key. */
+export class EtcdPermissionError extends EtcdAccessDeniedError {}
+
+/** Every attempt at a subnet lost the create race to another host; another round may win. */
+export class LeaseContentionError extends FlannelError {}
+
+/** The daemon is stopping: the operation was abandoned, not failed. */
+export class StoppedError extends FlannelError {}
 
 /** No free subnet is left between SubnetMin and SubnetMax. */
 export class SubnetsExhaustedError extends FlannelError {}

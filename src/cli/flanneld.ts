@@ -1,7 +1,8 @@
 #!/usr/bin/env node
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Daemon, tuningFromEnv, type DaemonExtension } from '../daemon.js';
 import { IpMasq } from '../iptables/ip-masq.js';
-import { healthzRoute, metricsRoute, serveHttp } from '../health/http-server.js';
+import { healthzRoute, metricsRoute, readyzRoute, serveHttp } from '../health/http-server.js';
 import { createMetrics } from '../health/metrics.js';
 import { FlannelError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
@@ -19,6 +20,9 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   teardown: async () => (await import('./teardown-command.js')).teardownCommand,
 };
 
+// A shutdown that has not finished after this long (every etcd wait in it is bounded far below) exits anyway.
+const SHUTDOWN_DEADLINE_MS = 8_000;
+
 async function runDaemon(options: FlannelOptions): Promise<number> {
   const extensions: DaemonExtension[] = [];
   if (options.ipMasq) {
@@ -27,29 +31,60 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
   }
   extensions.push(new BlackholeRoute(options.ipBlackholeRoute, options.iptablesResync));
   const daemon = new Daemon(daemonOptions(options), tuningFromEnv(), extensions);
-  let stopping = false;
-  const shutdown = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ event: 'shutdown', signal }, 'shutting down; the subnet lease stays for the next start');
-    daemon.stop().then(
-      () => process.exit(0),
-      (err) => {
+  let stopping: Promise<never> | undefined;
+  // SIGHUP means what SIGTERM means: flanneld reads its network config once, like flannel, so there is nothing to
+  // reload, and a hang-up that silently killed the process (Node's default) would skip the cleanup.
+  const shutdown = (signal: string): Promise<never> =>
+    (stopping ??= (async () => {
+      log.info({ event: 'shutdown', signal }, 'shutting down; the subnet lease stays for the next start');
+      const deadline = setTimeout(() => {
+        log.error({ event: 'shutdown-timeout', afterMs: SHUTDOWN_DEADLINE_MS }, 'shutdown did not finish in time; exiting anyway');
+        process.exit(1);
+      }, SHUTDOWN_DEADLINE_MS);
+      deadline.unref();
+      try {
+        await daemon.stop();
+        process.exit(0);
+      } catch (err) {
         log.error({ event: 'shutdown-failed' }, `shutdown failed: ${errorMessage(err)}`);
         process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => shutdown('SIGTERM'));
-  process.on('SIGINT', () => shutdown('SIGINT'));
-  // Up before the daemon starts, so that /healthz says 503 while we wait for etcd or a lease.
-  if (options.healthzPort) await serveHttp(options.healthzIp, options.healthzPort, { '/healthz': healthzRoute(() => daemon.ready) });
+      }
+    })());
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(signal, () => void shutdown(signal));
+  // Up before the daemon starts: /healthz answers 200 and /readyz 503 (with the reason) while we wait for etcd.
+  if (options.healthzPort) {
+    await serveHttp(options.healthzIp, options.healthzPort, {
+      '/healthz': healthzRoute(() => daemon.liveness()),
+      '/readyz': readyzRoute(() => daemon.readiness()),
+    });
+  }
   if (options.metricsPort) await serveHttp(options.healthzIp, options.metricsPort, { '/metrics': metricsRoute(createMetrics(daemon)) });
   // Type=notify: READY=1 once the subnet file exists, so docker's mk-docker-opts finds it.
   notifyReadyOnSubnetFile(daemon);
-  await daemon.start();
+  try {
+    await daemon.start();
+  } catch (err) {
+    // A signal during startup: the shutdown in progress decides the exit code.
+    if (stopping) return stopping;
+    // A startup error is reported by main() as one line; what was already set up (flannel0) is removed first.
+    await Promise.race([daemon.stop().catch(() => undefined), sleep(SHUTDOWN_DEADLINE_MS / 2, undefined, { ref: false })]);
+    throw err;
+  }
   // Runs until a signal; etcd watches and timers keep the event loop alive.
   return new Promise<number>(() => undefined);
+}
+
+/**
+ * A rejection nobody handled or an exception nobody caught is a bug: one line saying so, and exit 1 so that systemd
+ * restarts us, rather than Node's stack trace (or, for a rejection, running on in an unknown state).
+ */
+function exitOnUnhandled(): void {
+  const fatal = (kind: string) => (err: unknown) => {
+    log.fatal({ event: 'internal-error', kind }, `internal error (${kind}): ${errorMessage(err)}`);
+    process.exit(1);
+  };
+  process.on('unhandledRejection', fatal('unhandled rejection'));
+  process.on('uncaughtException', fatal('uncaught exception'));
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -72,6 +107,7 @@ async function main(argv: string[]): Promise<number> {
   return (await command())(options);
 }
 
+exitOnUnhandled();
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err) => {

@@ -1,7 +1,26 @@
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { noop } from 'cockatiel';
-import { Etcd3, type IKeyValue, type IOptions, type Watcher } from 'etcd3';
-import { EtcdUnavailableError, FileAccessError, errorMessage } from '../errors.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ConsecutiveBreaker, circuitBreaker, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
+import {
+  Etcd3,
+  EtcdAuthenticationFailedError,
+  EtcdPermissionDeniedError,
+  GRPCCancelledError,
+  isRecoverableError,
+  type IKeyValue,
+  type IOptions,
+  type Watcher,
+} from 'etcd3';
+import {
+  EtcdAuthError,
+  EtcdError,
+  EtcdPermissionError,
+  EtcdRequestError,
+  EtcdUnavailableError,
+  FileAccessError,
+  errorMessage,
+} from '../errors.js';
 import { log } from '../log.js';
 import type { Ipv4Net } from '../ip/ipv4.js';
 import { parseLeaseValue, parseSubnetKey, subnetKey } from './subnet-key.js';
@@ -23,7 +42,15 @@ export type RegistryEvent =
   | { readonly type: 'delete'; readonly subnet: Ipv4Net; readonly ipv6Subnet?: string; readonly revision: string };
 
 export interface RegistryWatch {
+  /** Bounded: a watch etcd no longer answers for (it cancelled it, or it hangs) is dropped after a short wait. */
   close(): Promise<void>;
+}
+
+/** The network config as read, and the revision to watch it from. */
+export interface ConfigSnapshot {
+  /** The raw JSON at `<prefix>/config`, or undefined while it does not exist. */
+  readonly raw: string | undefined;
+  readonly revision: string;
 }
 
 /**
@@ -32,8 +59,7 @@ export interface RegistryWatch {
  */
 export interface Registry {
   readonly prefix: string;
-  /** The raw JSON at `<prefix>/config`, or undefined while it does not exist. */
-  getNetworkConfig(): Promise<string | undefined>;
+  getNetworkConfig(): Promise<ConfigSnapshot>;
   /** Every lease under `<prefix>/subnets/` and the revision of that snapshot. Unparsable values are skipped. */
   getSubnets(): Promise<{ leases: Lease[]; revision: string }>;
   getSubnet(subnet: Ipv4Net): Promise<Lease | undefined>;
@@ -43,17 +69,26 @@ export interface Registry {
   updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease>;
   /** Deletes the key of `subnet`, or of its dual-stack form when `ipv6Subnet` is given. */
   deleteSubnet(subnet: Ipv4Net, ipv6Subnet?: string): Promise<void>;
-  /** Watches changes after `afterRevision`. `onError` fires when the watch is lost (e.g. compacted revision). */
+  /**
+   * Watches changes after `afterRevision`. `onError` fires when the watch is lost for good (a compacted revision,
+   * or etcd cancelled it, e.g. for an auth token that became invalid): the caller lists again and re-creates it.
+   */
   watchSubnets(
     afterRevision: string,
     onEvent: (event: RegistryEvent) => void,
     onError: (err: Error) => void,
   ): Promise<RegistryWatch>;
+  /** Watches `<prefix>/config` after `afterRevision`: its new raw value, undefined when deleted. */
+  watchNetworkConfig(afterRevision: string, onChange: (raw: string | undefined) => void, onError: (err: Error) => void): Promise<RegistryWatch>;
   close(): void;
 }
 
 // How long one etcd call may take before we call etcd unreachable for that attempt.
 const CALL_DEADLINE_MS = 5_000;
+// How long a failed endpoint is skipped before one request tries it again.
+const ENDPOINT_COOL_DOWN_MS = 1_000;
+// A watch cancel waits for etcd's confirmation; one that does not come within this is abandoned.
+const WATCH_CLOSE_MS = 1_000;
 
 function readTlsFile(path: string, what: string): Buffer {
   try {
@@ -63,12 +98,23 @@ function readTlsFile(path: string, what: string): Buffer {
   }
 }
 
+/** Errors that say this endpoint is down or hung. A cancel is ours (a closed watch stream), not the endpoint's fault. */
+function endpointFailed(err: Error): boolean {
+  return isRecoverableError(err) && !(err instanceof GRPCCancelledError);
+}
+
 export function etcdClientOptions(opts: EtcdOptions): IOptions {
+  const hosts = opts.endpoints.map((e) => e.trim()).filter(Boolean);
   const options: IOptions = {
-    hosts: opts.endpoints.map((e) => e.trim()).filter(Boolean),
+    hosts,
     dialTimeout: 3_000,
-    // etcd3's default policy opens a 5 s circuit breaker after 3 failures; we retry ourselves with backoff.
-    faultHandling: { host: () => noop, global: noop },
+    // Failover between endpoints, as etcdctl does: one failure opens that endpoint's breaker, and the same request is
+    // retried at once on the next endpoint (etcd3 skips endpoints whose breaker is open). Waiting between rounds is
+    // the callers' retry policy's job (etcd-retry.ts); with one endpoint there is nothing to retry here.
+    faultHandling: {
+      host: () => circuitBreaker(handleWhen(endpointFailed), { halfOpenAfter: ENDPOINT_COOL_DOWN_MS, breaker: new ConsecutiveBreaker(1) }),
+      global: retry(handleWhen(endpointFailed), { maxAttempts: Math.max(0, hosts.length - 1) }),
+    },
     defaultCallOptions: (ctx) => (ctx.isStream ? {} : { deadline: Date.now() + CALL_DEADLINE_MS }),
   };
   if (opts.caFile || opts.certFile || opts.keyFile) {
@@ -98,12 +144,17 @@ export class EtcdRegistry implements Registry {
     return this.opts.endpoints;
   }
 
-  async getNetworkConfig(): Promise<string | undefined> {
-    return (await this.call(() => this.client.get(`${this.prefix}/config`).string())) ?? undefined;
+  get configKey(): string {
+    return `${this.prefix}/config`;
+  }
+
+  async getNetworkConfig(): Promise<ConfigSnapshot> {
+    const res = await this.call('read', this.configKey, () => this.client.get(this.configKey).exec());
+    return { raw: res.kvs[0]?.value.toString(), revision: res.header.revision };
   }
 
   async getSubnets(): Promise<{ leases: Lease[]; revision: string }> {
-    const res = await this.call(() => this.client.getAll().prefix(this.subnetsPrefix).exec());
+    const res = await this.call('list', this.subnetsPrefix, () => this.client.getAll().prefix(this.subnetsPrefix).exec());
     const leases: Lease[] = [];
     for (const kv of res.kvs) {
       const lease = this.leaseFromKv(kv);
@@ -113,35 +164,38 @@ export class EtcdRegistry implements Registry {
   }
 
   async getSubnet(subnet: Ipv4Net): Promise<Lease | undefined> {
-    const res = await this.call(() => this.client.get(this.keyOf(subnet)).exec());
+    const key = this.keyOf(subnet);
+    const res = await this.call('read', key, () => this.client.get(key).exec());
     return res.kvs.length ? this.leaseFromKv(res.kvs[0]) : undefined;
   }
 
   async createSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease | undefined> {
     const key = this.keyOf(subnet);
     const value = JSON.stringify(attrs);
-    const leaseId = ttlSeconds > 0 ? await this.grant(ttlSeconds) : undefined;
+    const leaseId = ttlSeconds > 0 ? await this.grant(key, ttlSeconds) : undefined;
     const put = this.client.put(key).value(value);
     if (leaseId) put.lease(leaseId);
-    const res = await this.call(() => this.client.if(key, 'Create', '==', 0).then(put).commit());
+    const res = await this.withLease(leaseId, () => this.call('write', key, () => this.client.if(key, 'Create', '==', 0).then(put).commit()));
     if (!res.succeeded) {
       // Another host won the race for this subnet; our fresh etcd lease must not linger for 24 h.
-      if (leaseId) await this.call(() => this.client.leaseClient.leaseRevoke({ ID: leaseId })).catch(() => undefined);
+      await this.revoke(leaseId);
       return undefined;
     }
     return leaseOf(subnet, attrs, ttlSeconds, leaseId);
   }
 
   async updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease> {
-    const put = this.client.put(this.keyOf(subnet)).value(JSON.stringify(attrs));
-    const leaseId = ttlSeconds > 0 ? await this.grant(ttlSeconds) : undefined;
+    const key = this.keyOf(subnet);
+    const put = this.client.put(key).value(JSON.stringify(attrs));
+    const leaseId = ttlSeconds > 0 ? await this.grant(key, ttlSeconds) : undefined;
     if (leaseId) put.lease(leaseId);
-    await this.call(() => put.exec());
+    await this.withLease(leaseId, () => this.call('write', key, () => put.exec()));
     return leaseOf(subnet, attrs, ttlSeconds, leaseId);
   }
 
   async deleteSubnet(subnet: Ipv4Net, ipv6Subnet?: string): Promise<void> {
-    await this.call(() => this.client.delete().key(this.keyOf(subnet, ipv6Subnet)).exec());
+    const key = this.keyOf(subnet, ipv6Subnet);
+    await this.call('delete', key, () => this.client.delete().key(key).exec());
   }
 
   async watchSubnets(
@@ -149,20 +203,24 @@ export class EtcdRegistry implements Registry {
     onEvent: (event: RegistryEvent) => void,
     onError: (err: Error) => void,
   ): Promise<RegistryWatch> {
-    const startRevision = (BigInt(afterRevision) + 1n).toString();
-    const watcher: Watcher = await this.client.watch().prefix(this.subnetsPrefix).startRevision(startRevision).create();
-    watcher.on('put', (kv) => {
-      const lease = this.leaseFromKv(kv);
-      if (lease) onEvent({ type: 'put', lease, revision: kv.mod_revision });
+    const builder = this.client.watch().prefix(this.subnetsPrefix);
+    return this.watch(this.subnetsPrefix, builder, afterRevision, onError, (watcher) => {
+      watcher.on('put', (kv) => {
+        const lease = this.leaseFromKv(kv);
+        if (lease) onEvent({ type: 'put', lease, revision: kv.mod_revision });
+      });
+      watcher.on('delete', (kv) => {
+        const parts = parseSubnetKey(kv.key.toString().slice(this.subnetsPrefix.length));
+        if (parts) onEvent({ type: 'delete', ...parts, revision: kv.mod_revision });
+      });
     });
-    watcher.on('delete', (kv) => {
-      const parts = parseSubnetKey(kv.key.toString().slice(this.subnetsPrefix.length));
-      if (parts) onEvent({ type: 'delete', ...parts, revision: kv.mod_revision });
+  }
+
+  async watchNetworkConfig(afterRevision: string, onChange: (raw: string | undefined) => void, onError: (err: Error) => void): Promise<RegistryWatch> {
+    return this.watch(this.configKey, this.client.watch().key(this.configKey), afterRevision, onError, (watcher) => {
+      watcher.on('put', (kv) => onChange(kv.value.toString()));
+      watcher.on('delete', () => onChange(undefined));
     });
-    // etcd3 reconnects a dropped stream by itself and resumes from the last revision it saw; only errors
-    // it cannot resume from (compaction) reach us here, and the caller re-lists.
-    watcher.on('error', (err) => onError(err));
-    return { close: () => watcher.cancel() };
   }
 
   close(): void {
@@ -172,7 +230,7 @@ export class EtcdRegistry implements Registry {
   /** Remaining TTL of the etcd lease attached to a key, for display. Undefined for reservations. */
   async expirationOf(leaseId: string): Promise<Date | undefined> {
     if (!leaseId || leaseId === '0') return undefined;
-    const res = await this.call(() => this.client.leaseClient.leaseTimeToLive({ ID: leaseId }));
+    const res = await this.call('read', `lease ${leaseId}`, () => this.client.leaseClient.leaseTimeToLive({ ID: leaseId }));
     const ttl = Number(res.TTL);
     return ttl > 0 ? new Date(Date.now() + ttl * 1000) : undefined;
   }
@@ -193,19 +251,106 @@ export class EtcdRegistry implements Registry {
     return this.subnetsPrefix + subnetKey(subnet, ipv6Subnet);
   }
 
-  private async grant(ttlSeconds: number): Promise<string> {
-    const res = await this.call(() => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }));
+  private async grant(key: string, ttlSeconds: number): Promise<string> {
+    const res = await this.call('grant a lease for', key, () => this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 }));
     return res.ID;
   }
 
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
+  /** Runs the write that attaches `leaseId`; if it fails, the granted etcd lease is revoked instead of left for its TTL. */
+  private async withLease<T>(leaseId: string | undefined, write: () => Promise<T>): Promise<T> {
+    try {
+      return await write();
+    } catch (err) {
+      await this.revoke(leaseId);
+      throw err;
+    }
+  }
+
+  /** Best effort and bounded: etcd expires the lease anyway if this does not get through. */
+  private async revoke(leaseId: string | undefined): Promise<void> {
+    if (!leaseId) return;
+    await this.call('revoke', `lease ${leaseId}`, () => this.client.leaseClient.leaseRevoke({ ID: leaseId })).catch(() => undefined);
+  }
+
+  /**
+   * Creates a watch from `afterRevision`. etcd3 reconnects a dropped stream by itself (on another endpoint if this one
+   * is down) and resumes from the last revision it saw; only what it cannot resume from reaches `onError`: a
+   * compacted revision, or a watch etcd cancelled (an auth token invalidated by an etcd restart, a revoked
+   * permission). etcd3 has already forgotten a cancelled watch, so cancelling it again would wait for an answer that
+   * never comes: close() skips that, and bounds the wait otherwise.
+   */
+  private async watch(
+    key: string,
+    builder: ReturnType<Etcd3['watch']>,
+    afterRevision: string,
+    onError: (err: Error) => void,
+    subscribe: (watcher: Watcher) => void,
+  ): Promise<RegistryWatch> {
+    const startRevision = (BigInt(afterRevision) + 1n).toString();
+    const watcher = builder.startRevision(startRevision).watcher();
+    let cancelledByEtcd = false;
+    const close = async () => {
+      watcher.removeAllListeners('put').removeAllListeners('delete');
+      if (cancelledByEtcd) return;
+      await Promise.race([watcher.cancel().catch(() => undefined), sleep(WATCH_CLOSE_MS, undefined, { ref: false })]);
+    };
+    // etcd3's create() waits for as long as no endpoint answers; ours gives up like any other call.
+    const abort = new AbortController();
+    try {
+      await Promise.race([
+        once(watcher, 'connected', { signal: abort.signal }),
+        once(watcher, 'error', { signal: abort.signal }).then(([err]) => {
+          cancelledByEtcd = true;
+          throw err;
+        }),
+        sleep(CALL_DEADLINE_MS, undefined, { signal: abort.signal }).then(() => {
+          throw new EtcdUnavailableError(`etcd at ${this.opts.endpoints.join(',')} did not confirm the watch on ${key} within ${CALL_DEADLINE_MS} ms`);
+        }),
+      ]);
+    } catch (err) {
+      await close();
+      throw this.classify('watch', key, err);
+    } finally {
+      abort.abort();
+    }
+    watcher.on('error', (err) => {
+      cancelledByEtcd = true;
+      onError(this.classify('watch', key, err));
+    });
+    subscribe(watcher);
+    return { close };
+  }
+
+  private async call<T>(operation: string, key: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      throw new EtcdUnavailableError(`etcd request to ${this.opts.endpoints.join(',')} failed: ${errorMessage(err)}`, {
-        cause: err,
-      });
+      throw this.classify(operation, key, err);
     }
+  }
+
+  /**
+   * etcd3's errors as ours, by what the caller can do about them: wait (unreachable, timed out), or stop and tell
+   * the operator (wrong credentials, a role that does not allow the operation). Messages name the user and the key.
+   */
+  private classify(operation: string, key: string, err: unknown): EtcdError {
+    if (err instanceof EtcdError) return err;
+    const user = this.opts.username;
+    const detail = errorMessage(err).replace(/^\d+ [A-Z_]+: /, '');
+    if (err instanceof EtcdAuthenticationFailedError) {
+      return new EtcdAuthError(`etcd rejected the credentials of user "${user}" (${detail}); check --etcd-username and --etcd-password`, user, key, { cause: err });
+    }
+    if (err instanceof EtcdPermissionDeniedError) {
+      return new EtcdPermissionError(`etcd denied ${user ? `user "${user}"` : 'an unauthenticated client'} permission to ${operation} ${key} (${detail})`, user, key, { cause: err });
+    }
+    if (/user name is empty/.test(detail)) {
+      return new EtcdAuthError(`etcd requires authentication to ${operation} ${key}: set --etcd-username and --etcd-password`, user, key, { cause: err });
+    }
+    const where = this.opts.endpoints.join(',');
+    if ((err instanceof Error && isRecoverableError(err)) || isBrokenCircuitError(err)) {
+      return new EtcdUnavailableError(`etcd at ${where} did not answer (${operation} ${key}): ${detail}`, { cause: err });
+    }
+    return new EtcdRequestError(`etcd at ${where} failed to ${operation} ${key}: ${detail}`, { cause: err });
   }
 }
 

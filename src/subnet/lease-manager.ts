@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NetworkConfig } from '../config/network-config.js';
-import { FlannelError, SubnetsExhaustedError, errorMessage } from '../errors.js';
+import { LeaseContentionError, StoppedError, SubnetsExhaustedError, errorMessage } from '../errors.js';
 import { formatIpv4, formatIpv4Net, netEquals, netsOverlap, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
 import { fitsConfig, freeSubnets, pickRandom } from './allocator.js';
 import type { Registry, RegistryEvent } from './etcd-registry.js';
+import { retryEtcd, retrySchedule, type RetrySchedule } from './etcd-retry.js';
+import type { EtcdStatus } from './etcd-status.js';
 import type { Lease, LeaseAttrs } from './lease.js';
 
 export const DEFAULT_LEASE_TTL_SECONDS = 24 * 60 * 60;
@@ -17,68 +19,81 @@ export interface LeaseManagerOptions {
   readonly config: NetworkConfig;
   /** Our lease value; PublicIP identifies this host's lease across restarts. */
   readonly attrs: LeaseAttrs;
-  /** FLANNEL_SUBNET's network from the previous subnet file, tried before a random pick. */
+  /** FLANNEL_SUBNET's network from the previous subnet file: the subnet held last before this process. */
   readonly previousSubnet?: Ipv4Net;
   readonly ttlSeconds?: number;
   /** Renew this long before expiry. */
   readonly renewMarginSeconds: number;
-  /** Pause between attempts while the network is exhausted or etcd fails. */
-  readonly retryIntervalMs?: number;
+  /** Backoff between attempts while the network is exhausted or etcd fails. */
+  readonly retry?: RetrySchedule;
+  /** Where etcd failures are counted and refusals reported. */
+  readonly status?: EtcdStatus;
 }
 
 export interface LeaseManagerEvents {
   acquired: [lease: Lease];
   renewed: [lease: Lease];
-  /** Our key was deleted or expired; a new acquisition has started. */
+  /** Our key was deleted, expired or taken; a new acquisition has started. */
   lost: [lease: Lease];
-  'renew-failed': [err: Error];
+  /** The new lease is on another subnet than the one held last: whatever uses the subnet file must restart. */
+  moved: [from: Ipv4Net, to: Ipv4Net];
 }
 
+/** What one renewal attempt found: the renewed lease, or that another host holds the subnet now. */
+type RenewOutcome = Lease | 'lost';
+
 /**
- * Owns this host's subnet lease: acquires it (reusing what we held before), renews it before it expires,
- * and acquires again if it disappears. flannel exits when its lease is revoked; we re-acquire instead so
- * a host survives an operator's mistaken delete or a long etcd outage.
+ * Owns this host's subnet lease: acquires it (reusing what we held before), renews it before it expires, and
+ * acquires again if it disappears, preferring the subnet held last. flannel exits when its lease is revoked; we
+ * re-acquire instead so a host survives an operator's mistaken delete or a long etcd outage.
  */
 export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   private current: Lease | undefined;
-  private renewTimer: NodeJS.Timeout | undefined;
+  /** The subnet this host held last (or the subnet file's at startup): docker's bridge still holds it. */
+  private lastHeld: Ipv4Net | undefined;
   private stopped = false;
-  private reacquiring: Promise<Lease> | undefined;
-  private readonly abort = new AbortController();
+  private reacquiring: Promise<void> | undefined;
+  private readonly stopping = new AbortController();
+  /** Aborted when the lease it renews is lost, so that only one renewal loop runs. */
+  private renewing: AbortController | undefined;
   private readonly ttlSeconds: number;
-  private readonly retryIntervalMs: number;
+  private readonly schedule: RetrySchedule;
 
   constructor(private readonly opts: LeaseManagerOptions) {
     super();
     this.ttlSeconds = opts.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
-    this.retryIntervalMs = opts.retryIntervalMs ?? 5_000;
+    this.schedule = opts.retry ?? retrySchedule(5_000);
+    this.lastHeld = opts.previousSubnet;
   }
 
   get lease(): Lease | undefined {
     return this.current;
   }
 
-  /** Acquires a lease, retrying (with a log line each time) while the network is exhausted or etcd fails. */
-  async acquire(): Promise<Lease> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const lease = await this.tryAcquire();
-        this.current = lease;
-        this.scheduleRenewal();
-        log.info({ event: 'lease-acquired', subnet: formatIpv4Net(lease.subnet), expiration: lease.expiration }, 'acquired subnet lease');
-        this.emit('acquired', lease);
-        return lease;
-      } catch (err) {
-        if (this.stopped) throw err;
-        if (!(err instanceof SubnetsExhaustedError) && !(err instanceof FlannelError)) throw err;
-        log.error({ event: 'lease-acquire-failed', attempt, retryInMs: this.retryIntervalMs }, errorMessage(err));
-        await sleep(this.retryIntervalMs, undefined, { signal: this.abort.signal }).catch(() => undefined);
-        if (this.stopped) throw new FlannelError('stopped while acquiring a subnet lease');
-      }
-    }
+  /** True between losing the lease and holding a new one. */
+  get acquiring(): boolean {
+    return this.reacquiring !== undefined;
   }
 
-  /** One acquisition: reuse ours, else the previous subnet, else a random free one; up to 10 create races. */
+  /**
+   * Acquires a lease, retrying with backoff while the network is exhausted or etcd is unreachable. At startup
+   * (`retryDenied` false) a refusal by etcd is thrown at once; later acquisitions wait for the operator.
+   */
+  async acquire({ retryDenied = false } = {}): Promise<Lease> {
+    const lease = await retryEtcd(() => this.tryAcquire(), {
+      loop: 'acquisition',
+      schedule: this.schedule,
+      signal: this.stopping.signal,
+      status: this.opts.status,
+      retryDenied,
+      alsoRetry: (err) => err instanceof SubnetsExhaustedError || err instanceof LeaseContentionError,
+      onRetry: (err, attempt, retryInMs) => log.error({ event: 'lease-acquire-failed', attempt, retryInMs }, errorMessage(err)),
+    });
+    this.adopt(lease);
+    return lease;
+  }
+
+  /** One acquisition: reuse ours, else the subnet held last, else a random free one; up to 10 create races. */
   async tryAcquire(): Promise<Lease> {
     const { registry, config, attrs } = this.opts;
     for (let race = 0; race < RACE_RETRIES; race++) {
@@ -95,13 +110,9 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
         continue;
       }
       const taken = leases.map((l) => l.subnet);
-      const previous = this.opts.previousSubnet;
-      if (previous && fitsConfig(config, previous) && !taken.some((t) => netsOverlap(t, previous))) {
-        const lease = await registry.createSubnet(previous, attrs, this.ttlSeconds);
-        if (lease) return lease;
-        continue;
-      }
-      const candidate = pickRandom(freeSubnets(config, taken));
+      const last = this.lastHeld;
+      const candidate =
+        last && fitsConfig(config, last) && !taken.some((t) => netsOverlap(t, last)) ? last : pickRandom(freeSubnets(config, taken));
       if (!candidate) {
         throw new SubnetsExhaustedError(
           `no free subnet left in ${formatIpv4Net(config.network)} between ${formatIpv4(config.subnetMin)} and ` +
@@ -111,7 +122,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       const lease = await registry.createSubnet(candidate, attrs, this.ttlSeconds);
       if (lease) return lease;
     }
-    throw new FlannelError(`gave up after ${RACE_RETRIES} lost races for a subnet under ${registry.prefix}`);
+    throw new LeaseContentionError(`gave up after ${RACE_RETRIES} lost races for a subnet under ${registry.prefix}`);
   }
 
   /**
@@ -125,62 +136,96 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
     if (!netEquals(subnet, lease.subnet)) return;
     if (event.type === 'put' && event.lease.attrs.PublicIP === this.opts.attrs.PublicIP) return;
     log.warn({ event: 'lease-lost', subnet: formatIpv4Net(lease.subnet), change: event.type }, 'our subnet lease is gone; acquiring again');
-    void this.reacquire(lease);
+    this.reacquire(lease);
   }
 
-  /** Stops renewing. The lease stays in etcd so that a restart gets the same subnet back. */
+  /** Stops renewing and acquiring. The lease stays in etcd so that a restart gets the same subnet back. */
   stop(): void {
     this.stopped = true;
-    this.abort.abort();
-    clearTimeout(this.renewTimer);
+    this.stopping.abort();
+    this.renewing?.abort();
   }
 
-  private reacquire(lost: Lease): Promise<Lease> {
-    this.reacquiring ??= (async () => {
-      clearTimeout(this.renewTimer);
-      this.current = undefined;
-      this.emit('lost', lost);
-      try {
-        return await this.acquire();
-      } finally {
-        this.reacquiring = undefined;
-      }
-    })();
-    this.reacquiring.catch(() => undefined);
-    return this.reacquiring;
-  }
-
-  private scheduleRenewal(delayMs?: number): void {
-    clearTimeout(this.renewTimer);
-    const lease = this.current;
-    if (!lease?.expiration || this.stopped) return; // reservations never expire
-    const dueIn = lease.expiration.getTime() - this.opts.renewMarginSeconds * 1000 - Date.now();
-    // setTimeout overflows past ~24.8 days; a 24 h TTL is far below that.
-    this.renewTimer = setTimeout(() => void this.renew(), Math.max(0, delayMs ?? dueIn));
-    this.renewTimer.unref?.();
-  }
-
-  private async renew(): Promise<void> {
-    const lease = this.current;
-    if (!lease || this.stopped) return;
-    try {
-      const { registry, attrs } = this.opts;
-      const existing = await registry.getSubnet(lease.subnet);
-      if (existing && existing.attrs.PublicIP !== attrs.PublicIP) {
-        // While we could not renew (etcd down), the lease expired and another host took the subnet.
-        void this.reacquire(lease);
-        return;
-      }
-      const renewed = await registry.updateSubnet(lease.subnet, attrs, this.ttlSeconds);
-      if (this.stopped || this.current !== lease) return;
-      this.current = renewed;
-      log.info({ event: 'lease-renewed', subnet: formatIpv4Net(renewed.subnet), expiration: renewed.expiration }, 'renewed subnet lease');
-      this.emit('renewed', renewed);
-      this.scheduleRenewal();
-    } catch (err) {
-      log.warn({ event: 'lease-renew-failed', retryInMs: this.retryIntervalMs }, `renewing the subnet lease failed: ${errorMessage(err)}`);
-      this.emit('renew-failed', err as Error);
-      this.scheduleRenewal(this.retryIntervalMs);
+  /** Takes `lease` as ours: says so (loudly if the subnet changed) and starts renewing it. */
+  private adopt(lease: Lease): void {
+    this.current = lease;
+    const from = this.lastHeld;
+    this.lastHeld = lease.subnet;
+    log.info({ event: 'lease-acquired', subnet: formatIpv4Net(lease.subnet), expiration: lease.expiration }, 'acquired subnet lease');
+    if (from && !netEquals(from, lease.subnet)) {
+      log.error(
+        { event: 'lease-moved', from: formatIpv4Net(from), to: formatIpv4Net(lease.subnet) },
+        `this host moved from subnet ${formatIpv4Net(from)} to ${formatIpv4Net(lease.subnet)} (the old one is taken): ` +
+          `restart docker so that its bridge takes the new FLANNEL_SUBNET; until then its containers are cut off`,
+      );
+      this.emit('moved', from, lease.subnet);
     }
+    this.emit('acquired', lease);
+    this.renewing?.abort();
+    this.renewing = new AbortController();
+    void this.renewLoop(lease, AbortSignal.any([this.stopping.signal, this.renewing.signal]));
+  }
+
+  private reacquire(lost: Lease): void {
+    if (this.reacquiring || this.stopped) return;
+    this.renewing?.abort();
+    this.current = undefined;
+    this.emit('lost', lost);
+    this.reacquiring = this.acquire({ retryDenied: true }).then(
+      () => undefined,
+      (err) => {
+        if (!(err instanceof StoppedError)) log.error({ event: 'lease-acquire-failed' }, `cannot acquire a subnet lease: ${errorMessage(err)}`);
+      },
+    );
+    void this.reacquiring.finally(() => (this.reacquiring = undefined));
+  }
+
+  /** Renews `lease` before each expiry until it is lost or we stop. Never rejects. */
+  private async renewLoop(lease: Lease, signal: AbortSignal): Promise<void> {
+    let held = lease;
+    while (held.expiration && !signal.aborted) {
+      // Reservations never expire. setTimeout overflows past ~24.8 days; a 24 h TTL is far below that.
+      const dueIn = held.expiration.getTime() - this.opts.renewMarginSeconds * 1000 - Date.now();
+      try {
+        await sleep(Math.max(0, dueIn), undefined, { signal, ref: false });
+        const outcome = await retryEtcd(() => this.renewOnce(held), {
+          loop: 'renewal',
+          schedule: this.schedule,
+          signal,
+          status: this.opts.status,
+          retryDenied: true,
+          onRetry: (err, attempt, retryInMs) =>
+            log.warn({ event: 'lease-renew-failed', attempt, retryInMs }, `renewing the subnet lease failed: ${errorMessage(err)}`),
+        });
+        if (signal.aborted) return;
+        if (outcome === 'lost') {
+          this.reacquire(held);
+          return;
+        }
+        held = outcome;
+        this.current = held;
+        log.info({ event: 'lease-renewed', subnet: formatIpv4Net(held.subnet), expiration: held.expiration }, 'renewed subnet lease');
+        this.emit('renewed', held);
+      } catch (err) {
+        if (signal.aborted) return;
+        // Not an etcd error (those are retried above): report it, and try again after the longest backoff.
+        log.error({ event: 'lease-renew-failed' }, `renewing the subnet lease failed: ${errorMessage(err)}`);
+        await sleep(this.schedule.maxDelayMs, undefined, { signal }).catch(() => undefined);
+      }
+    }
+  }
+
+  /**
+   * Rewrites our key with a fresh TTL. If the key expired while etcd was unreachable it is created again (create-only,
+   * so a host that took the subnet meanwhile keeps it); if another host holds it, the lease is lost.
+   */
+  private async renewOnce(lease: Lease): Promise<RenewOutcome> {
+    const { registry, attrs } = this.opts;
+    const existing = await registry.getSubnet(lease.subnet);
+    if (existing && existing.attrs.PublicIP !== attrs.PublicIP) return 'lost';
+    const renewed = existing
+      ? await registry.updateSubnet(lease.subnet, attrs, this.ttlSeconds)
+      : await registry.createSubnet(lease.subnet, attrs, this.ttlSeconds);
+    return renewed ?? 'lost';
   }
 }

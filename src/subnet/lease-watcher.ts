@@ -1,110 +1,142 @@
 import { EventEmitter } from 'node:events';
-import { errorMessage } from '../errors.js';
-import { formatIpv4Net } from '../ip/ipv4.js';
+import { formatIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
-import type { Registry, RegistryEvent, RegistryWatch } from './etcd-registry.js';
+import type { Registry, RegistryEvent } from './etcd-registry.js';
+import { retrySchedule, type RetrySchedule } from './etcd-retry.js';
+import type { EtcdStatus } from './etcd-status.js';
 import type { Lease, LeaseEvent } from './lease.js';
+import { screenLeases, type IgnoredLease, type IgnoreReason } from './lease-screen.js';
+import { ResilientWatch } from './resilient-watch.js';
 import { keyOf } from './subnet-key.js';
 
+export interface LeaseWatcherOptions {
+  readonly registry: Registry;
+  /** Our PublicIP: leases carrying it are ours, whatever subnet they hold. */
+  readonly ownPublicIp: string;
+  /** The config's Network: peer leases outside it are not routed. */
+  readonly network: Ipv4Net;
+  /** Our current subnet, if any: peer leases overlapping it are not routed. */
+  readonly ownSubnet?: () => Ipv4Net | undefined;
+  readonly retry?: RetrySchedule;
+  readonly status?: EtcdStatus;
+}
+
 export interface LeaseWatcherEvents {
-  /** A peer's lease appeared, changed or went away. Our own lease never shows up here. */
+  /** A routable peer lease appeared, changed or went away. Our own and suspicious leases never show up here. */
   lease: [event: LeaseEvent];
   /** Every raw change, our own key included, for the lease manager. */
   change: [event: RegistryEvent];
-  /** The watch failed (etcd down, or compacted past our revision); a re-list follows. */
+  /** The watch failed (compacted, cancelled by etcd); a re-list follows. */
   'watch-lost': [err: Error];
 }
 
-const MAX_BACKOFF_MS = 5_000;
-
 /**
- * Keeps a view of every lease under `<prefix>/subnets/`: a snapshot, then a watch from the snapshot's revision.
- * When the watch is lost (etcd compacted past our revision, or the stream failed), it lists again and publishes
- * the difference, so backends never miss a change.
+ * Keeps a view of every lease under `<prefix>/subnets/`: a snapshot, then a watch from the snapshot's revision,
+ * re-listed when the watch is lost. Backends get only routable peers, as added/changed/removed events: leases
+ * outside Network or overlapping another lease (or ours) are held back with a warning naming both keys, and
+ * published once the conflict is gone.
  */
 export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   private readonly known = new Map<string, Lease>();
-  private watch: RegistryWatch | undefined;
-  private stopped = false;
-  private backoffMs = 100;
-  private resyncTimer: NodeJS.Timeout | undefined;
+  private readonly published = new Map<string, Lease>();
+  private ignored = new Map<string, IgnoredLease>();
+  private readonly watch: ResilientWatch;
 
-  constructor(
-    private readonly registry: Registry,
-    /** Our PublicIP: leases carrying it are ours, whatever subnet they hold. */
-    private readonly ownPublicIp: string,
-  ) {
+  constructor(private readonly opts: LeaseWatcherOptions) {
     super();
+    this.watch = new ResilientWatch({
+      loop: 'watch',
+      schedule: opts.retry ?? retrySchedule(5_000),
+      status: opts.status,
+      list: () => this.list(),
+      watch: (revision, onError) => opts.registry.watchSubnets(revision, (ev) => this.onChange(ev), onError),
+      onLost: (err) => this.emit('watch-lost', err),
+    });
   }
 
-  /** Current peer leases. */
+  /** Current routable peer leases. */
   peers(): Lease[] {
-    return [...this.known.values()].filter((l) => this.isPeer(l));
+    return [...this.published.values()];
   }
 
-  async start(): Promise<void> {
-    await this.resync();
+  /** Peer leases held back right now, by reason. */
+  ignoredCounts(): Record<IgnoreReason, number> {
+    const counts: Record<IgnoreReason, number> = { outside_network: 0, overlap: 0 };
+    for (const { reason } of this.ignored.values()) counts[reason]++;
+    return counts;
+  }
+
+  /** Lists and starts watching, retrying while etcd is unreachable; a refusal is thrown unless `retryDenied`. */
+  async start(options: { retryDenied?: boolean } = {}): Promise<void> {
+    await this.watch.start(options);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.resyncTimer);
-    await this.watch?.close().catch(() => undefined);
-    this.watch = undefined;
+    await this.watch.stop();
   }
 
-  private isPeer(lease: Lease | undefined): lease is Lease {
-    return lease !== undefined && lease.attrs.PublicIP !== this.ownPublicIp;
+  /** Our subnet changed: leases that overlapped the old one (or now overlap the new one) are sorted again. */
+  refresh(): void {
+    this.publish();
   }
 
-  private async resync(): Promise<void> {
-    if (this.stopped) return;
-    await this.watch?.close().catch(() => undefined);
-    const { leases, revision } = await this.registry.getSubnets();
-    const seen = new Set<string>();
-    for (const lease of leases) {
-      const key = keyOf(lease);
-      seen.add(key);
-      this.apply(key, lease);
-    }
-    for (const key of [...this.known.keys()]) if (!seen.has(key)) this.apply(key, undefined);
-    if (this.stopped) return;
-    this.watch = await this.registry.watchSubnets(revision, (ev) => this.onChange(ev), (err) => this.onWatchError(err));
-    this.backoffMs = 100;
+  private async list(): Promise<string> {
+    const { leases, revision } = await this.opts.registry.getSubnets();
+    this.known.clear();
+    for (const lease of leases) this.known.set(keyOf(lease), lease);
+    this.publish();
+    return revision;
   }
 
   private onChange(event: RegistryEvent): void {
-    if (this.stopped) return;
     const key = keyOf(event.type === 'put' ? event.lease : event);
-    this.apply(key, event.type === 'put' ? event.lease : undefined);
+    if (event.type === 'put') this.known.set(key, event.lease);
+    else this.known.delete(key);
+    this.publish();
     this.emit('change', event);
   }
 
-  private onWatchError(err: Error): void {
-    if (this.stopped) return;
-    log.warn({ event: 'watch-lost', retryInMs: this.backoffMs }, `lease watch lost, listing again: ${errorMessage(err)}`);
-    this.emit('watch-lost', err);
-    clearTimeout(this.resyncTimer);
-    this.resyncTimer = setTimeout(() => {
-      this.resync().catch((e) => this.onWatchError(e as Error));
-    }, this.backoffMs);
-    this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+  /** Screens every known lease and publishes the difference to what the backend has. */
+  private publish(): void {
+    const own = { subnet: this.opts.ownSubnet?.(), publicIp: this.opts.ownPublicIp };
+    const { routable, ignored } = screenLeases([...this.known.values()], this.opts.network, own);
+    const next = new Map(routable.map((l) => [keyOf(l), l]));
+    for (const [key, prev] of this.published) if (!next.has(key)) this.announce(key, { type: 'removed', lease: prev });
+    for (const [key, lease] of next) {
+      const prev = this.published.get(key);
+      if (!prev) this.announce(key, { type: 'added', lease });
+      else if (!sameAttrs(prev, lease)) this.announce(key, { type: 'changed', lease, previous: prev });
+      else this.published.set(key, lease); // same route, fresher expiration
+    }
+    this.noteIgnored(new Map(ignored.map((i) => [keyOf(i.lease), i])));
   }
 
-  /** Records the new state of one key and publishes what it means for peers. */
-  private apply(key: string, next: Lease | undefined): void {
-    const prev = this.known.get(key);
-    if (next) this.known.set(key, next);
-    else this.known.delete(key);
-    const wasPeer = this.isPeer(prev);
-    const isPeer = this.isPeer(next);
-    let event: LeaseEvent | undefined;
-    if (wasPeer && isPeer) event = sameAttrs(prev, next) ? undefined : { type: 'changed', lease: next, previous: prev };
-    else if (isPeer) event = { type: 'added', lease: next };
-    else if (wasPeer) event = { type: 'removed', lease: prev };
-    if (!event) return;
+  private announce(key: string, event: LeaseEvent): void {
+    if (event.type === 'removed') this.published.delete(key);
+    else this.published.set(key, event.lease);
     log.info({ event: `peer-${event.type}`, subnet: formatIpv4Net(event.lease.subnet), publicIp: event.lease.attrs.PublicIP }, `peer lease ${event.type}`);
     this.emit('lease', event);
+  }
+
+  /** One warning when a lease starts being held back (or for another reason), one line when it is accepted again. */
+  private noteIgnored(next: Map<string, IgnoredLease>): void {
+    const prefix = `${this.opts.registry.prefix}/subnets/`;
+    for (const [key, item] of next) {
+      const prev = this.ignored.get(key);
+      if (prev && prev.reason === item.reason && prev.conflict === item.conflict) continue;
+      const why =
+        item.reason === 'overlap'
+          ? `it overlaps ${prefix}${item.conflict}`
+          : `it lies outside the network ${item.conflict}`;
+      log.warn(
+        { event: 'lease-ignored', key: prefix + key, reason: item.reason, conflict: item.reason === 'overlap' ? prefix + item.conflict : item.conflict, publicIp: item.lease.attrs.PublicIP },
+        `not routing the lease ${prefix}${key} of ${item.lease.attrs.PublicIP}: ${why}; fix or delete the wrong key`,
+      );
+    }
+    for (const key of this.ignored.keys()) {
+      if (!next.has(key) && this.known.has(key)) log.info({ event: 'lease-accepted', key: prefix + key }, `lease ${prefix}${key} no longer conflicts`);
+    }
+    this.ignored = next;
   }
 }
 

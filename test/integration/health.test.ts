@@ -23,8 +23,8 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
   return { status: res.status, body: await res.text() };
 }
 
-describe('/healthz and /metrics on a real daemon (alloc backend, real etcd)', () => {
-  it('healthz is 503 until the lease is held and the network runs, then 200; metrics describe the lease and peers', async () => {
+describe('/healthz, /readyz and /metrics on a real daemon (alloc backend, real etcd)', () => {
+  it('healthz is 200 while alive; readyz is 503 with the reason until the lease is held and the network runs; metrics describe lease, peers and faults', async () => {
     const prefix = `/health${process.pid}/network`;
     const [healthz, metrics] = [await freePort(), await freePort()];
     const d = new FlanneldProcess([
@@ -32,11 +32,13 @@ describe('/healthz and /metrics on a real daemon (alloc backend, real etcd)', ()
       '--subnet-file', join(dir, 'subnet.env'), '--healthz-ip', '127.0.0.1', '--healthz-port', String(healthz), '--metrics-port', String(metrics),
     ]);
     try {
-      await d.waitForLog('waiting for network config');
-      expect(await get(healthz, '/healthz')).toEqual({ status: 503, body: 'flanneld is not ready yet\n' });
+      await d.waitForEvent('waiting-for-config');
+      expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
+      expect(await get(healthz, '/readyz')).toEqual({ status: 503, body: 'flanneld is not ready yet: waiting for etcd and the network config\n' });
       await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
       await etcd.put(`${prefix}/subnets/198.19.77.0-24`, '{"PublicIP":"198.18.4.2"}');
-      await d.waitForLog('wrote subnet file');
+      await d.waitForEvent('subnet-file-written');
+      expect(await get(healthz, '/readyz')).toEqual({ status: 200, body: 'flanneld is ready\n' });
       expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
       expect((await get(healthz, '/nope')).status).toBe(404);
 
@@ -45,7 +47,14 @@ describe('/healthz and /metrics on a real daemon (alloc backend, real etcd)', ()
       const expiry = Number(/^flannel_lease_expiry_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
       expect(expiry * 1000).toBeGreaterThan(Date.now() + 23 * 3600 * 1000);
       expect(text).toMatch(/^flannel_lease_renewals_total 0$/m);
-      expect(text).toMatch(/^flannel_etcd_errors_total 0$/m);
+      expect(text).toMatch(/^flannel_lease_moves_total 0$/m);
+      expect(text).toMatch(/^flannel_datapath_failures_total 0$/m);
+      for (const kind of ['unavailable', 'denied', 'other']) expect(text).toMatch(new RegExp(`^flannel_etcd_errors_total\\{kind="${kind}"\\} 0$`, 'm'));
+      for (const reason of ['outside_network', 'overlap']) expect(text).toMatch(new RegExp(`^flannel_leases_ignored\\{reason="${reason}"\\} 0$`, 'm'));
+
+      // An overlapping lease is counted as soon as the watch sees it.
+      await etcd.put(`${prefix}/subnets/198.19.77.128-25`, '{"PublicIP":"198.18.4.3"}');
+      await waitFor('the overlap in metrics', async () => /^flannel_leases_ignored\{reason="overlap"\} 2$/m.test((await get(metrics, '/metrics')).body));
     } finally {
       await d.stop();
     }

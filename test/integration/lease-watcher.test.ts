@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatIpv4Net } from '../../src/ip/ipv4.js';
+import { formatIpv4Net, parseIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry, type Registry } from '../../src/subnet/etcd-registry.js';
+import { retrySchedule } from '../../src/subnet/etcd-retry.js';
 import type { LeaseEvent } from '../../src/subnet/lease.js';
 import { LeaseWatcher } from '../../src/subnet/lease-watcher.js';
 import { EtcdServer } from '../../testbed/etcd.js';
@@ -15,6 +16,13 @@ afterAll(async () => {
   await etcd?.stop();
 });
 
+const NETWORK = parseIpv4Net('198.19.0.0/16');
+
+function watcherOf(registry: Registry, ownSubnet?: string): LeaseWatcher {
+  const own = ownSubnet ? parseIpv4Net(ownSubnet) : undefined;
+  return new LeaseWatcher({ registry, ownPublicIp: '198.18.5.99', network: NETWORK, ownSubnet: () => own, retry: retrySchedule(200) });
+}
+
 function collect(watcher: LeaseWatcher): string[] {
   const seen: string[] = [];
   watcher.on('lease', (e: LeaseEvent) => seen.push(`${e.type} ${formatIpv4Net(e.lease.subnet)} ${e.lease.attrs.PublicIP}`));
@@ -27,7 +35,7 @@ describe('peer lease watch on a real etcd', () => {
     await etcd.put(`${prefix}/subnets/198.19.1.0-24`, '{"PublicIP":"198.18.5.1"}');
     await etcd.put(`${prefix}/subnets/198.19.2.0-24`, '{"PublicIP":"198.18.5.99"}'); // ours
     const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
-    const watcher = new LeaseWatcher(registry, '198.18.5.99');
+    const watcher = watcherOf(registry);
     const seen = collect(watcher);
     try {
       await watcher.start();
@@ -52,7 +60,7 @@ describe('peer lease watch on a real etcd', () => {
   it('keeps watching across an etcd restart and delivers what changed after it', async () => {
     const prefix = `/watch${process.pid}-b/network`;
     const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
-    const watcher = new LeaseWatcher(registry, '198.18.5.99');
+    const watcher = watcherOf(registry);
     const seen = collect(watcher);
     try {
       await watcher.start();
@@ -81,7 +89,7 @@ describe('peer lease watch on a real etcd', () => {
         return real.watchSubnets(from, onEvent, onError);
       },
     });
-    const watcher = new LeaseWatcher(registry, '198.18.5.99');
+    const watcher = watcherOf(registry);
     const seen = collect(watcher);
     try {
       await watcher.start();
@@ -94,6 +102,33 @@ describe('peer lease watch on a real etcd', () => {
     } finally {
       await watcher.stop();
       real.close();
+    }
+  });
+
+  it('does not route leases outside Network or overlapping another lease or ours, until the conflict is gone', async () => {
+    const prefix = `/watch${process.pid}-d/network`;
+    await etcd.put(`${prefix}/subnets/198.19.1.0-24`, '{"PublicIP":"198.18.5.1"}');
+    await etcd.put(`${prefix}/subnets/198.19.2.0-24`, '{"PublicIP":"198.18.5.99"}'); // ours
+    const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
+    const watcher = watcherOf(registry, '198.19.2.0/24');
+    const seen = collect(watcher);
+    try {
+      await watcher.start();
+      await etcd.put(`${prefix}/subnets/198.20.0.0-24`, '{"PublicIP":"198.18.5.20"}'); // outside 198.19.0.0/16
+      await etcd.put(`${prefix}/subnets/198.19.2.128-25`, '{"PublicIP":"198.18.5.21"}'); // inside our /24
+      await etcd.put(`${prefix}/subnets/198.19.1.0-25`, '{"PublicIP":"198.18.5.22"}'); // inside a peer's /24
+      await etcd.put(`${prefix}/subnets/198.19.5.0-24`, '{"PublicIP":"198.18.5.5"}'); // fine
+      await waitFor('the clean lease', async () => seen.includes('added 198.19.5.0/24 198.18.5.5'));
+      // The peer whose /24 the /25 overlaps is withdrawn too: of two overlapping leases neither is trusted.
+      expect(seen).toEqual(['added 198.19.1.0/24 198.18.5.1', 'removed 198.19.1.0/24 198.18.5.1', 'added 198.19.5.0/24 198.18.5.5']);
+      expect(watcher.ignoredCounts()).toEqual({ outside_network: 1, overlap: 3 });
+      await etcd.ctl(['del', `${prefix}/subnets/198.19.1.0-25`]);
+      await waitFor('the peer routed again', async () => seen.at(-1) === 'added 198.19.1.0/24 198.18.5.1');
+      expect(watcher.ignoredCounts()).toEqual({ outside_network: 1, overlap: 1 });
+      expect(watcher.peers().map((l) => formatIpv4Net(l.subnet)).sort()).toEqual(['198.19.1.0/24', '198.19.5.0/24']);
+    } finally {
+      await watcher.stop();
+      registry.close();
     }
   });
 });

@@ -7,9 +7,10 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { parseNetworkConfig } from '../../src/config/parse-network-config.js';
 import { formatIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry } from '../../src/subnet/etcd-registry.js';
+import { retrySchedule } from '../../src/subnet/etcd-retry.js';
 import { LeaseManager } from '../../src/subnet/lease-manager.js';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
-import { EtcdServer } from '../../testbed/etcd.js';
+import { EtcdServer, freePort } from '../../testbed/etcd.js';
 import { FlanneldProcess } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 
@@ -98,7 +99,7 @@ describe('subnet leases on a real etcd', () => {
         config,
         attrs: { PublicIP: `198.18.${1 + (i >> 8)}.${i & 255}` },
         renewMarginSeconds: 3600,
-        retryIntervalMs: 200,
+        retry: retrySchedule(200),
       }));
       const got = await Promise.all(managers.map((m) => m.acquire()));
       managers.forEach((m) => m.stop());
@@ -144,17 +145,39 @@ describe('subnet leases on a real etcd', () => {
     await waitFor('the lease to expire', async () => Object.keys(await leases(prefix)).length === 0, 15_000);
   });
 
-  it('a lost lease (key deleted while running) is acquired again and the subnet file rewritten', async () => {
+  it('a lost lease is taken back on the subnet held last, even with no subnet file to say which', async () => {
     const prefix = await newNetwork();
     const d = startDaemon(prefix, 10, { env: { FLANNELD_RETRY_INTERVAL_MS: '200' } });
-    await d.waitForLog('wrote subnet file');
-    await etcd.ctl(['del', `${prefix}/subnets/`, '--prefix']);
-    await d.waitForLog('our subnet lease is gone');
-    await waitFor('a new lease', async () => Object.keys(await leases(prefix)).length === 1);
-    await waitFor('the subnet file to be written again', async () => (d.stderr.match(/wrote subnet file/g) ?? []).length >= 2);
-    const stored = Object.values(await leases(prefix));
-    expect(JSON.parse(stored[0]).PublicIP).toBe('198.18.1.10');
+    await d.waitForEvent('subnet-file-written');
+    const [key] = Object.keys(await leases(prefix));
+    // What a host started without a subnet file knows: only what it holds. 1 in 254 for a random pick.
+    await rm(join(dir, `${prefix.replace(/\W/g, '_')}-10.env`));
+    await etcd.ctl(['del', `${prefix}/subnets/${key}`]);
+    await d.waitForEvent('lease-lost');
+    await waitFor('the lease acquired again', async () => d.events().filter((e) => e.event === 'lease-acquired').length === 2);
+    expect(Object.keys(await leases(prefix))).toEqual([key]);
+    expect(JSON.parse((await leases(prefix))[key]).PublicIP).toBe('198.18.1.10');
+    expect(d.events().filter((e) => e.event === 'lease-moved')).toEqual([]);
     expect(d.running).toBe(true);
+  });
+
+  it('a host whose subnet another host took moves, saying from where to where, and rewrites the subnet file', async () => {
+    const prefix = await newNetwork();
+    const metricsPort = await freePort();
+    const d = startDaemon(prefix, 12, { env: { FLANNELD_RETRY_INTERVAL_MS: '200' }, args: ['--metrics-port', String(metricsPort), '--healthz-ip', '127.0.0.1'] });
+    await d.waitForEvent('subnet-file-written');
+    const before = (await subnetFile(prefix, 12)).FLANNEL_SUBNET;
+    const [key] = Object.keys(await leases(prefix));
+    await etcd.put(`${prefix}/subnets/${key}`, '{"PublicIP":"198.18.1.13"}');
+    const moved = await d.waitForEvent('lease-moved');
+    const from = key.replace('-', '/');
+    expect(moved.from).toBe(from);
+    expect(moved.to).not.toBe(from);
+    expect(moved.msg).toMatch(/restart docker/);
+    await waitFor('the subnet file to follow', async () => (await subnetFile(prefix, 12)).FLANNEL_SUBNET !== before);
+    expect((await subnetFile(prefix, 12)).FLANNEL_SUBNET).toBe(`${String(moved.to).replace(/\.0\//, '.1/')}`);
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/^flannel_lease_moves_total 1$/m);
   });
 
   it('renews before expiry', async () => {

@@ -1,0 +1,80 @@
+import { StoppedError, errorMessage } from '../errors.js';
+import { log } from '../log.js';
+import type { RegistryWatch } from './etcd-registry.js';
+import { retryEtcd, type RetrySchedule } from './etcd-retry.js';
+import type { EtcdLoop, EtcdStatus } from './etcd-status.js';
+
+export interface ResilientWatchOptions {
+  readonly loop: EtcdLoop;
+  readonly schedule: RetrySchedule;
+  readonly status?: EtcdStatus;
+  /** Reads the current state and returns its revision (and applies it; a re-list publishes what changed). */
+  list(): Promise<string>;
+  /** Watches from after `revision`; `onError` fires when etcd3 cannot resume it by itself. */
+  watch(revision: string, onError: (err: Error) => void): Promise<RegistryWatch>;
+  /** Called when the watch was lost and is being re-created, for metrics. */
+  onLost?(err: Error): void;
+}
+
+/**
+ * A snapshot followed by a watch, kept alive: when the watch is lost (compacted past our revision, cancelled by
+ * etcd, or etcd unreachable while re-creating it) it lists again and watches from the new snapshot, through the
+ * daemon's one retry policy. Never rejects after start().
+ */
+export class ResilientWatch {
+  private current: RegistryWatch | undefined;
+  private readonly stopping = new AbortController();
+  private reconnecting = false;
+
+  constructor(private readonly opts: ResilientWatchOptions) {}
+
+  /** The first snapshot and watch, retried while etcd is unreachable; refusals are retried only if `retryDenied`. */
+  async start({ retryDenied = false } = {}): Promise<void> {
+    await this.connect(retryDenied);
+  }
+
+  /** Bounded: the watch close waits at most a second, whatever etcd does. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    const watch = this.current;
+    this.current = undefined;
+    await watch?.close();
+  }
+
+  private async connect(retryDenied: boolean): Promise<void> {
+    const { loop, schedule, status } = this.opts;
+    await retryEtcd(
+      async () => {
+        await this.current?.close();
+        this.current = undefined;
+        const revision = await this.opts.list();
+        this.current = await this.opts.watch(revision, (err) => this.lost(err));
+        // stop() ran while the watch was being created: it could not close this one.
+        if (this.stopping.signal.aborted) await this.stop();
+      },
+      {
+        loop,
+        schedule,
+        status,
+        signal: this.stopping.signal,
+        retryDenied,
+        onRetry: (err, attempt, retryInMs) =>
+          log.warn({ event: 'watch-retry', loop, attempt, retryInMs }, `cannot list and watch etcd (${loop}): ${errorMessage(err)}`),
+      },
+    );
+  }
+
+  private lost(err: Error): void {
+    if (this.stopping.signal.aborted || this.reconnecting) return;
+    this.opts.status?.failed(this.opts.loop, err);
+    this.opts.onLost?.(err);
+    log.warn({ event: 'watch-lost', loop: this.opts.loop }, `etcd watch lost (${this.opts.loop}), listing again: ${errorMessage(err)}`);
+    this.reconnecting = true;
+    this.connect(true)
+      .catch((e) => {
+        // Every etcd error is retried; what gets here is a stop, or a bug worth a line.
+        if (!(e instanceof StoppedError)) log.error({ event: 'watch-failed', loop: this.opts.loop }, `etcd watch (${this.opts.loop}) stopped: ${errorMessage(e)}`);
+      })
+      .finally(() => (this.reconnecting = false));
+  }
+}
