@@ -22,11 +22,22 @@ export interface EtcdServerOptions {
   readonly tls?: EtcdTls;
   /** Reuse a data dir (to restart the same etcd). */
   readonly dataDir?: string;
+  /** Member of a cluster (EtcdCluster): its name, fixed peer port and the cluster's `--initial-cluster`. */
+  readonly member?: { readonly name: string; readonly peerPort: number; readonly initialCluster: string };
+}
+
+/** One permission of an etcd role: `read`, `write` or `readwrite` on a key, or on every key under it with `prefix`. */
+export interface EtcdGrant {
+  readonly perm: 'read' | 'write' | 'readwrite';
+  readonly key: string;
+  readonly prefix?: boolean;
 }
 
 /** A real etcd server for one test file: its own data dir and port, stopped by PID. */
 export class EtcdServer {
   private child: ChildProcess | undefined;
+  /** `root:<password>` once enableAuth() has run: etcdctl then authenticates as root. */
+  private rootUser: string | undefined;
 
   private constructor(
     readonly host: string,
@@ -54,15 +65,17 @@ export class EtcdServer {
 
   /** (Re)starts the process on the same port and data dir. */
   async launch(): Promise<void> {
-    const peerPort = await freePort();
+    const member = this.opts.member;
+    const name = member?.name ?? 'test';
+    const peerPort = member?.peerPort ?? (await freePort());
     const args = [
-      '--name', 'test',
+      '--name', name,
       '--data-dir', this.dataDir,
       '--listen-client-urls', this.endpoint,
       '--advertise-client-urls', this.endpoint,
       '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
       '--initial-advertise-peer-urls', `http://127.0.0.1:${peerPort}`,
-      '--initial-cluster', `test=http://127.0.0.1:${peerPort}`,
+      '--initial-cluster', member?.initialCluster ?? `${name}=http://127.0.0.1:${peerPort}`,
       '--log-level', 'error',
     ];
     if (this.opts.tls) {
@@ -91,7 +104,8 @@ export class EtcdServer {
   /** Runs etcdctl (v3 API) against this server, inside its namespace when it has one. */
   async ctl(args: string[], timeoutMs = 10_000): Promise<string> {
     const tls = this.opts.tls ? ['--cacert', this.opts.tls.caFile, '--cert', this.opts.tls.certFile, '--key', this.opts.tls.keyFile] : [];
-    const argv = ['etcdctl', '--endpoints', this.endpoint, ...tls, ...args];
+    const user = this.rootUser ? ['--user', this.rootUser] : [];
+    const argv = ['etcdctl', '--endpoints', this.endpoint, ...tls, ...user, ...args];
     const full = this.opts.netns ? ['ip', 'netns', 'exec', this.opts.netns, ...argv] : argv;
     const { stdout } = await run(full[0], full.slice(1), { timeout: timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } });
     return stdout;
@@ -117,6 +131,28 @@ export class EtcdServer {
     return result;
   }
 
+  /**
+   * Turns authentication on, with a root user (etcdctl then acts as root) and one user per entry of `users`, each
+   * with a role of the same name holding the grants given.
+   */
+  async enableAuth(rootPassword: string, users: readonly { name: string; password: string; grants: readonly EtcdGrant[] }[]): Promise<void> {
+    await this.ctl(['user', 'add', `root:${rootPassword}`]);
+    await this.ctl(['user', 'grant-role', 'root', 'root']);
+    for (const user of users) {
+      await this.ctl(['role', 'add', user.name]);
+      for (const g of user.grants) await this.ctl(['role', 'grant-permission', ...(g.prefix ? ['--prefix=true'] : []), user.name, g.perm, g.key]);
+      await this.ctl(['user', 'add', `${user.name}:${user.password}`]);
+      await this.ctl(['user', 'grant-role', user.name, user.name]);
+    }
+    await this.ctl(['auth', 'enable']);
+    this.rootUser = `root:${rootPassword}`;
+  }
+
+  /** Pauses (SIGSTOP) or resumes (SIGCONT) the process: an etcd that holds its connections open and answers nothing. */
+  freeze(frozen: boolean): void {
+    if (this.child?.pid) process.kill(this.child.pid, frozen ? 'SIGSTOP' : 'SIGCONT');
+  }
+
   /** Kills the process (SIGKILL) and waits for it; keeps the data dir so launch() can restart it. */
   async kill(): Promise<void> {
     const child = this.child;
@@ -130,6 +166,54 @@ export class EtcdServer {
   async stop(): Promise<void> {
     await this.kill();
     if (!this.opts.dataDir) await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/** A cluster of real etcd members on loopback, each with its own ports and data dir (for failover tests). */
+export class EtcdCluster {
+  private constructor(readonly members: readonly EtcdServer[]) {}
+
+  static async start(size = 3): Promise<EtcdCluster> {
+    const ports = await Promise.all(Array.from({ length: size }, async () => ({ client: await freePort(), peer: await freePort() })));
+    const initialCluster = ports.map((p, i) => `m${i}=http://127.0.0.1:${p.peer}`).join(',');
+    // Members become healthy only together (quorum), so they start at once.
+    const started = await Promise.allSettled(
+      ports.map((p, i) => EtcdServer.start({ port: p.client, member: { name: `m${i}`, peerPort: p.peer, initialCluster } })),
+    );
+    const members = started.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all(members.map((m) => m.stop()));
+      throw failed.reason;
+    }
+    return new EtcdCluster(members);
+  }
+
+  get endpoints(): string[] {
+    return this.members.map((m) => m.endpoint);
+  }
+
+  /** The member that is leader now, asked of the members that answer. */
+  async leader(): Promise<EtcdServer> {
+    for (const member of this.members) {
+      try {
+        const [{ Status }] = JSON.parse(await member.ctl(['endpoint', 'status', '-w', 'json'], 3_000)) as { Status: { leader: string; header: { member_id: string } } }[];
+        if (Status.leader === Status.header.member_id) return member;
+      } catch {
+        // down or frozen: ask the next one
+      }
+    }
+    throw new Error('no etcd member says it is the leader');
+  }
+
+  /** etcdctl against every member, as a client configured with the whole cluster. */
+  async ctl(args: string[], timeoutMs = 10_000): Promise<string> {
+    const { stdout } = await run('etcdctl', ['--endpoints', this.endpoints.join(','), ...args], { timeout: timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } });
+    return stdout;
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map((m) => m.stop()));
   }
 }
 

@@ -338,7 +338,7 @@ export class EtcdRegistry implements Registry {
     const user = this.opts.username;
     const detail = errorMessage(err).replace(/^\d+ [A-Z_]+: /, '');
     if (err instanceof EtcdAuthenticationFailedError) {
-      return new EtcdAuthError(`etcd rejected the credentials of user "${user}" (${detail}); check --etcd-username and --etcd-password`, user, key, { cause: err });
+      return new EtcdAuthError(`etcd rejected the credentials of user "${user}" to ${operation} ${key} (${detail}); check --etcd-username and --etcd-password`, user, key, { cause: err });
     }
     if (err instanceof EtcdPermissionDeniedError) {
       return new EtcdPermissionError(`etcd denied ${user ? `user "${user}"` : 'an unauthenticated client'} permission to ${operation} ${key} (${detail})`, user, key, { cause: err });

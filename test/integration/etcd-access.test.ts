@@ -1,0 +1,124 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdServer, freePort } from '../../testbed/etcd.js';
+import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
+import { waitFor } from '../../testbed/netns.js';
+
+// An etcd with authentication on, and one user per situation: each role covers only its own prefix.
+const ALLOC = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
+let etcd: EtcdServer;
+let dir: string;
+const daemons: FlanneldProcess[] = [];
+
+beforeAll(async () => {
+  etcd = await EtcdServer.start();
+  for (const p of ['/acc', '/accro', '/accrun']) await etcd.put(`${p}/network/config`, ALLOC);
+  await etcd.enableAuth('rootpw', [
+    { name: 'flannel', password: 'fpw', grants: [{ perm: 'readwrite', key: '/acc/', prefix: true }] },
+    { name: 'ro', password: 'ropw', grants: [{ perm: 'read', key: '/accro/', prefix: true }] },
+    {
+      name: 'runner',
+      password: 'rpw',
+      grants: [
+        { perm: 'read', key: '/accrun/', prefix: true },
+        { perm: 'readwrite', key: '/accrun/network/subnets/', prefix: true },
+      ],
+    },
+  ]);
+  dir = await mkdtemp(join(tmpdir(), 'ft-access-'));
+});
+afterEach(async () => {
+  await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
+});
+afterAll(async () => {
+  await etcd?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function args(prefix: string, user: string | undefined, password: string, host: number, extra: string[] = []): string[] {
+  return [
+    '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', `${prefix}/network`,
+    ...(user ? ['--etcd-username', user, '--etcd-password', password] : []),
+    '--iface', 'lo', '--public-ip', `198.18.7.${host}`, '--subnet-file', join(dir, `${host}.env`), ...extra,
+  ];
+}
+
+async function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${path}`);
+  return { status: res.status, body: await res.text() };
+}
+
+describe('etcd refusing us at startup: one line naming the user and the key, exit 1 at once', () => {
+  it('a wrong password', async () => {
+    const started = Date.now();
+    const { code, stderr } = await runFlanneld(args('/acc', 'flannel', 'wrong', 1));
+    expect(code).toBe(1);
+    // An unreachable etcd is retried for 10 s (FLANNELD_ETCD_STARTUP_TIMEOUT_MS); a refusal is not retried at all.
+    expect(Date.now() - started).toBeLessThan(6_000);
+    const last = stderr.trim().split('\n').at(-1);
+    expect(last).toMatch(/^flanneld: etcd rejected the credentials of user "flannel" to read \/acc\/network\/config \(.*authentication failed/);
+  });
+
+  it('no user name where etcd requires one', async () => {
+    const { code, stderr } = await runFlanneld(args('/acc', undefined, '', 2));
+    expect(code).toBe(1);
+    expect(stderr.trim().split('\n').at(-1)).toBe('flanneld: etcd requires authentication to read /acc/network/config: set --etcd-username and --etcd-password');
+  });
+
+  it('a read-only role: the write of the lease is refused, and the etcd lease granted for it is revoked', async () => {
+    const leasesBefore = await etcd.ctl(['lease', 'list']);
+    const started = Date.now();
+    const { code, stderr } = await runFlanneld(args('/accro', 'ro', 'ropw', 3));
+    expect(code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(stderr.trim().split('\n').at(-1)).toMatch(
+      /^flanneld: etcd denied user "ro" permission to write \/accro\/network\/subnets\/198\.19\.\d+\.0-24 \(etcdserver: permission denied\)$/,
+    );
+    expect(await etcd.ctl(['lease', 'list'])).toBe(leasesBefore);
+    expect(await etcd.dump('/accro/network/subnets/')).toEqual({});
+  });
+});
+
+describe('etcd refusing a running daemon', () => {
+  it('reports it once (log, metric, /readyz 503 with the reason), keeps the network, and recovers when the role is fixed', async () => {
+    const [healthz, metrics] = [await freePort(), await freePort()];
+    const d = new FlanneldProcess(
+      args('/accrun', 'runner', 'rpw', 4, ['--healthz-ip', '127.0.0.1', '--healthz-port', String(healthz), '--metrics-port', String(metrics)]),
+      { env: { FLANNELD_SUBNET_LEASE_TTL: '12', FLANNELD_RETRY_INTERVAL_MS: '300' } },
+    );
+    daemons.push(d);
+    await d.waitForEvent('subnet-file-written');
+    expect((await get(healthz, '/readyz')).status).toBe(200);
+    await etcd.ctl(['role', 'revoke-permission', 'runner', '/accrun/network/subnets/', '--prefix=true']);
+    // The renewal, due 6 s after startup, is refused.
+    const denied = await d.waitForEvent('etcd-access-denied', { loop: 'renewal' }, 15_000);
+    expect(denied.user).toBe('runner');
+    expect(denied.key).toMatch(/^\/accrun\/network\/subnets\/198\.19\.\d+\.0-24$/);
+    const ready = await get(healthz, '/readyz');
+    expect(ready.status).toBe(503);
+    expect(ready.body).toMatch(/^flanneld is not ready yet: etcd denied user "runner" permission to write \/accrun\/network\/subnets\//);
+    expect((await get(healthz, '/healthz')).status).toBe(200);
+    await waitFor('retries of the renewal', async () => d.events().filter((e) => e.event === 'lease-renew-failed').length >= 3);
+    expect(d.events().filter((e) => e.event === 'etcd-access-denied')).toHaveLength(1);
+    expect(Number(/^flannel_etcd_errors_total\{kind="denied"\} (\d+)$/m.exec((await get(metrics, '/metrics')).body)?.[1])).toBeGreaterThanOrEqual(3);
+
+    await etcd.ctl(['role', 'grant-permission', 'runner', 'readwrite', '/accrun/network/subnets/', '--prefix=true']);
+    await d.waitForEvent('etcd-access-restored', { loop: 'renewal' }, 10_000);
+    await waitFor('/readyz 200 again', async () => (await get(healthz, '/readyz')).status === 200);
+    // The network was never taken down for it.
+    expect(d.events().filter((e) => e.event === 'network-restarted' || e.event === 'lease-lost')).toEqual([]);
+  });
+
+  it('a watch etcd cancels (its auth token died with an etcd restart) is re-created and sees new peers', async () => {
+    const d = new FlanneldProcess(args('/acc', 'flannel', 'fpw', 5), { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
+    daemons.push(d);
+    await d.waitForEvent('subnet-file-written');
+    await etcd.kill();
+    await etcd.launch();
+    await etcd.put('/acc/network/subnets/198.19.200.0-24', '{"PublicIP":"198.18.7.200"}');
+    await d.waitForEvent('peer-added', { subnet: '198.19.200.0/24' }, 20_000);
+    expect(d.events().some((e) => e.event === 'watch-lost' && e.loop === 'watch')).toBe(true);
+  });
+});
