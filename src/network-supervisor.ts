@@ -53,7 +53,10 @@ export class NetworkSupervisor {
     return this.current?.network;
   }
 
+  /** Read at every /readyz: a datapath that just stopped is reported at once, not at the loop's next turn. */
   state(): NetworkState {
+    const failure = this.current?.network.failure();
+    if (failure) return { running: false, reason: `the datapath stopped: ${failure.message}` };
     return this.problem === undefined && this.current ? { running: true } : { running: false, reason: this.problem ?? 'not started yet' };
   }
 

@@ -10,6 +10,7 @@ import { packageVersion } from '../package-info.js';
 import { BlackholeRoute } from '../routes/blackhole-route.js';
 import { notifyReadyOnSubnetFile } from '../systemd/sd-notify.js';
 import { daemonOptions } from './daemon-options.js';
+import { exitOnUnhandled } from './fatal.js';
 import { helpText, parseFlags, type FlannelOptions } from './flags.js';
 
 /** Subcommands by first positional argument; each gets the parsed flags and resolves to an exit code. */
@@ -72,19 +73,6 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
   }
   // Runs until a signal; etcd watches and timers keep the event loop alive.
   return new Promise<number>(() => undefined);
-}
-
-/**
- * A rejection nobody handled or an exception nobody caught is a bug: one line saying so, and exit 1 so that systemd
- * restarts us, rather than Node's stack trace (or, for a rejection, running on in an unknown state).
- */
-function exitOnUnhandled(): void {
-  const fatal = (kind: string) => (err: unknown) => {
-    log.fatal({ event: 'internal-error', kind }, `internal error (${kind}): ${errorMessage(err)}`);
-    process.exit(1);
-  };
-  process.on('unhandledRejection', fatal('unhandled rejection'));
-  process.on('uncaughtException', fatal('uncaught exception'));
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -29,7 +29,7 @@ function directives(text: string): string[] {
 }
 
 describe('contrib/systemd units', () => {
-  it('flanneld.service: notify type, options.env, restart on failure', async () => {
+  it('flanneld.service: notify type, options.env, restart on failure, a stop timeout above flanneld\'s own', async () => {
     const unit = directives(await readFile(join(CONTRIB, 'flanneld.service'), 'utf8'));
     for (const line of [
       'Type=notify',
@@ -38,6 +38,7 @@ describe('contrib/systemd units', () => {
       'ExecStart=/usr/local/bin/flanneld',
       'Restart=on-failure',
       'RestartSec=5',
+      'TimeoutStopSec=15',
     ]) {
       expect(unit).toContain(line);
     }

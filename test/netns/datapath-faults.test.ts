@@ -1,8 +1,7 @@
-import { execFileSync } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
+import { cpuSeconds } from '../../testbed/proc.js';
 import { icmpEcho, ipv4Packet, sendAsPeer } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
@@ -11,7 +10,6 @@ import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './dat
 // a namespace at 198.18.0.9 plays a flannel peer owning 198.19.9.0/24.
 const NETWORK = '198.19.0.0/16';
 const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
 
 let bed: Testbed;
 const hosts: AgentHost[] = [];
@@ -64,13 +62,6 @@ function garbage(count: number, to: string): Buffer[] {
 }
 
 const total = (c: DatapathCounters) => c.rxPackets + Object.values(c.drops).reduce((a, b) => a + b, 0);
-
-/** CPU seconds (user + system) the process has used, from /proc/<pid>/stat. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // comm may hold spaces; fields start at state (3)
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime (14) and stime (15)
-}
 
 async function ping(fromNs: string, to: string): Promise<boolean> {
   return bed.exec(fromNs, ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '1', to]).then(() => true, () => false);
