@@ -118,19 +118,34 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     this.emit('lease', event);
   }
 
-  /** One warning when a lease starts being held back (or for another reason), one line when it is accepted again. */
+  /**
+   * One warning when a lease starts being held back (or for another reason), one line when it is accepted again. Two
+   * peer leases that overlap each other get one warning naming both.
+   */
   private noteIgnored(next: Map<string, IgnoredLease>): void {
     const prefix = `${this.opts.registry.prefix}/subnets/`;
     for (const [key, item] of next) {
       const prev = this.ignored.get(key);
       if (prev && prev.reason === item.reason && prev.conflict === item.conflict) continue;
-      const why =
-        item.reason === 'overlap'
-          ? `it overlaps ${prefix}${item.conflict}`
-          : `it lies outside the network ${item.conflict}`;
+      const other = item.reason === 'overlap' ? next.get(item.conflict) : undefined;
+      const mutual = other?.reason === 'overlap' && other.conflict === key;
+      if (mutual && item.conflict < key) continue; // the pair's line comes from the other key
+      const what = `the lease ${prefix}${key} of ${item.lease.attrs.PublicIP}`;
+      const message =
+        item.reason === 'outside_network'
+          ? `not routing ${what}: it lies outside the network ${item.conflict}`
+          : mutual
+            ? `not routing ${what} nor the lease ${prefix}${item.conflict} of ${other!.lease.attrs.PublicIP}: they overlap`
+            : `not routing ${what}: it overlaps ${prefix}${item.conflict}`;
       log.warn(
-        { event: 'lease-ignored', key: prefix + key, reason: item.reason, conflict: item.reason === 'overlap' ? prefix + item.conflict : item.conflict, publicIp: item.lease.attrs.PublicIP },
-        `not routing the lease ${prefix}${key} of ${item.lease.attrs.PublicIP}: ${why}; fix or delete the wrong key`,
+        {
+          event: 'lease-ignored',
+          key: prefix + key,
+          reason: item.reason,
+          conflict: item.reason === 'overlap' ? prefix + item.conflict : item.conflict,
+          publicIp: item.lease.attrs.PublicIP,
+        },
+        `${message}; fix or delete the wrong key`,
       );
     }
     for (const key of this.ignored.keys()) {

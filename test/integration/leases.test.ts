@@ -4,11 +4,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { parseNetworkConfig } from '../../src/config/parse-network-config.js';
-import { formatIpv4Net } from '../../src/ip/ipv4.js';
-import { EtcdRegistry } from '../../src/subnet/etcd-registry.js';
-import { retrySchedule } from '../../src/subnet/etcd-retry.js';
-import { LeaseManager } from '../../src/subnet/lease-manager.js';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
 import { EtcdServer, freePort } from '../../testbed/etcd.js';
 import { FlanneldProcess } from '../../testbed/flanneld.js';
@@ -87,28 +82,6 @@ describe('subnet leases on a real etcd', () => {
     const ttl = await etcd.ctl(['lease', 'timetolive', leaseId]);
     const granted = Number(/granted with TTL\((\d+)s\)/.exec(ttl)?.[1]);
     expect(granted).toBe(86400);
-  });
-
-  it('200 allocators started at once get 200 distinct subnets', async () => {
-    const prefix = await newNetwork();
-    const config = parseNetworkConfig(ALLOC_16);
-    const registries = Array.from({ length: 200 }, () => new EtcdRegistry({ endpoints: [etcd.endpoint], prefix }));
-    try {
-      const managers = registries.map((registry, i) => new LeaseManager({
-        registry,
-        config,
-        attrs: { PublicIP: `198.18.${1 + (i >> 8)}.${i & 255}` },
-        renewMarginSeconds: 3600,
-        retry: retrySchedule(200),
-      }));
-      const got = await Promise.all(managers.map((m) => m.acquire()));
-      managers.forEach((m) => m.stop());
-      const subnets = new Set(got.map((l) => formatIpv4Net(l.subnet)));
-      expect(subnets.size).toBe(200);
-      expect(Object.keys(await leases(prefix))).toHaveLength(200);
-    } finally {
-      registries.forEach((r) => r.close());
-    }
   });
 
   it('a restart reuses the lease, and SIGTERM exits 0 leaving the lease in etcd', async () => {

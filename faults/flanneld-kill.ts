@@ -1,0 +1,57 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseEnvFile } from '../src/subnet/subnet-file.js';
+import { OverlayCluster } from '../testbed/overlay.js';
+import { pingFor, sleep } from './observe.js';
+import { run, type ScenarioResult } from './scenario.js';
+
+export interface FlanneldKillOptions {
+  /** Kill-and-restart rounds. */
+  readonly rounds: number;
+}
+
+const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
+
+/**
+ * 3. flanneld SIGKILLed under traffic (pings every 10 ms between two containers) and started again. Expected: the
+ * same subnet every time; prints how long after the restart pings got through again.
+ */
+export function flanneldKill(o: FlanneldKillOptions): Promise<ScenarioResult> {
+  return run('flanneld-kill', async (f) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ft-fkill-'));
+    const cluster = await OverlayCluster.create('fkill', dir, UDP);
+    try {
+      const [a, b] = [await cluster.addHost('a', 1), await cluster.addHost('b', 2)];
+      await cluster.addContainer(a);
+      await cluster.addContainer(b);
+      await cluster.expectReachable(a, b);
+      const resumes: number[] = [];
+      let sameSubnet = true;
+      for (let round = 0; round < o.rounds; round++) {
+        const traffic = pingFor(cluster.bed, a.container!.ns, b.container!.ip, 2, 0.01);
+        await sleep(500);
+        await b.daemon.stop('SIGKILL');
+        b.daemon = cluster.startDaemon(b.ns, b.subnetFile);
+        const restartedAt = Date.now();
+        await b.daemon.waitForEvent('subnet-file-written', {}, 20_000);
+        const now = parseEnvFile(await readFile(b.subnetFile, 'utf8')).FLANNEL_SUBNET;
+        if (now !== b.bridgeCidr) sameSubnet = false;
+        // The first ping answered after the restart began.
+        const answered = () => cluster.bed.exec(a.container!.ns, ['ping', '-n', '-c', '1', '-W', '0.2', b.container!.ip]).then(() => true, () => false);
+        while (!(await answered()) && Date.now() - restartedAt < 20_000) await sleep(20);
+        resumes.push((Date.now() - restartedAt) / 1000);
+        await traffic;
+      }
+      f.set('rounds', o.rounds);
+      f.set('same_subnet', sameSubnet);
+      f.set('pings_resumed_s_max', Math.max(...resumes));
+      f.set('pings_resumed_s_mean', resumes.reduce((x, y) => x + y, 0) / resumes.length);
+      f.expect(sameSubnet, 'a restart took another subnet');
+      f.expect(resumes.every((s) => s < 20), 'pings did not resume within 20 s of a restart');
+    } finally {
+      await cluster.cleanup();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { parseEnvFile } from '../src/subnet/subnet-file.js';
+import { EtcdCluster } from '../testbed/etcd.js';
+import { FLANNELD, FlanneldProcess } from '../testbed/flanneld.js';
+import { sleep } from './observe.js';
+import { run, type ScenarioResult } from './scenario.js';
+
+const exec = promisify(execFile);
+
+export interface LeaderKillOptions {
+  /** Hosts running before the kill. */
+  readonly hosts: number;
+  /** Lease TTL, shorter than the outage: without failover a host would lose its lease. */
+  readonly ttlS: number;
+  /** How long the leader stays dead. */
+  readonly outageS: number;
+  /** `flanneld leases` runs against the cluster while the leader is dead. */
+  readonly leasesRuns: number;
+}
+
+const PREFIX = '/faults-leader/network';
+
+/**
+ * 2. A 3-member etcd cluster whose leader is SIGKILLed while hosts (alloc backend, loopback) hold leases with a TTL
+ * shorter than the outage. Expected: hosts renew through the survivors and keep their subnets, a new host joins, no
+ * lease is lost or duplicated, and `flanneld leases` (given every endpoint, as etcdctl is) never fails.
+ */
+export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
+  return run('etcd-leader-kill', async (f) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ft-fleader-'));
+    const cluster = await EtcdCluster.start(3);
+    const daemons: FlanneldProcess[] = [];
+    const start = (host: number) => {
+      const d = new FlanneldProcess(
+        ['--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', PREFIX, '--iface', 'lo', '--public-ip', `198.18.6.${host}`, '--subnet-file', join(dir, `${host}.env`)],
+        { env: { FLANNELD_SUBNET_LEASE_TTL: String(o.ttlS), FLANNELD_RETRY_INTERVAL_MS: '1000' } },
+      );
+      daemons.push(d);
+      return d;
+    };
+    try {
+      await cluster.ctl(['put', `${PREFIX}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}']);
+      const hosts = Array.from({ length: o.hosts }, (_, i) => start(i + 1));
+      await Promise.all(hosts.map((d) => d.waitForEvent('subnet-file-written')));
+      const subnetOf = async (host: number) => parseEnvFile(await readFile(join(dir, `${host}.env`), 'utf8')).FLANNEL_SUBNET;
+      const before = await Promise.all(hosts.map((_, i) => subnetOf(i + 1)));
+
+      const leader = await cluster.leader();
+      await leader.kill();
+      const killedAt = Date.now();
+      const joiner = start(o.hosts + 1);
+      let leasesFailures = 0;
+      for (let i = 0; i < o.leasesRuns; i++) {
+        const ok = await exec(process.execPath, [FLANNELD, 'leases', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', PREFIX], { timeout: 20_000 }).then(
+          () => true,
+          () => false,
+        );
+        if (!ok) leasesFailures++;
+      }
+      const joined = await joiner.waitForEvent('subnet-file-written', {}, 30_000).then((e) => (Number(e.time) - killedAt) / 1000, () => -1);
+      await sleep(Math.max(0, killedAt + o.outageS * 1000 - Date.now()));
+
+      const after = Date.now();
+      const renewalsDuring = hosts.map((d) => d.events().filter((e) => e.event === 'lease-renewed' && Number(e.time) > killedAt && Number(e.time) <= after).length);
+      const failuresDuring = hosts.map((d) => d.events().filter((e) => e.event === 'lease-renew-failed' && Number(e.time) > killedAt).length);
+      const nowSubnets = await Promise.all(hosts.map((_, i) => subnetOf(i + 1)));
+      const publicIps = await leasePublicIps(cluster);
+      f.set('hosts', o.hosts);
+      f.set('ttl_s', o.ttlS);
+      f.set('outage_s', o.outageS);
+      f.set('renewals_during', renewalsDuring.reduce((a, b) => a + b, 0));
+      f.set('renew_failures', failuresDuring.reduce((a, b) => a + b, 0));
+      f.set('new_host_joined_s', joined);
+      f.set('leases_runs', o.leasesRuns);
+      f.set('leases_failures', leasesFailures);
+      f.set('leases_stored', publicIps.length);
+      f.expect(renewalsDuring.every((n) => n >= 1), `a host did not renew during the outage (${renewalsDuring.join(',')})`);
+      f.expect(nowSubnets.every((s, i) => s === before[i]), 'a host changed subnet');
+      f.expect(hosts.every((d) => !d.events().some((e) => e.event === 'lease-lost' || e.event === 'lease-moved')), 'a host lost its lease');
+      f.expect(joined > 0, 'the new host did not join');
+      f.expect(leasesFailures === 0, `flanneld leases failed ${leasesFailures} of ${o.leasesRuns} times`);
+      f.expect(publicIps.length === o.hosts + 1 && new Set(publicIps).size === publicIps.length, `leases held: ${publicIps.join(',')}`);
+      f.expect(daemons.every((d) => d.running), 'a flanneld exited');
+    } finally {
+      await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
+      await cluster.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
+
+async function leasePublicIps(cluster: EtcdCluster): Promise<string[]> {
+  const out = JSON.parse(await cluster.ctl(['get', `${PREFIX}/subnets/`, '--prefix', '-w', 'json'])) as { kvs?: { value: string }[] };
+  return (out.kvs ?? []).map((kv) => (JSON.parse(Buffer.from(kv.value, 'base64').toString()) as { PublicIP: string }).PublicIP);
+}

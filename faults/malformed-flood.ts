@@ -1,0 +1,79 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { packageRoot } from '../src/package-info.js';
+import { OverlayCluster, type OverlayHost } from '../testbed/overlay.js';
+import { rssKiB } from '../testbed/proc.js';
+import { kernelUdpDrops, parseMetrics, pingFor, sleep, sumOf } from './observe.js';
+import { run, type ScenarioResult } from './scenario.js';
+
+export interface MalformedFloodOptions {
+  readonly count: number;
+  /** Datagrams per second. */
+  readonly rate: number;
+}
+
+const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
+const METRICS = 9102;
+const FLOOD = join(packageRoot(), 'dist', 'faults', 'flood.js');
+const ROGUE = { ip: '198.18.0.3', subnet: '198.19.250.0' };
+
+/**
+ * 4. A rogue host with a lease of its own sends `count` malformed and hostile datagrams to host a's port 8285 at a
+ * bounded rate (random bytes, empty, truncated and bad headers, wrong versions, destinations ours, foreign and
+ * multicast, spoofed sources, expiring TTLs) while b's container pings a's. Expected: no crash, no legitimate ping
+ * lost, every datagram sent accounted for (a's datapath received or dropped it by reason, or the kernel dropped
+ * it before the socket), and a's RSS flat.
+ */
+export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult> {
+  return run('malformed-flood', async (f) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ft-fflood-'));
+    const cluster = await OverlayCluster.create('fflood', dir, UDP);
+    try {
+      const a = await cluster.addHost('a', 1, { FLANNELD_METRICS_PORT: String(METRICS), FLANNELD_HEALTHZ_IP: '127.0.0.1' });
+      const b = await cluster.addHost('b', 2);
+      await cluster.addContainer(a);
+      await cluster.addContainer(b);
+      const rogueNs = await cluster.bed.addHost('rogue', ROGUE.ip);
+      await cluster.etcd.put(`${cluster.prefix}/subnets/${ROGUE.subnet}-24`, JSON.stringify({ PublicIP: ROGUE.ip, BackendType: 'udp' }));
+      await a.daemon.waitForEvent('peer-added', { subnet: `${ROGUE.subnet}/24` });
+      await cluster.expectReachable(b, a);
+      await sleep(1_000);
+
+      const counted = async (host: OverlayHost) => {
+        const m = parseMetrics(await cluster.metrics(host, METRICS));
+        return sumOf(m, 'flannel_datapath_packets_total{direction="rx"}') + sumOf(m, 'flannel_datapath_drops_total') + (await kernelUdpDrops(cluster.bed, host.ns));
+      };
+      const pid = a.daemon.child.pid!;
+      const before = { counted: await counted(a), rss: await rssKiB(pid) };
+      const floodS = o.count / o.rate;
+      const pings = pingFor(cluster.bed, b.container!.ns, a.container!.ip, floodS + 3, 0.1);
+      const options = { bind: ROGUE.ip, target: a.underlayIp, port: 8285, count: o.count, rate: o.rate, seed: 2544, rogue: ROGUE.subnet, ours: a.container!.ip, foreign: b.container!.ip };
+      const { stdout } = await cluster.bed.exec(rogueNs, [process.execPath, FLOOD, JSON.stringify(options)], { timeoutMs: (floodS * 3 + 60) * 1000 });
+      const flood = JSON.parse(stdout) as { sent: number; errors: number; byKind: Record<string, number> };
+      const ping = await pings;
+      await sleep(1_000);
+      const after = { counted: await counted(a), rss: await rssKiB(pid) };
+
+      const accounted = after.counted - before.counted - ping.transmitted;
+      const rssGrowth = (after.rss - before.rss) / before.rss;
+      f.set('sent', flood.sent);
+      f.set('send_errors', flood.errors);
+      f.set('rate_per_s', o.rate);
+      f.set('accounted', accounted);
+      f.set('kinds', Object.keys(flood.byKind).length);
+      f.set('pings', ping.transmitted);
+      f.set('pings_lost', ping.transmitted - ping.received);
+      f.set('rss_kib_before', before.rss);
+      f.set('rss_growth_pct', rssGrowth * 100);
+      f.expect(a.daemon.running, 'flanneld on the target exited');
+      f.expect(Object.values(flood.byKind).every((n) => n > 0), 'a kind of datagram was never sent');
+      f.expect(accounted === flood.sent, `${flood.sent} datagrams sent, ${accounted} counted (received, dropped by reason, or dropped by the kernel)`);
+      f.expect(ping.transmitted > 0 && ping.received === ping.transmitted, `${ping.transmitted - ping.received} of ${ping.transmitted} legitimate pings lost`);
+      f.expect(rssGrowth < 0.05, `RSS grew ${(rssGrowth * 100).toFixed(1)}%`);
+    } finally {
+      await cluster.cleanup();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

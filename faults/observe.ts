@@ -1,0 +1,60 @@
+import type { Testbed } from '../testbed/netns.js';
+
+/** Prometheus text as `name{labels}` (or `name`) → value. */
+export function parseMetrics(text: string): Map<string, number> {
+  const values = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    const match = /^([a-z_]+(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    if (match) values.set(match[1], Number(match[2]));
+  }
+  return values;
+}
+
+/** The sum of every series of `name`, whatever its labels (e.g. all drop reasons). */
+export function sumOf(metrics: Map<string, number>, name: string): number {
+  let total = 0;
+  for (const [series, value] of metrics) if (series === name || series.startsWith(`${name}{`)) total += value;
+  return total;
+}
+
+export interface PingResult {
+  readonly transmitted: number;
+  readonly received: number;
+}
+
+/** Pings `to` from namespace `ns` every `intervalS` for `seconds` (ping -w), resolving with the totals. */
+export function pingFor(bed: Testbed, ns: string, to: string, seconds: number, intervalS = 0.2): Promise<PingResult> {
+  const child = bed.spawn(ns, ['ping', '-n', '-q', '-i', String(intervalS), '-w', String(Math.ceil(seconds)), '-W', '1', to]);
+  let out = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve, reject) =>
+    child.on('exit', () => {
+      const match = /(\d+) packets transmitted, (\d+) received/.exec(out);
+      if (match) resolve({ transmitted: Number(match[1]), received: Number(match[2]) });
+      else reject(new Error(`ping ${to} from ${ns} printed no summary: ${out}`));
+    }),
+  );
+}
+
+/** One TCP stream from `clientNs` to an iperf3 server started in `serverNs` on `serverIp`, for `seconds`: Gbit/s received. */
+export async function iperfFor(bed: Testbed, serverNs: string, clientNs: string, serverIp: string, seconds: number): Promise<number> {
+  const server = bed.spawn(serverNs, ['iperf3', '-s', '-1', '-B', serverIp]);
+  try {
+    await new Promise((r) => setTimeout(r, 500));
+    const { stdout } = await bed.exec(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
+    const report = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
+    return report.end.sum_received.bits_per_second / 1e9;
+  } finally {
+    server.kill('SIGKILL');
+  }
+}
+
+/** UDP counters of the kernel in a namespace (/proc/net/snmp): datagrams it dropped before any socket read them. */
+export async function kernelUdpDrops(bed: Testbed, ns: string): Promise<number> {
+  const { stdout } = await bed.exec(ns, ['cat', '/proc/net/snmp']);
+  const [names, values] = stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const row = Object.fromEntries(names.split(/\s+/).slice(1).map((n, i) => [n, Number(values.split(/\s+/)[i + 1])]));
+  return row.InErrors; // receive buffer full, out of memory, bad checksum: each one also counted in InErrors
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

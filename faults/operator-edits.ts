@@ -1,0 +1,86 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { EtcdServer } from '../testbed/etcd.js';
+import { FlanneldProcess } from '../testbed/flanneld.js';
+import { sleep } from './observe.js';
+import { run, type ScenarioResult } from './scenario.js';
+
+const PREFIX = '/faults-edits/network';
+const CONFIG = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
+
+/** One operator mistake, what it does to etcd, and the line (event) flanneld must log for it exactly once. */
+interface Edit {
+  readonly name: string;
+  readonly apply: (etcd: EtcdServer, ownKey: string, peerKey: string) => Promise<void>;
+  readonly event: string;
+  readonly fields?: Record<string, unknown>;
+}
+
+const EDITS: Edit[] = [
+  { name: 'own_lease_deleted', apply: (etcd, own) => etcd.ctl(['del', `${PREFIX}/subnets/${own}`]).then(() => undefined), event: 'lease-lost' },
+  { name: 'garbage_value', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.19.201.0-24`, '{"PublicIP": not json'), event: 'lease-value-invalid', fields: { key: `${PREFIX}/subnets/198.19.201.0-24` } },
+  { name: 'garbage_public_ip', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.19.202.0-24`, '{"PublicIP":"banana"}'), event: 'lease-value-invalid', fields: { key: `${PREFIX}/subnets/198.19.202.0-24` } },
+  { name: 'lease_outside_network', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.18.200.0-24`, '{"PublicIP":"198.18.8.200"}'), event: 'lease-ignored', fields: { reason: 'outside_network' } },
+  {
+    name: 'overlapping_lease',
+    apply: (etcd, _own, peer) => etcd.put(`${PREFIX}/subnets/${peer.replace(/\.0-24$/, '.128-25')}`, '{"PublicIP":"198.18.8.201"}'),
+    event: 'lease-ignored',
+    fields: { reason: 'overlap' },
+  },
+  { name: 'config_deleted', apply: (etcd) => etcd.ctl(['del', `${PREFIX}/config`]).then(() => undefined), event: 'network-config-deleted' },
+  { name: 'config_network_changed', apply: (etcd) => etcd.put(`${PREFIX}/config`, '{"Network":"198.19.0.0/17","Backend":{"Type":"alloc"}}'), event: 'network-config-changed' },
+];
+
+/**
+ * 6. Operators editing etcd under a running cluster (two hosts, alloc backend): each edit above, one after the other.
+ * Expected: no crash, one clear line (its event) per edit and no more, and a host whose lease was deleted (and that
+ * has no subnet file) takes the same subnet back.
+ */
+export function operatorEdits(): Promise<ScenarioResult> {
+  return run('operator-edits', async (f) => {
+    const dir = await mkdtemp(join(tmpdir(), 'ft-fedits-'));
+    const etcd = await EtcdServer.start();
+    const daemons: FlanneldProcess[] = [];
+    try {
+      await etcd.put(`${PREFIX}/config`, CONFIG);
+      const start = (host: number) => {
+        const d = new FlanneldProcess(
+          ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', PREFIX, '--iface', 'lo', '--public-ip', `198.18.8.${host}`, '--subnet-file', join(dir, `${host}.env`)],
+          { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } },
+        );
+        daemons.push(d);
+        return d;
+      };
+      const [a, b] = [start(1), start(2)];
+      await Promise.all([a.waitForEvent('subnet-file-written'), b.waitForEvent('subnet-file-written')]);
+      const keyOf = async (publicIp: string) => {
+        const leases = await etcd.dump(`${PREFIX}/subnets/`);
+        return Object.entries(leases).find(([, v]) => v.includes(`"${publicIp}"`))![0].slice(`${PREFIX}/subnets/`.length);
+      };
+      const [ownKey, peerKey] = [await keyOf('198.18.8.1'), await keyOf('198.18.8.2')];
+      // What a host started without a subnet file knows of its subnet: nothing on disk.
+      await rm(join(dir, '1.env'));
+      const count = (edit: Edit) => a.events().filter((e) => e.event === edit.event && Object.entries(edit.fields ?? {}).every(([k, v]) => e[k] === v)).length;
+      for (const edit of EDITS) {
+        const before = count(edit);
+        await edit.apply(etcd, ownKey, peerKey);
+        const deadline = Date.now() + 10_000;
+        while (count(edit) === before && Date.now() < deadline) await sleep(100);
+        await sleep(1_000); // room for a duplicate line to show up
+        const lines = count(edit) - before;
+        f.set(edit.name, lines);
+        f.expect(lines === 1, `${edit.name}: ${lines} ${edit.event} lines instead of 1`);
+      }
+      const retaken = a.events().filter((e) => e.event === 'lease-acquired').at(-1)?.subnet;
+      f.set('same_subnet_back', retaken === ownKey.replace('-', '/'));
+      f.expect(retaken === ownKey.replace('-', '/'), `the deleted lease ${ownKey} was replaced by ${retaken}`);
+      f.expect(a.running && b.running, 'a flanneld exited');
+      f.expect(!daemons.some((d) => d.events().some((e) => e.event === 'internal-error')), 'an internal error was logged');
+    } finally {
+      await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
+      await etcd.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}
