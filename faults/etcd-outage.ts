@@ -1,10 +1,8 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
-import { OverlayCluster } from '../testbed/overlay.js';
 import { iperfFor, pingFor, sleep } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
+import { withTwoHosts } from './two-hosts.js';
 
 export interface EtcdOutageOptions {
   /** How long etcd stays down. */
@@ -13,22 +11,14 @@ export interface EtcdOutageOptions {
   readonly ttlS: number;
 }
 
-const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
-
 /**
  * 1. etcd stopped (SIGKILL) for `outageS` while containers on two hosts exchange pings and an iperf3 stream.
  * Expected: no ping lost, both flanneld stay up and log the failed renewals, then renew and keep their subnets.
  */
 export function etcdOutage(o: EtcdOutageOptions): Promise<ScenarioResult> {
-  return run('etcd-outage', async (f) => {
-    const dir = await mkdtemp(join(tmpdir(), 'ft-fout-'));
-    const cluster = await OverlayCluster.create('fout', dir, UDP);
-    try {
-      const env = { FLANNELD_SUBNET_LEASE_TTL: String(o.ttlS), FLANNELD_RETRY_INTERVAL_MS: '2000' };
-      const [a, b] = [await cluster.addHost('a', 1, env), await cluster.addHost('b', 2, env)];
-      await cluster.addContainer(a);
-      await cluster.addContainer(b);
-      await cluster.expectReachable(a, b);
+  const env = { FLANNELD_SUBNET_LEASE_TTL: String(o.ttlS), FLANNELD_RETRY_INTERVAL_MS: '2000' };
+  return run('etcd-outage', (f) =>
+    withTwoHosts('fout', { a: env, b: env }, async ({ cluster, a, b }) => {
       const subnets = [a.bridgeCidr, b.bridgeCidr];
       const trafficS = o.outageS + o.ttlS + 4;
       const pings = pingFor(cluster.bed, a.container!.ns, b.container!.ip, trafficS);
@@ -69,9 +59,6 @@ export function etcdOutage(o: EtcdOutageOptions): Promise<ScenarioResult> {
         f.expect(subnets.includes(now) && now === host.bridgeCidr, `${host.name} moved from ${host.bridgeCidr} to ${now}`);
         f.expect(!host.daemon.events().some((e) => e.event === 'lease-lost' || e.event === 'lease-moved'), `${host.name} lost its lease`);
       }
-    } finally {
-      await cluster.cleanup();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }),
+  );
 }

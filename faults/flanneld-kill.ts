@@ -1,31 +1,21 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
-import { OverlayCluster } from '../testbed/overlay.js';
 import { pingFor, sleep } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
+import { withTwoHosts } from './two-hosts.js';
 
 export interface FlanneldKillOptions {
   /** Kill-and-restart rounds. */
   readonly rounds: number;
 }
 
-const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
-
 /**
  * 3. flanneld SIGKILLed under traffic (pings every 10 ms between two containers) and started again. Expected: the
  * same subnet every time; prints how long after the restart pings got through again.
  */
 export function flanneldKill(o: FlanneldKillOptions): Promise<ScenarioResult> {
-  return run('flanneld-kill', async (f) => {
-    const dir = await mkdtemp(join(tmpdir(), 'ft-fkill-'));
-    const cluster = await OverlayCluster.create('fkill', dir, UDP);
-    try {
-      const [a, b] = [await cluster.addHost('a', 1), await cluster.addHost('b', 2)];
-      await cluster.addContainer(a);
-      await cluster.addContainer(b);
-      await cluster.expectReachable(a, b);
+  return run('flanneld-kill', (f) =>
+    withTwoHosts('fkill', {}, async ({ cluster, a, b }) => {
       const resumes: number[] = [];
       let sameSubnet = true;
       for (let round = 0; round < o.rounds; round++) {
@@ -49,9 +39,6 @@ export function flanneldKill(o: FlanneldKillOptions): Promise<ScenarioResult> {
       f.set('pings_resumed_s_mean', resumes.reduce((x, y) => x + y, 0) / resumes.length);
       f.expect(sameSubnet, 'a restart took another subnet');
       f.expect(resumes.every((s) => s < 20), 'pings did not resume within 20 s of a restart');
-    } finally {
-      await cluster.cleanup();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }),
+  );
 }

@@ -10,7 +10,7 @@
  */
 import { createSocket } from 'node:dgram';
 import { formatIpv4, parseIpv4 } from '../src/ip/ipv4.js';
-import { ipv4Packet } from '../testbed/packets.js';
+import { ipv4Packet, prng } from '../testbed/packets.js';
 
 interface FloodOptions {
   readonly bind: string;
@@ -23,16 +23,6 @@ interface FloodOptions {
   readonly rogue: string;
   readonly ours: string;
   readonly foreign: string;
-}
-
-/** mulberry32: a small deterministic PRNG, so that a failing mix can be replayed with its seed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The kinds of datagram sent, each a generator; round-robin over a random pick keeps every kind well represented. */

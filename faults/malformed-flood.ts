@@ -1,11 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-info.js';
-import { OverlayCluster, type OverlayHost } from '../testbed/overlay.js';
+import type { OverlayHost } from '../testbed/overlay.js';
 import { rssKiB } from '../testbed/proc.js';
 import { kernelUdpDrops, parseMetrics, pingFor, sleep, sumOf } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
+import { withTwoHosts } from './two-hosts.js';
 
 export interface MalformedFloodOptions {
   readonly count: number;
@@ -13,7 +12,6 @@ export interface MalformedFloodOptions {
   readonly rate: number;
 }
 
-const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
 const METRICS = 9102;
 const FLOOD = join(packageRoot(), 'dist', 'faults', 'flood.js');
 const ROGUE = { ip: '198.18.0.3', subnet: '198.19.250.0' };
@@ -26,14 +24,8 @@ const ROGUE = { ip: '198.18.0.3', subnet: '198.19.250.0' };
  * it before the socket), and a's RSS flat.
  */
 export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult> {
-  return run('malformed-flood', async (f) => {
-    const dir = await mkdtemp(join(tmpdir(), 'ft-fflood-'));
-    const cluster = await OverlayCluster.create('fflood', dir, UDP);
-    try {
-      const a = await cluster.addHost('a', 1, { FLANNELD_METRICS_PORT: String(METRICS), FLANNELD_HEALTHZ_IP: '127.0.0.1' });
-      const b = await cluster.addHost('b', 2);
-      await cluster.addContainer(a);
-      await cluster.addContainer(b);
+  return run('malformed-flood', (f) =>
+    withTwoHosts('fflood', { a: { FLANNELD_METRICS_PORT: String(METRICS), FLANNELD_HEALTHZ_IP: '127.0.0.1' } }, async ({ cluster, a, b }) => {
       const rogueNs = await cluster.bed.addHost('rogue', ROGUE.ip);
       await cluster.etcd.put(`${cluster.prefix}/subnets/${ROGUE.subnet}-24`, JSON.stringify({ PublicIP: ROGUE.ip, BackendType: 'udp' }));
       await a.daemon.waitForEvent('peer-added', { subnet: `${ROGUE.subnet}/24` });
@@ -71,9 +63,6 @@ export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult
       f.expect(accounted === flood.sent, `${flood.sent} datagrams sent, ${accounted} counted (received, dropped by reason, or dropped by the kernel)`);
       f.expect(ping.transmitted > 0 && ping.received === ping.transmitted, `${ping.transmitted - ping.received} of ${ping.transmitted} legitimate pings lost`);
       f.expect(rssGrowth < 0.05, `RSS grew ${(rssGrowth * 100).toFixed(1)}%`);
-    } finally {
-      await cluster.cleanup();
-      await rm(dir, { recursive: true, force: true });
-    }
-  });
+    }),
+  );
 }

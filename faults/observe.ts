@@ -22,9 +22,14 @@ export interface PingResult {
   readonly received: number;
 }
 
-/** Pings `to` from namespace `ns` every `intervalS` for `seconds` (ping -w), resolving with the totals. */
+/**
+ * Pings `to` from namespace `ns` every `intervalS` for about `seconds`, resolving with the totals. A count, not a
+ * deadline (-w): ping then waits up to a second for the last reply instead of counting a request still in flight at
+ * the deadline as lost.
+ */
 export function pingFor(bed: Testbed, ns: string, to: string, seconds: number, intervalS = 0.2): Promise<PingResult> {
-  const child = bed.spawn(ns, ['ping', '-n', '-q', '-i', String(intervalS), '-w', String(Math.ceil(seconds)), '-W', '1', to]);
+  const count = Math.max(1, Math.round(seconds / intervalS));
+  const child = bed.spawn(ns, ['ping', '-n', '-q', '-i', String(intervalS), '-c', String(count), '-W', '1', to]);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   return new Promise((resolve, reject) =>

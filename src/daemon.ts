@@ -5,6 +5,7 @@ import { prepareBackend } from './backend/registry.js';
 import type { NetworkConfig } from './config/network-config.js';
 import { parseNetworkConfig } from './config/parse-network-config.js';
 import { EtcdUnavailableError, StoppedError, errorMessage } from './errors.js';
+import type { HealthVerdict } from './health/http-server.js';
 import type { MetricsSource } from './health/metrics.js';
 import { describeInterface, findExternalInterface, type ExternalInterface, type InterfaceSelection } from './iface/external-interface.js';
 import { formatIpv4, formatIpv4Net, netEquals } from './ip/ipv4.js';
@@ -68,12 +69,6 @@ export interface DaemonExtension {
 
 export interface DaemonEvents {
   'subnet-file-written': [path: string];
-}
-
-/** A health verdict and, when it is negative, why (the body of a 503). */
-export interface Health {
-  readonly ok: boolean;
-  readonly reason?: string;
 }
 
 // The supervision loop must have turned within this many check intervals (and at least LIVENESS_MIN_MS) to be live.
@@ -142,7 +137,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
    * Readiness (/readyz): we hold an unexpired lease, the backend network runs, and etcd lets us do our job. While a
    * lost lease is re-acquired, the datapath restarts, or etcd refuses us, this says why.
    */
-  readiness(): Health {
+  readiness(): HealthVerdict {
     if (this.stopped) return { ok: false, reason: 'shutting down' };
     const manager = this.leaseManager;
     const lease = manager?.lease;
@@ -162,7 +157,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
    * Liveness (/healthz): the process is up and its supervision loop keeps turning. Waiting for etcd, a lease or a
    * backend restart is not a liveness failure (readiness says so); a loop that stopped turning is.
    */
-  liveness(): Health {
+  liveness(): HealthVerdict {
     const supervisor = this.supervisor;
     if (!supervisor || this.stopped) return { ok: true };
     const silentMs = Date.now() - supervisor.lastTurn;

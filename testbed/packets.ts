@@ -51,3 +51,13 @@ export function icmpEcho(id: number, seq: number, data: string): Buffer {
   m.writeUInt16BE(checksum(m), 2);
   return m;
 }
+
+/** A tiny deterministic PRNG (mulberry32), so that a failing mix of packets can be replayed from its seed. */
+export function prng(seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

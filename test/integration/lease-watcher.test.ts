@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { EtcdUnavailableError } from '../../src/errors.js';
 import { formatIpv4Net, parseIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry, type Registry } from '../../src/subnet/etcd-registry.js';
 import { retrySchedule } from '../../src/subnet/etcd-retry.js';
@@ -129,6 +130,26 @@ describe('peer lease watch on a real etcd', () => {
     } finally {
       await watcher.stop();
       registry.close();
+    }
+  });
+
+  it('a first listing that fails (one etcd member down) is retried, not fatal', async () => {
+    const prefix = `/watch${process.pid}-e/network`;
+    await etcd.put(`${prefix}/subnets/198.19.11.0-24`, '{"PublicIP":"198.18.5.11"}');
+    const real = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
+    let failures = 2;
+    const registry: Registry = Object.assign(Object.create(real) as Registry, {
+      getSubnets: () => (failures-- > 0 ? Promise.reject(new EtcdUnavailableError('etcd at a dead member did not answer')) : real.getSubnets()),
+    });
+    const watcher = watcherOf(registry);
+    const seen = collect(watcher);
+    try {
+      await watcher.start();
+      expect(failures).toBe(-1);
+      expect(seen).toEqual(['added 198.19.11.0/24 198.18.5.11']);
+    } finally {
+      await watcher.stop();
+      real.close();
     }
   });
 });

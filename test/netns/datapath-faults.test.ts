@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
 import { cpuSeconds } from '../../testbed/proc.js';
+import { prng } from '../../testbed/packets.js';
 import { icmpEcho, ipv4Packet, sendAsPeer } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
@@ -31,16 +32,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await bed?.cleanup();
 });
-
-/** A tiny deterministic PRNG (mulberry32), so a failing mix of datagrams can be replayed. */
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** `count` datagrams of assorted garbage, about a tenth of them empty, with some well-formed ones among them. */
 function garbage(count: number, to: string): Buffer[] {

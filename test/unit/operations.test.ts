@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Registry, Counter } from 'prom-client';
 import { environmentLine } from '../../src/cli/cloud-config-command.js';
 import { formatLeaseTable } from '../../src/cli/leases-command.js';
-import { healthzRoute, metricsRoute, serveHttp } from '../../src/health/http-server.js';
+import { healthzRoute, metricsRoute, readyzRoute, serveHttp } from '../../src/health/http-server.js';
 import { parseIpv4Net } from '../../src/ip/ipv4.js';
 import { JUMP_RULE, masqRules } from '../../src/iptables/ip-masq.js';
 import { describeRule } from '../../src/iptables/iptables.js';
@@ -65,22 +65,29 @@ describe('humanLine', () => {
 });
 
 describe('health HTTP server', () => {
-  it('answers /healthz from the state it is given, /metrics from the registry, 404 for anything else', async () => {
-    const state = { healthy: false };
+  it('answers /healthz and /readyz from the verdicts it is given (with the reason on a 503), /metrics from the registry, 404 for anything else', async () => {
+    const state = { live: { ok: false, reason: 'loop stuck' }, ready: { ok: false, reason: 'acquiring a subnet lease' } as { ok: boolean; reason?: string } };
     const registry = new Registry();
     const renewals = new Counter({ name: 'flannel_test_renewals_total', help: 'test', registers: [registry] });
-    const server = await serveHttp('127.0.0.1', 0, { '/healthz': healthzRoute(() => state.healthy), '/metrics': metricsRoute(registry) });
+    const server = await serveHttp('127.0.0.1', 0, {
+      '/healthz': healthzRoute(() => state.live),
+      '/readyz': readyzRoute(() => state.ready),
+      '/metrics': metricsRoute(registry),
+    });
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const before = await fetch(`${base}/healthz`);
-      expect(before.status).toBe(503);
-      state.healthy = true;
-      const after = await fetch(`${base}/healthz`);
-      expect(after.status).toBe(200);
-      expect(await after.text()).toBe('flanneld is running\n');
+      const get = async (path: string) => {
+        const res = await fetch(`${base}${path}`);
+        return `${res.status} ${await res.text()}`;
+      };
+      expect(await get('/healthz')).toBe('503 flanneld is not running: loop stuck\n');
+      expect(await get('/readyz')).toBe('503 flanneld is not ready yet: acquiring a subnet lease\n');
+      state.live = { ok: true, reason: '' };
+      state.ready = { ok: true };
+      expect(await get('/healthz')).toBe('200 flanneld is running\n');
+      expect(await get('/readyz')).toBe('200 flanneld is ready\n');
       renewals.inc(3);
-      const metrics = await fetch(`${base}/metrics`);
-      expect(await metrics.text()).toMatch(/^flannel_test_renewals_total 3$/m);
+      expect(await get('/metrics')).toMatch(/^flannel_test_renewals_total 3$/m);
       expect((await fetch(`${base}/other`)).status).toBe(404);
       expect((await fetch(`${base}/healthz`, { method: 'POST' })).status).toBe(404);
     } finally {
