@@ -55,7 +55,7 @@ export async function retryEtcd<T>(fn: () => Promise<T>, opts: EtcdRetryOptions)
     opts.onRetry?.(reason.error, reason.attempt, Math.round(reason.delay));
   });
   policy.onGiveUp((reason) => {
-    if ('error' in reason) status?.failed(loop, reason.error);
+    if ('error' in reason) status?.count(reason.error);
   });
   const attempt = async () => {
     if (signal.aborted) throw new StoppedError(`stopped during etcd ${loop}`);

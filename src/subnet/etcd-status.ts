@@ -22,9 +22,14 @@ export class EtcdStatus {
   private readonly counts: Record<EtcdErrorKind, number> = { unavailable: 0, denied: 0, other: 0 };
   private readonly denials = new Map<EtcdLoop, EtcdAccessDeniedError>();
 
+  /** Counts a failed request whose error goes back to the caller (startup reports it as its one line). */
+  count(err: unknown): void {
+    if (err instanceof EtcdError) this.counts[etcdErrorKind(err)]++;
+  }
+
+  /** Counts a failed request of a loop that goes on retrying; a refusal starts (or changes) that loop's denial. */
   failed(loop: EtcdLoop, err: unknown): void {
-    if (!(err instanceof EtcdError)) return;
-    this.counts[etcdErrorKind(err)]++;
+    this.count(err);
     if (!(err instanceof EtcdAccessDeniedError)) return;
     const previous = this.denials.get(loop);
     this.denials.set(loop, err);

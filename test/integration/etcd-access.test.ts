@@ -59,6 +59,7 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
     expect(Date.now() - started).toBeLessThan(6_000);
     const last = stderr.trim().split('\n').at(-1);
     expect(last).toMatch(/^flanneld: etcd rejected the credentials of user "flannel" to read \/acc\/network\/config \(.*authentication failed/);
+    expect(stderr.split('\n').filter((l) => l.includes('rejected the credentials'))).toHaveLength(1);
   });
 
   it('no user name where etcd requires one', async () => {
@@ -76,6 +77,7 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
     expect(stderr.trim().split('\n').at(-1)).toMatch(
       /^flanneld: etcd denied user "ro" permission to write \/accro\/network\/subnets\/198\.19\.\d+\.0-24 \(etcdserver: permission denied\)$/,
     );
+    expect(stderr.split('\n').filter((l) => l.includes('permission denied'))).toHaveLength(1);
     expect(await etcd.ctl(['lease', 'list'])).toBe(leasesBefore);
     expect(await etcd.dump('/accro/network/subnets/')).toEqual({});
   });
