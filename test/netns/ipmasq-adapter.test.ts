@@ -8,11 +8,15 @@ const run = promisify(execFile);
 const NS = `ftipt${process.pid % 100000}`;
 const ADAPTER = resolve('dist/src/iptables/iptables.js');
 
-/** Runs a snippet with `ipt` (an Iptables) inside the namespace; prints what the snippet returns or the error. */
-async function inNs(body: string): Promise<string> {
+/**
+ * Runs a snippet with `ipt` (an Iptables) inside the namespace; prints what the snippet returns or the error.
+ * `path` replaces PATH for the snippet, to run it without the iptables binaries.
+ */
+async function inNs(body: string, path?: string): Promise<string> {
   const script = `import(${JSON.stringify(ADAPTER)}).then(async ({ Iptables }) => { const ipt = new Iptables();
     try { console.log(JSON.stringify(await (async () => { ${body} })())); } catch (e) { console.log('ERROR ' + e.name + ': ' + e.message); } });`;
-  const { stdout } = await run('ip', ['netns', 'exec', NS, process.execPath, '--input-type=module', '-e', script], { timeout: 30_000 });
+  const env = path === undefined ? [] : ['env', `PATH=${path}`];
+  const { stdout } = await run('ip', ['netns', 'exec', NS, ...env, process.execPath, '--input-type=module', '-e', script], { timeout: 30_000 });
   return stdout.trim();
 }
 
@@ -31,17 +35,30 @@ describe('Iptables adapter (in a namespace)', () => {
     expect(out).toMatch(/^ERROR KernelError: iptables insert -t nat -A NO-SUCH-CHAIN -s 198.19.0.0\/16 -j RETURN failed: .*(No chain|does not exist)/);
   });
 
-  it('a failing restore batch quotes the batch', async () => {
-    const out = await inNs(`await ipt.replaceChains('nat', ['FT-TEST'], [{ table: 'nat', chain: 'FT-TEST', spec: ['-j', 'NO-SUCH-TARGET'] }]);`);
-    expect(out).toContain('ERROR KernelError: iptables-restore failed for:');
-    expect(out).toContain('-A FT-TEST -j NO-SUCH-TARGET');
+  it('a failing restore is one line naming the chain, quoting iptables-restore and the input line it stopped at', async () => {
+    const out = await inNs(`await ipt.replaceChains('nat', ['FT-TEST'], [{ table: 'nat', chain: 'FT-TEST', spec: ['--bogus', '-j', 'RETURN'] }]);`);
+    expect(out.split('\n')).toHaveLength(1);
+    expect(out).toMatch(/^ERROR KernelError: iptables-restore failed writing FT-TEST \(-t nat\): .*unknown option "--bogus".* \(at input line 3: -A FT-TEST --bogus -j RETURN\)$/);
+  });
+
+  it('a missing binary is an IptablesNotFoundError naming it, for checks as for writes', async () => {
+    const rule = "{ table: 'nat', chain: 'POSTROUTING', spec: ['-j', 'RETURN'] }";
+    expect(await inNs(`return ipt.exists(${rule});`, '/nonexistent')).toBe('ERROR IptablesNotFoundError: iptables not found on PATH (install the iptables package)');
+    expect(await inNs(`await ipt.replaceChains('nat', ['FT-TEST'], []);`, '/nonexistent')).toMatch(/^ERROR IptablesNotFoundError: iptables-restore not found on PATH/);
+  });
+
+  it('exists() is false for a rule, or a jump to a chain, that is not there, and throws on a rule iptables cannot parse', async () => {
+    expect(await inNs(`return ipt.exists({ table: 'nat', chain: 'POSTROUTING', spec: ['-s', '198.19.0.0/16', '-j', 'RETURN'] });`)).toBe('false');
+    expect(await inNs(`return ipt.exists({ table: 'nat', chain: 'POSTROUTING', spec: ['-j', 'FT-GONE'] });`)).toBe('false');
+    expect(await inNs(`return ipt.exists({ table: 'nat', chain: 'POSTROUTING', spec: ['--bogus'] });`)).toMatch(/^ERROR KernelError: iptables check -t nat -A POSTROUTING --bogus failed: .*--bogus/);
   });
 
   it('replaceChains writes the chain atomically, exists() sees its rules, deleteAll and deleteChain remove them', async () => {
     const rule = "{ table: 'nat', chain: 'FT-TEST', spec: ['-s', '198.19.0.0/16', '-m', 'comment', '--comment', 'flanneld masq', '-j', 'RETURN'] }";
     expect(await inNs(`await ipt.replaceChains('nat', ['FT-TEST'], [${rule}, ${rule}]); return ipt.exists(${rule});`)).toBe('true');
     expect(await inNs(`await ipt.deleteAll(${rule}); return ipt.exists(${rule});`)).toBe('false');
-    await inNs(`await ipt.deleteChain('nat', 'FT-TEST');`);
+    expect(await inNs(`return ipt.deleteChain('nat', 'FT-TEST');`)).toBe('true');
+    expect(await inNs(`return ipt.deleteChain('nat', 'FT-TEST');`)).toBe('false');
     const { stdout } = await run('ip', ['netns', 'exec', NS, 'iptables-save', '-t', 'nat']);
     expect(stdout).not.toContain('FT-TEST');
   });
