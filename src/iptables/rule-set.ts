@@ -124,13 +124,17 @@ export class RuleSetKeeper {
       for (const set of this.sets.values()) {
         const chain = set.spec.chain;
         try {
-          const missing = await firstMissing(this.iptables, set);
-          if (missing) {
-            // Someone removed a rule (an iptables flush, another tool): say so, unless it is the failure already reported.
-            if (!this.failures.has(chain)) {
-              log.warn({ event: 'iptables-rule-missing', chain, rule: describeRule(missing) }, `iptables rule went missing: ${describeRule(missing)}; writing ${chain} again`);
-            }
+          // A set that failed last time is written again straight away: the same steps fail the same way while
+          // the fault lasts, so the failure reads the same and is not reported again.
+          if (this.failures.has(chain)) {
             await writeRuleSet(this.iptables, set);
+          } else {
+            const missing = await firstMissing(this.iptables, set);
+            if (missing) {
+              // Someone removed a rule (an iptables flush, another tool): say which.
+              log.warn({ event: 'iptables-rule-missing', chain, rule: describeRule(missing) }, `iptables rule went missing: ${describeRule(missing)}; writing ${chain} again`);
+              await writeRuleSet(this.iptables, set);
+            }
           }
           this.failures.delete(chain);
         } catch (err) {
