@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/package-info.js';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
+import { alive } from './netns.js';
 
 const run = promisify(execFile);
 
@@ -196,15 +197,6 @@ async function subdirs(root: string): Promise<string[]> {
     if (e.isDirectory()) out.push(...(await subdirs(join(root, e.name))));
   }
   return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Removes what dockerds (and images) of test runs that no longer exist left behind; their dirs name the run's PID. */

@@ -161,7 +161,7 @@ async function deleteNamespace(ns: string): Promise<void> {
   await run('ip', ['netns', 'del', ns]).catch(() => undefined);
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
