@@ -75,10 +75,20 @@ export class Dockerd {
     return dockerd;
   }
 
-  /** Runs the docker CLI against this daemon. */
+  /** Runs the docker CLI against this daemon; resolves with its standard output. */
   async docker(args: readonly string[], timeoutMs = 30_000): Promise<string> {
+    return (await this.cli(args, timeoutMs)).stdout.trim();
+  }
+
+  /** A container's output so far, stdout and stderr together (busybox httpd -vv logs each client on stderr). */
+  async logs(container: string): Promise<string> {
+    const { stdout, stderr } = await this.cli(['logs', container], 10_000);
+    return stdout + stderr;
+  }
+
+  private async cli(args: readonly string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
     try {
-      return (await run('docker', ['-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs })).stdout.trim();
+      return await run('docker', ['-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs });
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string; message: string };
       throw new Error(`docker ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim()}`);

@@ -102,6 +102,9 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
     const page = await fetchPage(h1, 'c1', ip2);
     expect(page).toMatch(/^HTTP\/1\.[01] 200/);
     expect(page).toContain(PAGE_BODY);
+    // The request arrives from c1's own address: inside the overlay nobody masquerades (flanneld's RETURN rules,
+    // and docker --ip-masq=false from the subnet file).
+    expect(await docker(h2).logs('c2')).toContain(`[::ffff:${ip1}]:`);
   });
 
   it('without FLANNEL-FWD, connections into host 2\'s containers are dropped by dockerd\'s FORWARD policy; with it they pass', async () => {
