@@ -13,8 +13,8 @@ const COMMENT = ['-m', 'comment', '--comment', 'flanneld forward'];
  * only drops traffic between two docker bridges — so reaching the end of FORWARD, just before the DROP policy, is
  * enough. In first place, `-s <Network> -j ACCEPT` would accept traffic from docker0 (inside Network) to other
  * docker networks before DOCKER-ISOLATION drops it, and would skip DOCKER-USER, where operators put their own
- * filters. dockerd inserts its rules at the top whether it starts before or after flanneld, so the order is the same
- * either way.
+ * filters. Appending gives one order whichever starts first: dockerd inserts its rules at the top when it starts,
+ * and a jump flanneld writes later (a restart, a resync after a flush) lands after them.
  */
 export const FORWARD_CHAIN: ChainSpec = {
   table: 'filter',

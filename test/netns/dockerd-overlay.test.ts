@@ -122,6 +122,11 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
   });
 
   it('FLANNEL-FWD comes after docker\'s own chains, so docker\'s isolation of its other networks still holds', async () => {
+    // dockerd started after flanneld here, so it put its rules on top; have flanneld write its jump while dockerd
+    // runs (as after a flush), which is when flanneld's choice of place counts.
+    const jump = ['FORWARD', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'FLANNEL-FWD'];
+    await cluster.bed.exec(h1.ns, ['iptables', '-D', ...jump]);
+    await waitFor('the forward jump back', () => cluster.bed.exec(h1.ns, ['iptables', '-C', ...jump]).then(() => true, () => false), 10_000);
     const { stdout } = await cluster.bed.exec(h1.ns, ['iptables', '-S', 'FORWARD']);
     const rules = stdout.split('\n');
     const at = (target: string) => rules.findIndex((r) => r.endsWith(`-j ${target}`));
