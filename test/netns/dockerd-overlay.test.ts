@@ -47,8 +47,8 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
     return docker(from).exec(container, ['ping', '-c', String(count), '-W', '1', ip], 15_000).then(() => true, () => false);
   }
 
-  async function fetchPage(from: OverlayHost, container: string, ip: string): Promise<string> {
-    return docker(from).exec(container, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 5 ${ip} 80`], 15_000);
+  async function fetchPage(from: OverlayHost, container: string, ip: string, waitSeconds = 5): Promise<string> {
+    return docker(from).exec(container, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w ${waitSeconds} ${ip} 80`], 15_000);
   }
 
   async function restartFlanneld(host: OverlayHost, env: NodeJS.ProcessEnv): Promise<void> {
@@ -113,7 +113,7 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
     // The overlay itself works: c2's own connections out are accepted by docker's rules, and host 1 has FLANNEL-FWD.
     await waitFor('c2 -> c1 over the overlay', () => pings(h2, 'c2', ip1), 20_000);
     expect(await pings(h1, 'c1', ip2, 2)).toBe(false);
-    await expect(fetchPage(h1, 'c1', ip2)).rejects.toThrow();
+    await expect(fetchPage(h1, 'c1', ip2, 2)).rejects.toThrow();
 
     await restartFlanneld(h2, {});
     await h2.daemon.waitForEvent('iptables-applied');
