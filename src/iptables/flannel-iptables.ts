@@ -103,10 +103,16 @@ export class FlannelIptables implements DaemonExtension {
 
 /**
  * Removes every chain flanneld creates (FLANNEL-POSTRTG, FLANNEL-FWD) and the jumps to them, whatever the Network
- * or lease they were written for. For `flanneld teardown`; safe to run twice. Resolves with the chains that were there.
+ * or lease they were written for. For `flanneld teardown`; safe to run twice, and on a host without iptables
+ * (where flanneld cannot have written any). Resolves with the chains that were there; any other failure rejects
+ * with a KernelError naming the chain and quoting iptables.
  */
 export async function removeFlannelIptables(iptables = new Iptables()): Promise<string[]> {
   const removed: string[] = [];
-  for (const spec of ALL_CHAINS) if (await removeRuleSet(iptables, spec)) removed.push(spec.chain);
+  try {
+    for (const spec of ALL_CHAINS) if (await removeRuleSet(iptables, spec)) removed.push(spec.chain);
+  } catch (err) {
+    if (!(err instanceof IptablesNotFoundError)) throw err;
+  }
   return removed;
 }

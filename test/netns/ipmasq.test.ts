@@ -138,11 +138,12 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
     expect(await flannelRules(h1.ns)).toEqual({ nat: masqRules(lease, network), filter: forwardRules(network) });
   });
 
-  it('removeFlannelIptables (flanneld teardown) removes both chains and their jumps, and is safe to run twice', async () => {
+  it('removeFlannelIptables (flanneld teardown) removes both chains and their jumps, and is safe to run twice or without iptables', async () => {
     expect((await h1.daemon.stop('SIGTERM')).code).toBe(0);
     const module = resolve('dist/src/iptables/flannel-iptables.js');
     const script = `import(${JSON.stringify(module)}).then(async (m) => console.log(JSON.stringify(await m.removeFlannelIptables())))`;
-    const teardown = async () => (await cluster.bed.exec(h1.ns, [process.execPath, '--input-type=module', '-e', script])).stdout.trim();
+    const teardown = async (env: string[] = []) => (await cluster.bed.exec(h1.ns, [...env, process.execPath, '--input-type=module', '-e', script])).stdout.trim();
+    expect(await teardown(['env', 'PATH=/nonexistent'])).toBe('[]'); // no iptables: nothing flanneld could have written
     expect(await teardown()).toBe('["FLANNEL-POSTRTG","FLANNEL-FWD"]');
     expect(await teardown()).toBe('[]');
     expect(await flannelRules(h1.ns)).toEqual({ nat: [], filter: [] });
