@@ -135,9 +135,9 @@ describe('flanneld teardown', () => {
   it('after hosts ran flanneld (alloc, udp), removes their routes, devices and rules; etcd stays untouched', async () => {
     d2 = start(h2, prefix2, file2());
     await d2.waitForEvent('subnet-file-written');
-    await d2.waitForEvent('ipmasq-applied');
-    expect(await leftovers(h2)).toEqual(expect.arrayContaining(['link flannel0', expect.stringMatching(/^route blackhole/), expect.stringMatching(/^nat: :FLANNEL-POSTRTG/)]));
-    await d1!.waitForEvent('ipmasq-applied');
+    await d2.waitForEvent('iptables-applied');
+    expect(await leftovers(h2)).toEqual(expect.arrayContaining(['link flannel0', expect.stringMatching(/^route blackhole/), expect.stringMatching(/^nat: :FLANNEL-POSTRTG/), expect.stringMatching(/^filter: :FLANNEL-FWD/)]));
+    await d1!.waitForEvent('iptables-applied');
     // As after a crash, or a stop that keeps state for the next start: everything stays.
     await Promise.all([d1!.stop('SIGKILL'), d2.stop('SIGKILL')]);
     expect((await leftovers(h1)).length).toBeGreaterThan(0);
