@@ -1,5 +1,5 @@
 import { parseIpv4 } from '../../src/ip/ipv4.js';
-import type { Testbed } from './netns.js';
+import type { Testbed } from '../../testbed/netns.js';
 
 /** RFC 1071 ones'-complement sum of 16-bit big-endian words, folded (computed independently of the addon). */
 export function sum16(buf: Buffer, initial = 0): number {

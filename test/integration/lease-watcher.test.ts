@@ -1,36 +1,36 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry, type Registry } from '../../src/subnet/etcd-registry.js';
 import type { LeaseEvent } from '../../src/subnet/lease.js';
 import { LeaseWatcher } from '../../src/subnet/lease-watcher.js';
-import { EtcdServer } from '../../testbed/etcd.js';
 import { waitFor } from '../../testbed/netns.js';
+import { useEtcd } from '../helpers/fixtures.js';
 
-let etcd: EtcdServer;
+const etcd = useEtcd();
 
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-});
-afterAll(async () => {
-  await etcd?.stop();
-});
-
-function collect(watcher: LeaseWatcher): string[] {
+/**
+ * Runs `body` while a watcher on `registry` (our own lease's PublicIP is 198.18.5.99) is started, then stops it and
+ * closes the registry, pass or fail. `seen` collects the lease events published, as `<type> <subnet> <PublicIP>`.
+ */
+async function watching(registry: Registry, body: (seen: string[], watcher: LeaseWatcher) => Promise<void>): Promise<void> {
+  const watcher = new LeaseWatcher(registry, '198.18.5.99');
   const seen: string[] = [];
   watcher.on('lease', (e: LeaseEvent) => seen.push(`${e.type} ${formatIpv4Net(e.lease.subnet)} ${e.lease.attrs.PublicIP}`));
-  return seen;
+  try {
+    await watcher.start();
+    await body(seen, watcher);
+  } finally {
+    await watcher.stop();
+    registry.close();
+  }
 }
 
 describe('peer lease watch on a real etcd', () => {
   it('publishes added, changed and removed peers, never our own lease', async () => {
-    const prefix = `/watch${process.pid}-a/network`;
+    const prefix = await etcd.network();
     await etcd.put(`${prefix}/subnets/198.19.1.0-24`, '{"PublicIP":"198.18.5.1"}');
     await etcd.put(`${prefix}/subnets/198.19.2.0-24`, '{"PublicIP":"198.18.5.99"}'); // ours
-    const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
-    const watcher = new LeaseWatcher(registry, '198.18.5.99');
-    const seen = collect(watcher);
-    try {
-      await watcher.start();
+    await watching(new EtcdRegistry({ endpoints: [etcd.endpoint], prefix }), async (seen, watcher) => {
       await etcd.put(`${prefix}/subnets/198.19.3.0-24`, '{"PublicIP":"198.18.5.3"}');
       await etcd.put(`${prefix}/subnets/198.19.1.0-24`, '{"PublicIP":"198.18.5.11"}');
       await etcd.ctl(['del', `${prefix}/subnets/198.19.3.0-24`]);
@@ -43,31 +43,21 @@ describe('peer lease watch on a real etcd', () => {
         'removed 198.19.3.0/24 198.18.5.3',
       ]);
       expect(watcher.peers().map((l) => formatIpv4Net(l.subnet))).toEqual(['198.19.1.0/24']);
-    } finally {
-      await watcher.stop();
-      registry.close();
-    }
+    });
   });
 
   it('keeps watching across an etcd restart and delivers what changed after it', async () => {
-    const prefix = `/watch${process.pid}-b/network`;
-    const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
-    const watcher = new LeaseWatcher(registry, '198.18.5.99');
-    const seen = collect(watcher);
-    try {
-      await watcher.start();
+    const prefix = await etcd.network();
+    await watching(new EtcdRegistry({ endpoints: [etcd.endpoint], prefix }), async (seen) => {
       await etcd.kill();
       await etcd.launch();
       await etcd.put(`${prefix}/subnets/198.19.7.0-24`, '{"PublicIP":"198.18.5.7"}');
       await waitFor('the peer added after the restart', async () => seen.includes('added 198.19.7.0/24 198.18.5.7'), 20_000);
-    } finally {
-      await watcher.stop();
-      registry.close();
-    }
+    });
   });
 
   it('when etcd has compacted past the watch revision, lists again and misses nothing', async () => {
-    const prefix = `/watch${process.pid}-c/network`;
+    const prefix = await etcd.network();
     const real = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
     await etcd.put(`${prefix}/subnets/198.19.8.0-24`, '{"PublicIP":"198.18.5.8"}');
     const status = JSON.parse(await etcd.ctl(['endpoint', 'status', '-w', 'json'])) as { Status: { header: { revision: number } } }[];
@@ -81,19 +71,13 @@ describe('peer lease watch on a real etcd', () => {
         return real.watchSubnets(from, onEvent, onError);
       },
     });
-    const watcher = new LeaseWatcher(registry, '198.18.5.99');
-    const seen = collect(watcher);
-    try {
-      await watcher.start();
+    await watching(registry, async (seen) => {
       // Changed while the watch is failing: the re-list must pick it up.
       await etcd.put(`${prefix}/subnets/198.19.9.0-24`, '{"PublicIP":"198.18.5.9"}');
       await waitFor('the change made during the failed watch', async () => seen.includes('added 198.19.9.0/24 198.18.5.9'), 15_000);
       await etcd.put(`${prefix}/subnets/198.19.10.0-24`, '{"PublicIP":"198.18.5.10"}');
       await waitFor('later changes through the new watch', async () => seen.includes('added 198.19.10.0/24 198.18.5.10'));
       expect(seen.filter((s) => s.startsWith('added 198.19.8.0/24'))).toHaveLength(1);
-    } finally {
-      await watcher.stop();
-      real.close();
-    }
+    });
   });
 });

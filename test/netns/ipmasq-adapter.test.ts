@@ -1,12 +1,16 @@
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
-import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { builtFile } from '../../testbed/built.js';
+import { useTestbed } from '../helpers/fixtures.js';
 
-const run = promisify(execFile);
-// iptables rules are per namespace: everything here runs inside a namespace of our own.
-const NS = `ftipt${process.pid % 100000}`;
-const ADAPTER = resolve('dist/src/iptables/iptables.js');
+// iptables rules are per namespace: everything here runs inside a host namespace of our own.
+const ADAPTER = builtFile('src/iptables/iptables.js');
+
+const bed = useTestbed('ipt');
+let ns: string;
+
+beforeAll(async () => {
+  ns = await bed.addHost('h1', '198.18.0.1');
+});
 
 /**
  * Runs a snippet with `ipt` (an Iptables) inside the namespace; prints what the snippet returns or the error.
@@ -16,18 +20,9 @@ async function inNs(body: string, path?: string): Promise<string> {
   const script = `import(${JSON.stringify(ADAPTER)}).then(async ({ Iptables }) => { const ipt = new Iptables();
     try { console.log(JSON.stringify(await (async () => { ${body} })())); } catch (e) { console.log('ERROR ' + e.name + ': ' + e.message); } });`;
   const env = path === undefined ? [] : ['env', `PATH=${path}`];
-  const { stdout } = await run('ip', ['netns', 'exec', NS, ...env, process.execPath, '--input-type=module', '-e', script], { timeout: 30_000 });
+  const { stdout } = await bed.exec(ns, [...env, process.execPath, '--input-type=module', '-e', script]);
   return stdout.trim();
 }
-
-beforeAll(async () => {
-  await run('ip', ['netns', 'del', NS]).catch(() => undefined);
-  await run('ip', ['netns', 'add', NS]);
-});
-
-afterAll(async () => {
-  await run('ip', ['netns', 'del', NS]).catch(() => undefined);
-});
 
 describe('Iptables adapter (in a namespace)', () => {
   it('a failing rule is a KernelError naming the rule and quoting iptables', async () => {
@@ -59,7 +54,7 @@ describe('Iptables adapter (in a namespace)', () => {
     expect(await inNs(`await ipt.deleteAll(${rule}); return ipt.exists(${rule});`)).toBe('false');
     expect(await inNs(`return ipt.deleteChain('nat', 'FT-TEST');`)).toBe('true');
     expect(await inNs(`return ipt.deleteChain('nat', 'FT-TEST');`)).toBe('false');
-    const { stdout } = await run('ip', ['netns', 'exec', NS, 'iptables-save', '-t', 'nat']);
+    const { stdout } = await bed.exec(ns, ['iptables-save', '-t', 'nat']);
     expect(stdout).not.toContain('FT-TEST');
   });
 });

@@ -1,24 +1,23 @@
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseEnvFile } from '../../src/subnet/subnet-file.js';
+import { builtFile } from '../../testbed/built.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
-import { parseEnvFile } from '../../src/subnet/subnet-file.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 const RULES_ENV = { FLANNELD_IP_MASQ: 'true', FLANNELD_IPTABLES_RESYNC: '1' };
 const NETWORK = '198.19.0.0/16';
 const MASQ = '-m comment --comment "flanneld masq"';
 const FWD = '-m comment --comment "flanneld forward"';
 
-let dir: string;
+const dir = useTempDir('masq');
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost;
 let outside: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-masq-'));
-  cluster = await OverlayCluster.create('masq', dir, `{"Network":"${NETWORK}","Backend":{"Type":"udp"}}`);
+  cluster = await OverlayCluster.create('masq', dir.path, `{"Network":"${NETWORK}","Backend":{"Type":"udp"}}`);
   h1 = await cluster.addHost('h1', 1, RULES_ENV);
   h2 = await cluster.addHost('h2', 2, RULES_ENV);
   for (const h of [h1, h2]) await cluster.addContainer(h);
@@ -28,7 +27,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cluster?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** flanneld's rules in a namespace as iptables-save prints them: the jumps and the chains' content, nat then filter. */
@@ -141,7 +139,7 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
 
   it('removeFlannelIptables (flanneld teardown) removes both chains and their jumps, and is safe to run twice or without iptables', async () => {
     expect((await h1.daemon.stop('SIGTERM')).code).toBe(0);
-    const module = resolve('dist/src/iptables/flannel-iptables.js');
+    const module = builtFile('src/iptables/flannel-iptables.js');
     const script = `import(${JSON.stringify(module)}).then(async (m) => console.log(JSON.stringify(await m.removeFlannelIptables())))`;
     const teardown = async (env: string[] = []) => (await cluster.bed.exec(h1.ns, [...env, process.execPath, '--input-type=module', '-e', script])).stdout.trim();
     expect(await teardown(['env', 'PATH=/nonexistent'])).toBe('[]'); // no iptables: nothing flanneld could have written

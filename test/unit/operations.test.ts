@@ -69,8 +69,8 @@ describe('formatLeaseTable', () => {
 });
 
 describe('humanLine', () => {
-  it('turns a pino JSON line into time, level, message and key=value fields', () => {
-    const json = JSON.stringify({ level: 40, time: Date.UTC(2026, 10, 25, 8, 16, 45), pid: 1, hostname: 'h', msg: 'etcd unreachable', endpoint: 'http://198.18.0.254:2379', attempt: 3 });
+  it('turns a pino JSON line into time, level, message and key=value fields, leaving out pid, hostname and name', () => {
+    const json = JSON.stringify({ level: 40, time: Date.UTC(2026, 10, 25, 8, 16, 45), pid: 1, hostname: 'h', name: 'flanneld', msg: 'etcd unreachable', endpoint: 'http://198.18.0.254:2379', attempt: 3 });
     expect(humanLine(json)).toBe('08:16:45 WARN  etcd unreachable endpoint=http://198.18.0.254:2379 attempt=3');
   });
 
