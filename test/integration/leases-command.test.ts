@@ -93,7 +93,7 @@ describe('flanneld leases', () => {
 
   it('an unreachable etcd is a one-line error naming the endpoint, exit 1', async () => {
     const endpoint = `http://127.0.0.1:${await freePort()}`;
-    const result = await runFlanneld(['leases', '--etcd-endpoints', endpoint]);
+    const result = await runFlanneld(['leases', ...flanneldArgs({ etcdEndpoints: endpoint })]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
