@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/package-info.js';
+import { MK_DOCKER_OPTS } from './built.js';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { alive } from './netns.js';
 
@@ -255,8 +256,7 @@ export async function removeBusyboxImage(): Promise<void> {
  */
 export async function flannelDockerOptions(bed: { exec(ns: string, argv: string[]): Promise<{ stdout: string }> }, ns: string, subnetFile: string): Promise<string[]> {
   const envFile = `${subnetFile}.docker_opts.env`;
-  const mkDockerOpts = join(packageRoot(), 'dist', 'src', 'cli', 'mk-docker-opts.js');
-  await bed.exec(ns, [process.execPath, mkDockerOpts, '-f', subnetFile, '-d', envFile, '-i']);
+  await bed.exec(ns, [process.execPath, MK_DOCKER_OPTS, '-f', subnetFile, '-d', envFile, '-i']);
   const vars = parseEnvFile(await readFile(envFile, 'utf8'));
   const dropIn = await readFile(join(packageRoot(), 'contrib', 'systemd', 'docker.service.d', '40-flannel.conf'), 'utf8');
   const execStart = dropIn.split('\n').filter((l) => /^ExecStart=./.test(l)).pop() ?? '';

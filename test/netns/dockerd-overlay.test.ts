@@ -1,10 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupStaleDockerds, Dockerd, flannelDockerOptions, PAGE_BODY, removeBusyboxImage } from '../../testbed/dockerd.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 /**
  * The docker integration flannel exists for, with a real dockerd on each host: docker0 takes --bip/--mtu/--ip-masq
@@ -26,7 +24,7 @@ afterAll(async () => {
 });
 
 describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on two hosts', (backend) => {
-  let dir: string;
+  const dir = useTempDir('dockertest');
   let cluster: OverlayCluster;
   let h1: OverlayHost, h2: OverlayHost;
   const dockerds = new Map<OverlayHost, Dockerd>();
@@ -58,8 +56,7 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
   }
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'ft-dockertest-'));
-    cluster = await OverlayCluster.create(`dk${backend.replace(/[^a-z0-9]/g, '')}`.slice(0, 8), dir, JSON.stringify({ Network: NETWORK, Backend: { Type: backend } }));
+    cluster = await OverlayCluster.create(`dk${backend.replace(/[^a-z0-9]/g, '')}`.slice(0, 8), dir.path, JSON.stringify({ Network: NETWORK, Backend: { Type: backend } }));
     h1 = await cluster.addHost('h1', 1, FLANNELD_ENV);
     h2 = await cluster.addHost('h2', 2, FLANNELD_ENV);
     // The test bed turns forwarding on for its hosts. On a fresh host it is off, so dockerd turns it on and sets
@@ -73,7 +70,6 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
   afterAll(async () => {
     for (const dockerd of dockerds.values()) await dockerd.stop();
     await cluster?.cleanup();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('dockerd runs with the subnet file\'s options: docker0 holds FLANNEL_SUBNET, FORWARD drops by default', async () => {

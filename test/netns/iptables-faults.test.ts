@@ -1,34 +1,32 @@
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, rm, symlink, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, mkdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../testbed/etcd.js';
-import { runFlanneld } from '../../testbed/flanneld.js';
+import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 const which = (name: string) => execFileSync('sh', ['-c', `command -v ${name}`]).toString().trim();
 const RESYNC_SECONDS = 1;
 
-let dir: string;
+const dir = useTempDir('iptfault');
 /** The PATH flanneld gets: `ip` (to enter the namespace) and, when a test puts them there, the iptables binaries. */
 let bin: string;
 let cluster: OverlayCluster;
 let host: OverlayHost;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-iptfault-'));
-  bin = join(dir, 'bin');
+  bin = dir.file('bin');
   await mkdir(bin);
   await symlink(which('ip'), join(bin, 'ip'));
-  cluster = await OverlayCluster.create('iptfault', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+  cluster = await OverlayCluster.create('iptfault', dir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
 });
 
 afterAll(async () => {
   await cluster?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const count = (event: string) => host.daemon.events().filter((e) => e.event === event);
@@ -43,7 +41,7 @@ describe('iptables faults are reported once per change', () => {
     const started = Date.now();
     // Nothing listens on this port; a flanneld that went to etcd first would wait there for a minute.
     const endpoint = `http://127.0.0.1:${await freePort()}`;
-    const result = await runFlanneld(['--ip-masq', '--etcd-endpoints', endpoint, '--subnet-file', join(dir, 'none.env')], {
+    const result = await runFlanneld(['--ip-masq', ...flanneldArgs({ etcdEndpoints: endpoint, subnetFile: dir.file('none.env') })], {
       env: { PATH: '/nonexistent', FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '60000' },
     });
     expect(result.code).toBe(1);
