@@ -103,6 +103,16 @@ export class DatapathFailedError extends KernelError {
 /** The native addon is missing, or was built from other sources than this code. */
 export class NativeAddonError extends FlannelError {}
 
+/** An iptables binary we need is not on PATH: the rules it would write cannot be installed at all. */
+export class IptablesNotFoundError extends KernelError {
+  constructor(
+    readonly binary: string,
+    neededBy?: string,
+  ) {
+    super(`${binary} not found on PATH${neededBy ? `; ${neededBy} needs it` : ''} (install the iptables package)`);
+  }
+}
+
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { SWITCH_IP, type Testbed } from './netns.js';
 
 const run = promisify(execFile);
 
@@ -33,44 +34,53 @@ export interface EtcdGrant {
   readonly prefix?: boolean;
 }
 
-/** A real etcd server for one test file: its own data dir and port, stopped by PID. */
+/** etcd where a test bed's hosts reach it, as a cluster's etcd would be: on the switch, at flannel's default port. */
+export function etcdOnSwitch(bed: Testbed): EtcdServerOptions {
+  return { netns: bed.switchNs, host: SWITCH_IP, port: 2379 };
+}
+
+/**
+ * A real etcd server: its own data dir and port, stopped by PID. Constructed stopped, so a test file can hold one
+ * from its first line (see test/helpers/fixtures.ts); `launch()` starts it, and starts it again after `kill()`.
+ */
 export class EtcdServer {
   private child: ChildProcess | undefined;
+  /** Chosen at the first launch and kept, so a restarted server is the same server. */
+  private placement: { host: string; port: number; dataDir: string } | undefined;
+  private networks = 0;
   /** `root:<password>` once enableAuth() has run: etcdctl then authenticates as root. */
   private rootUser: string | undefined;
 
-  private constructor(
-    readonly host: string,
-    readonly port: number,
-    readonly dataDir: string,
-    private readonly opts: EtcdServerOptions,
-  ) {}
+  constructor(private readonly opts: EtcdServerOptions = {}) {}
+
+  static async start(opts: EtcdServerOptions = {}): Promise<EtcdServer> {
+    const server = new EtcdServer(opts);
+    await server.launch();
+    return server;
+  }
 
   get endpoint(): string {
-    return `${this.opts.tls ? 'https' : 'http'}://${this.host}:${this.port}`;
+    if (!this.placement) throw new Error('etcd has not been launched yet');
+    return `${this.opts.tls ? 'https' : 'http'}://${this.placement.host}:${this.placement.port}`;
   }
 
   get pid(): number | undefined {
     return this.child?.pid;
   }
 
-  static async start(opts: EtcdServerOptions = {}): Promise<EtcdServer> {
-    const host = opts.host ?? '127.0.0.1';
-    const port = opts.port ?? (await freePort());
-    const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ft-etcd-')));
-    const server = new EtcdServer(host, port, dataDir, opts);
-    await server.launch();
-    return server;
-  }
-
-  /** (Re)starts the process on the same port and data dir. */
+  /** Starts the process; after kill() it starts again on the same port and data dir. */
   async launch(): Promise<void> {
+    this.placement ??= {
+      host: this.opts.host ?? '127.0.0.1',
+      port: this.opts.port ?? (await freePort()),
+      dataDir: this.opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ft-etcd-'))),
+    };
     const member = this.opts.member;
     const name = member?.name ?? 'test';
     const peerPort = member?.peerPort ?? (await freePort());
     const args = [
       '--name', name,
-      '--data-dir', this.dataDir,
+      '--data-dir', this.placement.dataDir,
       '--listen-client-urls', this.endpoint,
       '--advertise-client-urls', this.endpoint,
       '--listen-peer-urls', `http://127.0.0.1:${peerPort}`,
@@ -93,8 +103,9 @@ export class EtcdServer {
         return;
       } catch (err) {
         if (this.child.exitCode !== null || Date.now() > deadline) {
+          const endpoint = this.endpoint;
           await this.stop();
-          throw new Error(`etcd did not become healthy at ${this.endpoint}: ${stderr || err}`);
+          throw new Error(`etcd did not become healthy at ${endpoint}: ${stderr || err}`);
         }
         await new Promise((r) => setTimeout(r, 200));
       }
@@ -109,6 +120,16 @@ export class EtcdServer {
     const full = this.opts.netns ? ['ip', 'netns', 'exec', this.opts.netns, ...argv] : argv;
     const { stdout } = await run(full[0], full.slice(1), { timeout: timeoutMs, env: { ...process.env, ETCDCTL_API: '3' } });
     return stdout;
+  }
+
+  /**
+   * A key prefix nobody else got from this server (`/test-<n>/network`), so tests sharing it never see each other's
+   * keys; with `config`, the network config is written under it first.
+   */
+  async network(config?: string): Promise<string> {
+    const prefix = `/test-${++this.networks}/network`;
+    if (config !== undefined) await this.put(`${prefix}/config`, config);
+    return prefix;
   }
 
   async put(key: string, value: string): Promise<void> {
@@ -129,6 +150,18 @@ export class EtcdServer {
       result[Buffer.from(kv.key, 'base64').toString()] = Buffer.from(kv.value, 'base64').toString();
     }
     return result;
+  }
+
+  /**
+   * A value etcd reports at /metrics, e.g. etcd_mvcc_range_total (reads served) or etcd_debugging_mvcc_watcher_total
+   * (watches open): what a client did, seen from the server. Plain http outside a namespace only.
+   */
+  async metric(name: string): Promise<number> {
+    if (this.opts.netns || this.opts.tls) throw new Error('metric() reads plain http from this namespace');
+    const text = await (await fetch(`${this.endpoint}/metrics`)).text();
+    const value = new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1];
+    if (value === undefined) throw new Error(`etcd reports no metric ${name}`);
+    return Number(value);
   }
 
   /**
@@ -163,9 +196,11 @@ export class EtcdServer {
     await exited;
   }
 
+  /** Kills the process and removes the data dir it made (a dataDir passed in belongs to the caller). */
   async stop(): Promise<void> {
     await this.kill();
-    if (!this.opts.dataDir) await rm(this.dataDir, { recursive: true, force: true });
+    if (this.placement && !this.opts.dataDir) await rm(this.placement.dataDir, { recursive: true, force: true });
+    this.placement = undefined;
   }
 }
 

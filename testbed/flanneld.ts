@@ -1,10 +1,29 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
+import { builtFile } from './built.js';
 
-import { packageRoot } from '../src/package-info.js';
+/** The built CLI, as operators run it. */
+export const FLANNELD = builtFile('src/cli/flanneld.js');
 
-// The built CLI, as operators run it; found from the package root so this works from source (vitest) and from dist/.
-export const FLANNELD = join(packageRoot(), 'dist', 'src', 'cli', 'flanneld.js');
+/** The flags the tests, the bench and the demo give every flanneld; anything more goes after them. */
+export interface FlanneldFlags {
+  readonly etcdEndpoints: string;
+  readonly etcdPrefix?: string;
+  readonly iface?: string;
+  readonly publicIp?: string;
+  readonly subnetFile?: string;
+}
+
+/** `--etcd-endpoints … --etcd-prefix … --iface … --public-ip … --subnet-file …`, leaving out the ones not given. */
+export function flanneldArgs(flags: FlanneldFlags): string[] {
+  const flag = (name: string, value: string | undefined) => (value === undefined ? [] : [`--${name}`, value]);
+  return [
+    ...flag('etcd-endpoints', flags.etcdEndpoints),
+    ...flag('etcd-prefix', flags.etcdPrefix),
+    ...flag('iface', flags.iface),
+    ...flag('public-ip', flags.publicIp),
+    ...flag('subnet-file', flags.subnetFile),
+  ];
+}
 
 export interface FlanneldRun {
   readonly code: number | null;
@@ -44,18 +63,14 @@ export class FlanneldProcess {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** The JSON log lines written so far (flanneld logs JSON when stderr is not a terminal). */
-  events(): Record<string, unknown>[] {
-    const out: Record<string, unknown>[] = [];
-    for (const line of this.stderr.split('\n')) {
-      if (!line.startsWith('{')) continue;
-      try {
-        out.push(JSON.parse(line) as Record<string, unknown>);
-      } catch {
-        // a line still being written
-      }
-    }
-    return out;
+  /**
+   * The JSON log lines written so far (flanneld logs JSON when stderr is not a terminal); with `event`, only those
+   * whose `event` field is `event` and whose other fields match `fields`.
+   */
+  events(event?: string, fields: Record<string, unknown> = {}): Record<string, unknown>[] {
+    const matches = (e: Record<string, unknown>) =>
+      (event === undefined || e.event === event) && Object.entries(fields).every(([k, v]) => e[k] === v);
+    return parseLogLines(this.stderr).filter(matches);
   }
 
   /**
@@ -64,10 +79,8 @@ export class FlanneldProcess {
    */
   async waitForEvent(event: string, fields: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<Record<string, unknown>> {
     const deadline = Date.now() + timeoutMs;
-    const find = () =>
-      this.events().find((e) => e.event === event && Object.entries(fields).every(([k, v]) => e[k] === v));
     for (;;) {
-      const found = find();
+      const [found] = this.events(event, fields);
       if (found) return found;
       if (!this.running) throw new Error(`flanneld exited before logging event ${event}:\n${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`flanneld did not log event ${event} within ${timeoutMs} ms:\n${this.stderr}`);
@@ -87,17 +100,6 @@ export class FlanneldProcess {
       return typeof entry.msg === 'string' ? entry.msg : line;
     } catch {
       return line;
-    }
-  }
-
-  /** Resolves when the daemon has logged a line containing `text` (bounded). */
-  async waitForLog(text: string | RegExp, timeoutMs = 20_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const matches = () => (typeof text === 'string' ? this.stderr.includes(text) : text.test(this.stderr));
-    while (!matches()) {
-      if (!this.running) throw new Error(`flanneld exited before logging ${text}:\n${this.stderr}`);
-      if (Date.now() > deadline) throw new Error(`flanneld did not log ${text} within ${timeoutMs} ms:\n${this.stderr}`);
-      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
@@ -123,4 +125,18 @@ export class FlanneldProcess {
 /** Runs flanneld to completion (for commands and bad-input checks). */
 export function runFlanneld(args: string[], opts: { env?: NodeJS.ProcessEnv; netns?: string; timeoutMs?: number } = {}): Promise<FlanneldRun> {
   return new FlanneldProcess(args, opts).wait(opts.timeoutMs ?? 30_000);
+}
+
+/** The JSON lines of a flanneld log; other lines (the final one-line error, a line still being written) are skipped. */
+function parseLogLines(stderr: string): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (const line of stderr.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a line still being written
+    }
+  }
+  return out;
 }

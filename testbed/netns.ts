@@ -2,10 +2,13 @@ import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:chil
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 
-/** Fixed, locally administered bridge addresses (see Testbed.create); each cbr0 is its own L2 segment, so one will do. */
+/** Fixed, locally administered bridge addresses (see Testbed.setUp); each cbr0 is its own L2 segment, so one will do. */
 const BRIDGE_MAC = { switch: '02:00:c6:12:00:fe', container: '02:00:c6:13:00:01' } as const;
 
 const run = promisify(execFile);
+
+/** The switch's own address on the underlay: where hosts find etcd (and the default gateway, when a test adds one). */
+export const SWITCH_IP = '198.18.0.254';
 
 /**
  * Network-namespace test hosts on one machine. Names carry the creating process's PID (`ft-<pid>-...`) so a later
@@ -21,24 +24,29 @@ export class Testbed {
   private readonly processes: ChildProcess[] = [];
   private vethCount = 0;
 
-  private constructor(tag: string) {
+  /** Not set up yet: `setUp()` creates the switch (or use `Testbed.create`). */
+  constructor(tag: string) {
+    if (!/^[a-z0-9]{1,8}$/.test(tag)) throw new Error(`testbed tag must be 1-8 lowercase letters or digits: ${tag}`);
     this.prefix = `ft-${process.pid}-${tag}`;
     this.switchNs = `${this.prefix}-sw`;
   }
 
-  /** Creates the switch namespace with bridge br0 at 198.18.0.254/24. */
   static async create(tag: string): Promise<Testbed> {
-    if (!/^[a-z0-9]{1,8}$/.test(tag)) throw new Error(`testbed tag must be 1-8 lowercase letters or digits: ${tag}`);
-    await cleanupStaleNamespaces();
     const bed = new Testbed(tag);
-    await bed.addNamespace(bed.switchNs);
+    await bed.setUp();
+    return bed;
+  }
+
+  /** Creates the switch namespace with bridge br0 at 198.18.0.254/24 (after removing crashed runs' leftovers). */
+  async setUp(): Promise<void> {
+    await cleanupStaleNamespaces();
+    await this.addNamespace(this.switchNs);
     // A bridge without an address of its own takes the lowest MAC among its ports, so it changes when a host with a
     // lower one joins; hosts that resolved 198.18.0.254 before then keep sending to the old MAC, which the bridge no
     // longer treats as its own, and lose etcd until their neighbour entry expires. A set address never changes.
-    await bed.ip(bed.switchNs, 'link', 'add', 'br0', 'address', BRIDGE_MAC.switch, 'type', 'bridge');
-    await bed.ip(bed.switchNs, 'addr', 'add', '198.18.0.254/24', 'dev', 'br0');
-    await bed.ip(bed.switchNs, 'link', 'set', 'br0', 'up');
-    return bed;
+    await this.ip(this.switchNs, 'link', 'add', 'br0', 'address', BRIDGE_MAC.switch, 'type', 'bridge');
+    await this.ip(this.switchNs, 'addr', 'add', `${SWITCH_IP}/24`, 'dev', 'br0');
+    await this.ip(this.switchNs, 'link', 'set', 'br0', 'up');
   }
 
   /** A host namespace whose eth0 (198.18.0.N/24) is plugged into the switch. Forwarding is on: hosts route. */
@@ -81,6 +89,15 @@ export class Testbed {
 
   async exec(ns: string, argv: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
     return run('ip', ['netns', 'exec', ns, ...argv], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 });
+  }
+
+  /** Pings `to` from namespace `ns`: `count` echoes 0.2 s apart, waiting 1 s for the last; ok when one came back. */
+  async ping(ns: string, to: string, count = 1): Promise<{ ok: boolean; output: string }> {
+    try {
+      return { ok: true, output: (await this.exec(ns, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', to])).stdout };
+    } catch (err) {
+      return { ok: false, output: String((err as { stdout?: string }).stdout ?? err) };
+    }
   }
 
   /** Starts a long-running process in a namespace; it is killed by cleanup() if still running. */
@@ -161,7 +178,7 @@ async function deleteNamespace(ns: string): Promise<void> {
   await run('ip', ['netns', 'del', ns]).catch(() => undefined);
 }
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -1,12 +1,15 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
-import { EtcdServer, freePort } from './etcd.js';
-import { FlanneldProcess } from './flanneld.js';
+import { EtcdServer, etcdOnSwitch } from './etcd.js';
+import { FlanneldProcess, flanneldArgs } from './flanneld.js';
 import { Testbed, waitFor } from './netns.js';
 
 /** The daemon exited while something waited on it; the message is its last log line. */
 export class FlanneldExited extends Error {}
+
+/** etcd's data dir, under the cluster's dir. */
+const ETCD_DATA = 'etcd';
 
 export interface OverlayHost {
   readonly name: string;
@@ -32,6 +35,9 @@ export interface DaemonSpec {
 /**
  * A cluster on one machine: a switch namespace running etcd on 198.18.0.254, host namespaces running the real
  * flanneld, and a container namespace behind each host's bridge (set up from the subnet file, as docker would).
+ * etcd is the cluster's own, alone in the switch namespace, so it sits where flannel expects it: port 2379, keys
+ * under /coreos.com/network. Everything on disk (subnet files, etcd's data) is under `dir`;
+ * cleanup() removes etcd's data, the caller the rest.
  */
 export class OverlayCluster {
   readonly hosts = new Map<string, OverlayHost>();
@@ -47,8 +53,8 @@ export class OverlayCluster {
   static async create(tag: string, dir: string, config?: string): Promise<OverlayCluster> {
     const bed = await Testbed.create(tag);
     try {
-      const etcd = await EtcdServer.start({ netns: bed.switchNs, host: '198.18.0.254', port: await freePort() });
-      const prefix = `/${bed.prefix}/network`;
+      const etcd = await EtcdServer.start({ ...etcdOnSwitch(bed), dataDir: join(dir, ETCD_DATA) });
+      const prefix = '/coreos.com/network';
       if (config !== undefined) await etcd.put(`${prefix}/config`, config);
       return new OverlayCluster(bed, etcd, prefix, dir);
     } catch (err) {
@@ -78,10 +84,8 @@ export class OverlayCluster {
   }
 
   startDaemon(ns: string, subnetFile: string, env: NodeJS.ProcessEnv = {}, spec: DaemonSpec = {}): FlanneldProcess {
-    return new FlanneldProcess(
-      ['--etcd-endpoints', this.etcd.endpoint, '--etcd-prefix', spec.prefix ?? this.prefix, '--iface', 'eth0', '--subnet-file', subnetFile, ...(spec.args ?? [])],
-      { netns: ns, env, binary: spec.binary },
-    );
+    const flags = flanneldArgs({ etcdEndpoints: this.etcd.endpoint, etcdPrefix: spec.prefix ?? this.prefix, iface: 'eth0', subnetFile });
+    return new FlanneldProcess([...flags, ...(spec.args ?? [])], { netns: ns, env, binary: spec.binary });
   }
 
   /**
@@ -114,18 +118,14 @@ export class OverlayCluster {
     host.container = { ns, ip };
   }
 
-  async ping(from: OverlayHost, to: OverlayHost, count = 2): Promise<boolean> {
-    try {
-      await this.bed.exec(from.container!.ns, ['ping', '-c', String(count), '-i', '0.2', '-W', '1', to.container!.ip]);
-      return true;
-    } catch {
-      return false;
-    }
+  /** Pings from one host's container to another's. */
+  ping(from: OverlayHost, to: OverlayHost, count = 1): Promise<{ ok: boolean; output: string }> {
+    return this.bed.ping(from.container!.ns, to.container!.ip, count);
   }
 
   /** Waits until a ping from one container to another gets through (routes follow leases asynchronously). */
   async expectReachable(from: OverlayHost, to: OverlayHost, timeoutMs = 10_000): Promise<void> {
-    await waitFor(`${from.name} -> ${to.name} over the overlay`, () => this.ping(from, to, 1), timeoutMs);
+    await waitFor(`${from.name} -> ${to.name} over the overlay`, async () => (await this.ping(from, to)).ok, timeoutMs);
   }
 
   async metrics(host: OverlayHost, port: number): Promise<string> {
@@ -137,5 +137,6 @@ export class OverlayCluster {
     await Promise.all([...this.hosts.values()].map((h) => h.daemon.stop('SIGKILL').catch(() => undefined)));
     await this.etcd.stop().catch(() => undefined);
     await this.bed.cleanup();
+    await rm(join(this.dir, ETCD_DATA), { recursive: true, force: true });
   }
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Daemon, tuningFromEnv, type DaemonExtension } from '../daemon.js';
-import { IpMasq } from '../iptables/ip-masq.js';
+import { FlannelIptables } from '../iptables/flannel-iptables.js';
 import { healthzRoute, metricsRoute, readyzRoute, serveHttp } from '../health/http-server.js';
 import { createMetrics } from '../health/metrics.js';
 import { FlannelError, errorMessage } from '../errors.js';
@@ -25,11 +25,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
 const SHUTDOWN_DEADLINE_MS = 8_000;
 
 async function runDaemon(options: FlannelOptions): Promise<number> {
-  const extensions: DaemonExtension[] = [];
-  if (options.ipMasq) {
-    const masq = new IpMasq(options.iptablesResync);
-    extensions.push({ leaseReady: (lease, config) => masq.apply(config.network, lease.subnet), stop: () => masq.stop() });
-  }
+  // Before anything touches etcd: with --ip-masq, a missing iptables is a startup error.
+  const extensions: DaemonExtension[] = [await FlannelIptables.create(options)];
   extensions.push(new BlackholeRoute(options.ipBlackholeRoute, options.iptablesResync));
   const daemon = new Daemon(daemonOptions(options), tuningFromEnv(), extensions);
   let stopping: Promise<never> | undefined;

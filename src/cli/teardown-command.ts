@@ -1,17 +1,10 @@
 import { backendDefinitions } from '../backend/registry.js';
 import { KernelError, UsageError, errorMessage } from '../errors.js';
 import { formatIpv4Net } from '../ip/ipv4.js';
-import { IpMasq } from '../iptables/ip-masq.js';
+import { removeFlannelIptables } from '../iptables/flannel-iptables.js';
 import { removeBlackholeRoutes } from '../routes/blackhole-route.js';
 import { readSubnetFile } from '../subnet/subnet-file.js';
 import type { FlannelOptions } from './flags.js';
-
-/** Our iptables chains and the jumps to them; they are known by name, so no Network is needed. */
-async function removeIptablesRules(): Promise<void> {
-  // Until the iptables module exports a removal of its own: stopping an IpMasq that never applied anything is
-  // exactly that removal (FLANNEL-POSTRTG and its POSTROUTING jump).
-  await new IpMasq(1).stop();
-}
 
 /**
  * `flanneld teardown`: removes the devices, routes and iptables rules flanneld creates, for every backend, with
@@ -49,7 +42,8 @@ export async function teardownCommand(options: FlannelOptions): Promise<number> 
     );
   }
   await step('blackhole routes', () => removeBlackholeRoutes());
-  await step('iptables rules', removeIptablesRules);
+  // FLANNEL-POSTRTG, FLANNEL-FWD and the jumps to them are known by name: no Network needed.
+  await step('iptables rules', removeFlannelIptables);
   if (failures.length) throw new KernelError(`teardown incomplete: ${failures.join('; ')}`);
   const scope = recorded ? `for Network ${formatIpv4Net(recorded.network)}` : 'that needs no Network';
   process.stdout.write(`flanneld teardown: removed what flanneld created ${scope}; etcd and ${options.subnetFile} left as they are\n`);

@@ -1,29 +1,19 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../../testbed/etcd.js';
+import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 // Configs that pass validation use the alloc backend: a test that wrongly got through must not create a TUN here.
 const ALLOC = '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}';
-let etcd: EtcdServer;
-let dir: string;
-let n = 0;
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-  dir = await mkdtemp(join(tmpdir(), 'ft-bad-'));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const etcd = useEtcd();
+const dir = useTempDir('bad');
+const startFlanneld = useFlanneld();
 
 function args(prefix: string, extra: string[] = []): string[] {
   // `--iface` may be repeated (first match wins), so tests that pass their own must not get `lo` as well.
-  const iface = extra.includes('--iface') ? [] : ['--iface', 'lo'];
-  return ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, ...iface, '--public-ip', '198.18.2.1', '--subnet-file', join(dir, `s${n}.env`), ...extra];
+  const iface = extra.includes('--iface') ? undefined : 'lo';
+  const subnetFile = dir.file(`${prefix.replaceAll('/', '_')}.env`);
+  return [...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface, publicIp: '198.18.2.1', subnetFile }), ...extra];
 }
 
 /** The last stderr line: the one error flanneld prints before exiting (earlier lines are JSON logs). */
@@ -34,8 +24,7 @@ function errorLine(stderr: string): string {
 
 /** Runs flanneld against a network whose config is `config`; asserts exit 1, one error line, etcd unchanged. */
 async function expectRejected(config: string | undefined, message: RegExp, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
-  const prefix = `/bad${process.pid}-${n++}/network`;
-  if (config !== undefined) await etcd.put(`${prefix}/config`, config);
+  const prefix = await etcd.network(config);
   const before = await etcd.dump(prefix);
   const result = await runFlanneld(args(prefix, extra), { env, timeoutMs: 40_000 });
   expect(result.code).toBe(1);
@@ -58,47 +47,43 @@ describe('bad input: one line, exit 1, etcd untouched', () => {
   it('--iface naming no address', () => expectRejected(ALLOC, /no interface matches --iface 198.18.77.77/, ['--iface', '198.18.77.77']));
   it('unknown flag', () => expectRejected(undefined, /unknown flag: --etcd-prefixx/, ['--etcd-prefixx', '/x']));
   it('unreadable TLS files', async () => {
-    await expectRejected(ALLOC, /cannot read etcd CA file .*missing-ca\.crt: ENOENT/, ['--etcd-cafile', join(dir, 'missing-ca.crt')]);
+    await expectRejected(ALLOC, /cannot read etcd CA file .*missing-ca\.crt: ENOENT/, ['--etcd-cafile', dir.file('missing-ca.crt')]);
     // root reads mode-000 files, so a directory stands in for an unreadable key file.
-    await expectRejected(ALLOC, /cannot read etcd key file .*: EISDIR/, ['--etcd-keyfile', dir]);
+    await expectRejected(ALLOC, /cannot read etcd key file .*: EISDIR/, ['--etcd-keyfile', dir.path]);
   });
   it('subnet file directory not writable', () =>
     expectRejected(ALLOC, /cannot write subnet file .*: ENOTDIR/, ['--subnet-file', '/dev/null/flannel/subnet.env']));
   it('etcd unreachable: gives up after bounded retries naming the endpoints', async () => {
     const port = await freePort();
-    const result = await runFlanneld(
-      ['--etcd-endpoints', `http://127.0.0.1:${port}`, '--iface', 'lo', '--subnet-file', join(dir, 'unreach.env')],
-      { timeoutMs: 40_000 },
-    );
+    // The retry bound (default 10 s) shortened, as a test may: the give-up path is the same.
+    const d = startFlanneld(flanneldArgs({ etcdEndpoints: `http://127.0.0.1:${port}`, iface: 'lo', subnetFile: dir.file('unreach.env') }), {
+      env: { FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '1500' },
+    });
+    const result = await d.wait(30_000);
     expect(result.code).toBe(1);
+    expect(d.events('etcd-unreachable').length).toBeGreaterThanOrEqual(1);
     expect(errorLine(result.stderr)).toMatch(new RegExp(`^flanneld: cannot reach etcd at http://127\\.0\\.0\\.1:${port}`));
   });
 });
 
 describe('tolerated input', () => {
   it('a lease value that is not JSON is skipped with a warning, never fatal', async () => {
-    const prefix = `/bad${process.pid}-garbage/network`;
-    await etcd.put(`${prefix}/config`, '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}');
-    await etcd.put(`${prefix}/subnets/198.19.200.0-24`, 'this is not json');
-    const d = new FlanneldProcess(args(prefix));
-    try {
-      await d.waitForLog('wrote subnet file');
-      expect(d.stderr).toContain('skipping lease whose value is not valid flannel lease JSON');
-      expect(d.running).toBe(true);
-      expect(await etcd.get(`${prefix}/subnets/198.19.200.0-24`)).toBe('this is not json');
-    } finally {
-      await d.stop();
-    }
+    const prefix = await etcd.network(ALLOC);
+    const key = `${prefix}/subnets/198.19.200.0-24`;
+    await etcd.put(key, 'this is not json');
+    const d = startFlanneld(args(prefix));
+    await d.waitForEvent('subnet-file-written');
+    const [warning] = d.events('lease-value-invalid', { key });
+    expect(warning?.msg).toBe('skipping lease whose value is not valid flannel lease JSON');
+    expect(d.running).toBe(true);
+    expect(await etcd.get(key)).toBe('this is not json');
   });
   it('waits for a missing config, naming the key, then starts when it appears', async () => {
-    const prefix = `/bad${process.pid}-late/network`;
-    const d = new FlanneldProcess(args(prefix));
-    try {
-      await d.waitForLog(`waiting for network config at ${prefix}/config`);
-      await etcd.put(`${prefix}/config`, '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}');
-      await d.waitForLog('wrote subnet file');
-    } finally {
-      await d.stop();
-    }
+    const prefix = await etcd.network();
+    const d = startFlanneld(args(prefix));
+    const waiting = await d.waitForEvent('waiting-for-config', { key: `${prefix}/config` });
+    expect(waiting.msg).toContain(`waiting for network config at ${prefix}/config`);
+    await etcd.put(`${prefix}/config`, ALLOC);
+    await d.waitForEvent('subnet-file-written');
   });
 });

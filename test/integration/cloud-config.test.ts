@@ -1,25 +1,18 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FLANNELD, runFlanneld, type FlanneldRun } from '../../testbed/flanneld.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
 
-let dir: string;
+const dir = useTempDir('cloudcfg');
 let count = 0;
 
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-cloudcfg-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
-
 async function translate(text: string): Promise<FlanneldRun> {
-  const file = join(dir, `cloud-config-${count++}.yml`);
+  const file = dir.file(`cloud-config-${count++}.yml`);
   await writeFile(file, text);
   return runFlanneld(['cloud-config', file]);
 }
@@ -151,7 +144,7 @@ describe('flanneld cloud-config', () => {
   });
 
   it('a missing file, a missing argument and an extra argument are one-line errors', async () => {
-    expectOneLineError(await runFlanneld(['cloud-config', join(dir, 'nope.yml')]), 'cannot read cloud-config', 'ENOENT');
+    expectOneLineError(await runFlanneld(['cloud-config', dir.file('nope.yml')]), 'cannot read cloud-config', 'ENOENT');
     expectOneLineError(await runFlanneld(['cloud-config']), 'usage: flanneld cloud-config');
     expectOneLineError(await runFlanneld(['cloud-config', 'a', 'b']), 'usage: flanneld cloud-config');
   });
@@ -165,7 +158,7 @@ describe('the drop-in under systemd-analyze verify', () => {
 
   /** Verifies a flanneld-like unit with `dropIn` as its 20-cloudinit.conf; returns what verify said about the drop-in. */
   async function verify(dropIn: string): Promise<string[]> {
-    const unitDir = join(dir, `units-${count++}`);
+    const unitDir = dir.file(`units-${count++}`);
     const unit = `ft-flanneld-${process.pid}.service`;
     await mkdir(join(unitDir, `${unit}.d`), { recursive: true });
     await writeFile(join(unitDir, unit), `[Unit]\nDescription=test\n[Service]\nType=notify\nExecStart=${process.execPath} ${FLANNELD}\n`);

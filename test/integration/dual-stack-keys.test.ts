@@ -1,46 +1,25 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer } from '../../testbed/etcd.js';
-import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
+import { writeFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
+import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 // flannel's dual-stack key form (pkg/subnet MakeSubnetKey) and the value a dual-stack flannel host writes.
 const DUAL_KEY = '198.19.5.0-24&fc00::-64';
 const DUAL_VALUE = '{"PublicIP":"198.18.1.50","PublicIPv6":"fc00::50","BackendType":"alloc"}';
 
-let etcd: EtcdServer;
-let dir: string;
-let prefixCount = 0;
-const daemons: FlanneldProcess[] = [];
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-  dir = await mkdtemp(join(tmpdir(), 'ft-dualkey-'));
-});
-afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const etcd = useEtcd();
+const dir = useTempDir('dualkey');
+const startFlanneld = useFlanneld();
 
 /** A fresh prefix whose allocation range is SubnetMin..SubnetMax (alloc backend: etcd for real, no kernel changes). */
-async function network(subnetMax: string): Promise<string> {
-  const prefix = `/test${process.pid}-${prefixCount++}/network`;
-  await etcd.put(`${prefix}/config`, JSON.stringify({ Network: '198.19.0.0/16', SubnetMin: '198.19.5.0', SubnetMax: subnetMax, Backend: { Type: 'alloc' } }));
-  return prefix;
+function network(subnetMax: string): Promise<string> {
+  return etcd.network(JSON.stringify({ Network: '198.19.0.0/16', SubnetMin: '198.19.5.0', SubnetMax: subnetMax, Backend: { Type: 'alloc' } }));
 }
 
-function start(prefix: string, publicIp: string, subnetFile: string): FlanneldProcess {
-  const d = new FlanneldProcess(
-    ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', publicIp, '--subnet-file', subnetFile],
-    { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } },
-  );
-  daemons.push(d);
-  return d;
+function start(prefix: string, publicIp: string, subnetFile: string) {
+  const args = flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp, subnetFile });
+  return startFlanneld(args, { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
 }
 
 async function keys(prefix: string): Promise<string[]> {
@@ -52,7 +31,7 @@ describe('flannel dual-stack lease keys (198.19.5.0-24&fc00::-64)', () => {
     const prefix = await network('198.19.5.0');
     await etcd.put(`${prefix}/subnets/${DUAL_KEY}`, DUAL_VALUE);
     // The previous run of this host had that subnet: that must not win over a lease that holds it.
-    const subnetFile = join(dir, 'only.env');
+    const subnetFile = dir.file('only.env');
     await writeFile(subnetFile, 'FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.5.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n');
     const d = start(prefix, '198.18.1.1', subnetFile);
     await d.waitForEvent('lease-acquire-failed');
@@ -64,7 +43,7 @@ describe('flannel dual-stack lease keys (198.19.5.0-24&fc00::-64)', () => {
   it('leave the next subnet to a new host, which sees the dual-stack host as a peer (added, then removed)', async () => {
     const prefix = await network('198.19.6.0');
     await etcd.put(`${prefix}/subnets/${DUAL_KEY}`, DUAL_VALUE);
-    const d = start(prefix, '198.18.1.2', join(dir, 'next.env'));
+    const d = start(prefix, '198.18.1.2', dir.file('next.env'));
     expect((await d.waitForEvent('lease-acquired')).subnet).toBe('198.19.6.0/24');
     expect(await keys(prefix)).toEqual(['198.19.5.0-24&fc00::-64', '198.19.6.0-24']);
     await d.waitForEvent('peer-added', { subnet: '198.19.5.0/24', publicIp: '198.18.1.50' });
@@ -76,7 +55,7 @@ describe('flannel dual-stack lease keys (198.19.5.0-24&fc00::-64)', () => {
     const prefix = await network('198.19.6.0');
     await etcd.put(`${prefix}/subnets/${DUAL_KEY}`, DUAL_VALUE);
     await etcd.put(`${prefix}/subnets/198.19.6.0-24`, '{"PublicIP":"198.18.1.60","BackendType":"alloc"}');
-    const { code, stdout } = await runFlanneld(['leases', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix]);
+    const { code, stdout } = await runFlanneld(['leases', ...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix })]);
     expect(code).toBe(0);
     const rows = stdout.trimEnd().split('\n').map((l) => l.split(/ {2,}/));
     expect(rows.slice(1).map((r) => r.slice(0, 3))).toEqual([
@@ -88,7 +67,7 @@ describe('flannel dual-stack lease keys (198.19.5.0-24&fc00::-64)', () => {
   it('our own dual-stack lease does not fit an IPv4-only network: it is deleted by its exact key and a plain one taken, as flannel does', async () => {
     const prefix = await network('198.19.5.0');
     await etcd.put(`${prefix}/subnets/${DUAL_KEY}`, '{"PublicIP":"198.18.1.3","PublicIPv6":"fc00::3","BackendType":"alloc"}');
-    const d = start(prefix, '198.18.1.3', join(dir, 'own.env'));
+    const d = start(prefix, '198.18.1.3', dir.file('own.env'));
     expect((await d.waitForEvent('lease-acquired')).subnet).toBe('198.19.5.0/24');
     await waitFor('the dual-stack key to go', async () => JSON.stringify(await keys(prefix)) === JSON.stringify(['198.19.5.0-24']));
     expect(JSON.parse((await etcd.get(`${prefix}/subnets/198.19.5.0-24`))!)).toEqual({ PublicIP: '198.18.1.3', BackendType: 'alloc' });

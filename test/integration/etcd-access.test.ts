@@ -1,19 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../testbed/etcd.js';
+import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 // An etcd with authentication on, and one user per situation: each role covers only its own prefix.
 const ALLOC = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
-let etcd: EtcdServer;
-let dir: string;
-const daemons: FlanneldProcess[] = [];
+const etcd = useEtcd();
+const dir = useTempDir('access');
+const startFlanneld = useFlanneld();
 
 beforeAll(async () => {
-  etcd = await EtcdServer.start();
   for (const p of ['/acc', '/accro', '/accrun']) await etcd.put(`${p}/network/config`, ALLOC);
   await etcd.enableAuth('rootpw', [
     { name: 'flannel', password: 'fpw', grants: [{ perm: 'readwrite', key: '/acc/', prefix: true }] },
@@ -27,21 +24,13 @@ beforeAll(async () => {
       ],
     },
   ]);
-  dir = await mkdtemp(join(tmpdir(), 'ft-access-'));
-});
-afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
 });
 
 function args(prefix: string, user: string | undefined, password: string, host: number, extra: string[] = []): string[] {
   return [
-    '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', `${prefix}/network`,
+    ...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: `${prefix}/network`, iface: 'lo', publicIp: `198.18.7.${host}`, subnetFile: dir.file(`${host}.env`) }),
     ...(user ? ['--etcd-username', user, '--etcd-password', password] : []),
-    '--iface', 'lo', '--public-ip', `198.18.7.${host}`, '--subnet-file', join(dir, `${host}.env`), ...extra,
+    ...extra,
   ];
 }
 
@@ -86,11 +75,10 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
 describe('etcd refusing a running daemon', () => {
   it('reports it once (log, metric, /readyz 503 with the reason), keeps the network, and recovers when the role is fixed', async () => {
     const [healthz, metrics] = [await freePort(), await freePort()];
-    const d = new FlanneldProcess(
+    const d = startFlanneld(
       args('/accrun', 'runner', 'rpw', 4, ['--healthz-ip', '127.0.0.1', '--healthz-port', String(healthz), '--metrics-port', String(metrics)]),
       { env: { FLANNELD_SUBNET_LEASE_TTL: '12', FLANNELD_RETRY_INTERVAL_MS: '300' } },
     );
-    daemons.push(d);
     await d.waitForEvent('subnet-file-written');
     expect((await get(healthz, '/readyz')).status).toBe(200);
     await etcd.ctl(['role', 'revoke-permission', 'runner', '/accrun/network/subnets/', '--prefix=true']);
@@ -114,8 +102,7 @@ describe('etcd refusing a running daemon', () => {
   });
 
   it('a watch etcd cancels (its auth token died with an etcd restart) is re-created and sees new peers', async () => {
-    const d = new FlanneldProcess(args('/acc', 'flannel', 'fpw', 5), { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
-    daemons.push(d);
+    const d = startFlanneld(args('/acc', 'flannel', 'fpw', 5), { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
     await d.waitForEvent('subnet-file-written');
     await etcd.kill();
     await etcd.launch();

@@ -1,22 +1,12 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { describe, expect, it } from 'vitest';
+import { freePort } from '../../testbed/etcd.js';
+import { flanneldArgs } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
-let etcd: EtcdServer;
-let dir: string;
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-  dir = await mkdtemp(join(tmpdir(), 'ft-health-'));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const etcd = useEtcd();
+const dir = useTempDir('health');
+const startFlanneld = useFlanneld();
 
 async function get(port: number, path: string): Promise<{ status: number; body: string }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -25,38 +15,34 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 
 describe('/healthz, /readyz and /metrics on a real daemon (alloc backend, real etcd)', () => {
   it('healthz is 200 while alive; readyz is 503 with the reason until the lease is held and the network runs; metrics describe lease, peers and faults', async () => {
-    const prefix = `/health${process.pid}/network`;
+    const prefix = await etcd.network();
     const [healthz, metrics] = [await freePort(), await freePort()];
-    const d = new FlanneldProcess([
-      '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '198.18.4.1',
-      '--subnet-file', join(dir, 'subnet.env'), '--healthz-ip', '127.0.0.1', '--healthz-port', String(healthz), '--metrics-port', String(metrics),
+    const d = startFlanneld([
+      ...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: '198.18.4.1', subnetFile: dir.file('subnet.env') }),
+      '--healthz-ip', '127.0.0.1', '--healthz-port', String(healthz), '--metrics-port', String(metrics),
     ]);
-    try {
-      await d.waitForEvent('waiting-for-config');
-      expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
-      expect(await get(healthz, '/readyz')).toEqual({ status: 503, body: 'flanneld is not ready yet: waiting for etcd and the network config\n' });
-      await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
-      await etcd.put(`${prefix}/subnets/198.19.77.0-24`, '{"PublicIP":"198.18.4.2"}');
-      await d.waitForEvent('subnet-file-written');
-      expect(await get(healthz, '/readyz')).toEqual({ status: 200, body: 'flanneld is ready\n' });
-      expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
-      expect((await get(healthz, '/nope')).status).toBe(404);
+    await d.waitForEvent('waiting-for-config');
+    expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
+    expect(await get(healthz, '/readyz')).toEqual({ status: 503, body: 'flanneld is not ready yet: waiting for etcd and the network config\n' });
+    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    await etcd.put(`${prefix}/subnets/198.19.77.0-24`, '{"PublicIP":"198.18.4.2"}');
+    await d.waitForEvent('subnet-file-written');
+    expect(await get(healthz, '/readyz')).toEqual({ status: 200, body: 'flanneld is ready\n' });
+    expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
+    expect((await get(healthz, '/nope')).status).toBe(404);
 
-      await waitFor('the peer in metrics', async () => /^flannel_peers 1$/m.test((await get(metrics, '/metrics')).body));
-      const text = (await get(metrics, '/metrics')).body;
-      const expiry = Number(/^flannel_lease_expiry_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
-      expect(expiry * 1000).toBeGreaterThan(Date.now() + 23 * 3600 * 1000);
-      expect(text).toMatch(/^flannel_lease_renewals_total 0$/m);
-      expect(text).toMatch(/^flannel_lease_moves_total 0$/m);
-      expect(text).toMatch(/^flannel_datapath_failures_total 0$/m);
-      for (const kind of ['unavailable', 'denied', 'other']) expect(text).toMatch(new RegExp(`^flannel_etcd_errors_total\\{kind="${kind}"\\} 0$`, 'm'));
-      for (const reason of ['outside_network', 'overlap']) expect(text).toMatch(new RegExp(`^flannel_leases_ignored\\{reason="${reason}"\\} 0$`, 'm'));
+    await waitFor('the peer in metrics', async () => /^flannel_peers 1$/m.test((await get(metrics, '/metrics')).body));
+    const text = (await get(metrics, '/metrics')).body;
+    const expiry = Number(/^flannel_lease_expiry_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
+    expect(expiry * 1000).toBeGreaterThan(Date.now() + 23 * 3600 * 1000);
+    expect(text).toMatch(/^flannel_lease_renewals_total 0$/m);
+    expect(text).toMatch(/^flannel_lease_moves_total 0$/m);
+    expect(text).toMatch(/^flannel_datapath_failures_total 0$/m);
+    for (const kind of ['unavailable', 'denied', 'other']) expect(text).toMatch(new RegExp(`^flannel_etcd_errors_total\\{kind="${kind}"\\} 0$`, 'm'));
+    for (const reason of ['outside_network', 'overlap']) expect(text).toMatch(new RegExp(`^flannel_leases_ignored\\{reason="${reason}"\\} 0$`, 'm'));
 
-      // An overlapping lease is counted as soon as the watch sees it.
-      await etcd.put(`${prefix}/subnets/198.19.77.128-25`, '{"PublicIP":"198.18.4.3"}');
-      await waitFor('the overlap in metrics', async () => /^flannel_leases_ignored\{reason="overlap"\} 2$/m.test((await get(metrics, '/metrics')).body));
-    } finally {
-      await d.stop();
-    }
+    // An overlapping lease is counted as soon as the watch sees it.
+    await etcd.put(`${prefix}/subnets/198.19.77.128-25`, '{"PublicIP":"198.18.4.3"}');
+    await waitFor('the overlap in metrics', async () => /^flannel_leases_ignored\{reason="overlap"\} 2$/m.test((await get(metrics, '/metrics')).body));
   });
 });

@@ -1,27 +1,13 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import { describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
-import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess, runFlanneld, type FlanneldRun } from '../../testbed/flanneld.js';
+import { freePort } from '../../testbed/etcd.js';
+import { flanneldArgs, runFlanneld, type FlanneldRun } from '../../testbed/flanneld.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
-let etcd: EtcdServer;
-let dir: string;
-let prefixCount = 0;
-
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-  dir = await mkdtemp(join(tmpdir(), 'ft-leasescmd-'));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
-
-function newPrefix(): string {
-  return `/test${process.pid}-${prefixCount++}/network`;
-}
+const etcd = useEtcd();
+const dir = useTempDir('leasescmd');
+const startFlanneld = useFlanneld();
 
 /** Grants an etcd lease and returns its id in hex, as etcdctl takes it. */
 async function grant(ttlSeconds: number): Promise<string> {
@@ -30,7 +16,7 @@ async function grant(ttlSeconds: number): Promise<string> {
 }
 
 function leases(prefix: string, extra: string[] = []): Promise<FlanneldRun> {
-  return runFlanneld(['leases', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, ...extra]);
+  return runFlanneld(['leases', ...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix }), ...extra]);
 }
 
 /** The table as rows of cells (columns are separated by runs of spaces; no cell contains two spaces). */
@@ -45,7 +31,7 @@ function expectIsoNear(text: string, secondsFromNow: number, toleranceSeconds = 
 
 describe('flanneld leases', () => {
   it('lists leases, reservations and flannel-written leases as a table ordered by subnet', async () => {
-    const prefix = newPrefix();
+    const prefix = await etcd.network();
     const hour = await grant(3600);
     const day = await grant(86400);
     await etcd.ctl(['put', `${prefix}/subnets/198.19.12.0-24`, '{"PublicIP":"198.18.0.12","BackendType":"udp"}', `--lease=${day}`]);
@@ -83,30 +69,22 @@ describe('flanneld leases', () => {
   });
 
   it('shows the lease a running flanneld holds, with its 24 h expiry', async () => {
-    const prefix = newPrefix();
-    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
-    const subnetFile = join(dir, 'daemon.env');
-    const daemon = new FlanneldProcess([
-      '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '198.18.2.1',
-      '--subnet-file', subnetFile,
-    ]);
-    try {
-      await daemon.waitForLog('wrote subnet file');
-      const subnet = parseEnvFile(await readFile(subnetFile, 'utf8')).FLANNEL_SUBNET.replace('.1/24', '.0/24');
-      // Flags from the environment work too, like for the daemon.
-      const result = await runFlanneld(['leases'], { env: { FLANNELD_ETCD_ENDPOINTS: etcd.endpoint, FLANNELD_ETCD_PREFIX: prefix } });
-      expect(result).toMatchObject({ code: 0, stderr: '' });
-      const rows = cells(result.stdout);
-      expect(rows).toHaveLength(2);
-      expect(rows[1].slice(0, 3)).toEqual([subnet, '198.18.2.1', 'alloc']);
-      expectIsoNear(rows[1][3], 86400);
-    } finally {
-      await daemon.stop('SIGKILL').catch(() => undefined);
-    }
+    const prefix = await etcd.network('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    const subnetFile = dir.file('daemon.env');
+    const daemon = startFlanneld(flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: '198.18.2.1', subnetFile }));
+    await daemon.waitForEvent('subnet-file-written');
+    const subnet = parseEnvFile(await readFile(subnetFile, 'utf8')).FLANNEL_SUBNET.replace('.1/24', '.0/24');
+    // Flags from the environment work too, like for the daemon.
+    const result = await runFlanneld(['leases'], { env: { FLANNELD_ETCD_ENDPOINTS: etcd.endpoint, FLANNELD_ETCD_PREFIX: prefix } });
+    expect(result).toMatchObject({ code: 0, stderr: '' });
+    const rows = cells(result.stdout);
+    expect(rows).toHaveLength(2);
+    expect(rows[1].slice(0, 3)).toEqual([subnet, '198.18.2.1', 'alloc']);
+    expectIsoNear(rows[1][3], 86400);
   });
 
   it('an empty prefix prints the header and says there are no leases', async () => {
-    const prefix = newPrefix();
+    const prefix = await etcd.network();
     const result = await leases(prefix);
     expect(result.code).toBe(0);
     expect(result.stdout).toBe('SUBNET   PUBLIC IP   BACKEND   EXPIRES\n');
@@ -115,7 +93,7 @@ describe('flanneld leases', () => {
 
   it('an unreachable etcd is a one-line error naming the endpoint, exit 1', async () => {
     const endpoint = `http://127.0.0.1:${await freePort()}`;
-    const result = await runFlanneld(['leases', '--etcd-endpoints', endpoint]);
+    const result = await runFlanneld(['leases', ...flanneldArgs({ etcdEndpoints: endpoint })]);
     expect(result.code).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr.trim().split('\n')).toHaveLength(1);

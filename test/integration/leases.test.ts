@@ -1,63 +1,42 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
 import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { flanneldArgs } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
 // Every daemon here uses the `alloc` backend on loopback: the control plane for real, no kernel changes.
 const ALLOC_16 = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
 
-let etcd: EtcdServer;
-let dir: string;
-const daemons: FlanneldProcess[] = [];
-let prefixCount = 0;
+const etcd = useEtcd();
+const dir = useTempDir('leases');
+const startFlanneld = useFlanneld();
 
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-  dir = await mkdtemp(join(tmpdir(), 'ft-leases-'));
-});
-afterEach(async () => {
-  await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+const newNetwork = (config = ALLOC_16) => etcd.network(config);
+const subnetFilePath = (prefix: string, host: number) => dir.file(`${prefix.replace(/\W/g, '_')}-${host}.env`);
 
-async function newNetwork(config = ALLOC_16): Promise<string> {
-  const prefix = `/test${process.pid}-${prefixCount++}/network`;
-  await etcd.put(`${prefix}/config`, config);
-  return prefix;
-}
-
+/** flanneld for host N (PublicIP 198.18.1.N on loopback); without a prefix it takes flanneld's default or the env's. */
 function startDaemon(prefix: string, host: number, opts: { env?: NodeJS.ProcessEnv; args?: string[]; endpoint?: string } = {}) {
-  const d = new FlanneldProcess(
-    [
-      '--etcd-endpoints', opts.endpoint ?? etcd.endpoint,
-      '--iface', 'lo',
-      '--public-ip', `198.18.1.${host}`,
-      '--subnet-file', join(dir, `${prefix.replace(/\W/g, '_')}-${host}.env`),
-      ...(prefix ? ['--etcd-prefix', prefix] : []),
-      ...(opts.args ?? []),
-    ],
-    { env: opts.env },
-  );
-  daemons.push(d);
-  return d;
+  const args = flanneldArgs({
+    etcdEndpoints: opts.endpoint ?? etcd.endpoint,
+    etcdPrefix: prefix || undefined,
+    iface: 'lo',
+    publicIp: `198.18.1.${host}`,
+    subnetFile: subnetFilePath(prefix, host),
+  });
+  return startFlanneld([...args, ...(opts.args ?? [])], { env: opts.env });
 }
 
 async function subnetFile(prefix: string, host: number): Promise<Record<string, string>> {
-  return parseEnvFile(await readFile(join(dir, `${prefix.replace(/\W/g, '_')}-${host}.env`), 'utf8'));
+  return parseEnvFile(await readFile(subnetFilePath(prefix, host), 'utf8'));
 }
 
-async function leases(prefix: string): Promise<Record<string, string>> {
-  const all = await etcd.dump(`${prefix}/subnets/`);
+async function leases(prefix: string, server = etcd): Promise<Record<string, string>> {
+  const all = await server.dump(`${prefix}/subnets/`);
   return Object.fromEntries(Object.entries(all).map(([k, v]) => [k.slice(`${prefix}/subnets/`.length), v]));
 }
 
@@ -65,7 +44,7 @@ describe('subnet leases on a real etcd', () => {
   it('gives two hosts distinct /24s, stored as flannel stores them', async () => {
     const prefix = await newNetwork();
     const [a, b] = [startDaemon(prefix, 1), startDaemon(prefix, 2)];
-    await Promise.all([a.waitForLog('wrote subnet file'), b.waitForLog('wrote subnet file')]);
+    await Promise.all([a.waitForEvent('subnet-file-written'), b.waitForEvent('subnet-file-written')]);
     const [fa, fb] = [await subnetFile(prefix, 1), await subnetFile(prefix, 2)];
     expect(fa.FLANNEL_NETWORK).toBe('198.19.0.0/16');
     expect(fa.FLANNEL_SUBNET).toMatch(/^198\.19\.\d+\.1\/24$/);
@@ -87,12 +66,12 @@ describe('subnet leases on a real etcd', () => {
   it('a restart reuses the lease, and SIGTERM exits 0 leaving the lease in etcd', async () => {
     const prefix = await newNetwork();
     const first = startDaemon(prefix, 7);
-    await first.waitForLog('wrote subnet file');
+    await first.waitForEvent('subnet-file-written');
     const before = (await subnetFile(prefix, 7)).FLANNEL_SUBNET;
     expect((await first.stop('SIGTERM')).code).toBe(0);
     expect(Object.keys(await leases(prefix))).toEqual([before.replace('.1/24', '.0-24')]);
     const second = startDaemon(prefix, 7);
-    await second.waitForLog('wrote subnet file');
+    await second.waitForEvent('subnet-file-written');
     expect((await subnetFile(prefix, 7)).FLANNEL_SUBNET).toBe(before);
     expect(Object.keys(await leases(prefix))).toHaveLength(1);
   });
@@ -100,19 +79,19 @@ describe('subnet leases on a real etcd', () => {
   it('asks for the previous subnet file\'s subnet when its own lease is gone', async () => {
     const prefix = await newNetwork();
     const first = startDaemon(prefix, 8);
-    await first.waitForLog('wrote subnet file');
+    await first.waitForEvent('subnet-file-written');
     const before = (await subnetFile(prefix, 8)).FLANNEL_SUBNET;
     await first.stop('SIGTERM');
     await etcd.ctl(['del', `${prefix}/subnets/`, '--prefix']);
     const second = startDaemon(prefix, 8);
-    await second.waitForLog('wrote subnet file');
+    await second.waitForEvent('subnet-file-written');
     expect((await subnetFile(prefix, 8)).FLANNEL_SUBNET).toBe(before);
   });
 
   it('with a short TTL, a dead host\'s lease expires and frees its subnet', async () => {
     const prefix = await newNetwork();
     const d = startDaemon(prefix, 9, { env: { FLANNELD_SUBNET_LEASE_TTL: '4' } });
-    await d.waitForLog('wrote subnet file');
+    await d.waitForEvent('subnet-file-written');
     expect(Object.keys(await leases(prefix))).toHaveLength(1);
     await d.stop('SIGKILL'); // no renewals any more
     await waitFor('the lease to expire', async () => Object.keys(await leases(prefix)).length === 0, 15_000);
@@ -124,13 +103,13 @@ describe('subnet leases on a real etcd', () => {
     await d.waitForEvent('subnet-file-written');
     const [key] = Object.keys(await leases(prefix));
     // What a host started without a subnet file knows: only what it holds. 1 in 254 for a random pick.
-    await rm(join(dir, `${prefix.replace(/\W/g, '_')}-10.env`));
+    await rm(subnetFilePath(prefix, 10));
     await etcd.ctl(['del', `${prefix}/subnets/${key}`]);
     await d.waitForEvent('lease-lost');
-    await waitFor('the lease acquired again', async () => d.events().filter((e) => e.event === 'lease-acquired').length === 2);
+    await waitFor('the lease acquired again', async () => d.events('lease-acquired').length === 2);
     expect(Object.keys(await leases(prefix))).toEqual([key]);
     expect(JSON.parse((await leases(prefix))[key]).PublicIP).toBe('198.18.1.10');
-    expect(d.events().filter((e) => e.event === 'lease-moved')).toEqual([]);
+    expect(d.events('lease-moved')).toEqual([]);
     expect(d.running).toBe(true);
   });
 
@@ -156,10 +135,11 @@ describe('subnet leases on a real etcd', () => {
   it('renews before expiry', async () => {
     const prefix = await newNetwork();
     const d = startDaemon(prefix, 11, { env: { FLANNELD_SUBNET_LEASE_TTL: '4' } });
-    await d.waitForLog('wrote subnet file');
-    await d.waitForLog('renewed subnet lease', 10_000);
-    // Survives past its first TTL thanks to renewals.
-    await new Promise((r) => setTimeout(r, 5_000));
+    await d.waitForEvent('subnet-file-written');
+    const firstExpiry = Date.parse(String((await d.waitForEvent('lease-acquired')).expiration));
+    await d.waitForEvent('lease-renewed', {}, 10_000);
+    // Survives past its first TTL (and etcd's expiry sweep) thanks to renewals.
+    await waitFor('the first TTL to run out', async () => Date.now() > firstExpiry + 2_000, 10_000);
     expect(Object.keys(await leases(prefix))).toHaveLength(1);
   });
 
@@ -167,16 +147,18 @@ describe('subnet leases on a real etcd', () => {
     // Room for exactly 4 subnets: 198.19.0.0/22 in /24s, starting at the first one.
     const prefix = await newNetwork('{"Network":"198.19.0.0/22","SubnetLen":24,"SubnetMin":"198.19.0.0","Backend":{"Type":"alloc"}}');
     const four = [1, 2, 3, 4].map((h) => startDaemon(prefix, 20 + h));
-    await Promise.all(four.map((d) => d.waitForLog('wrote subnet file')));
+    await Promise.all(four.map((d) => d.waitForEvent('subnet-file-written')));
     const fifth = startDaemon(prefix, 25, { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
-    await fifth.waitForLog('no free subnet left in 198.19.0.0/22 between 198.19.0.0 and 198.19.3.0');
-    await waitFor('a second attempt', async () => (fifth.stderr.match(/no free subnet left/g) ?? []).length >= 2);
+    const exhausted = () => fifth.events('lease-acquire-failed').filter((e) => String(e.msg).includes('no free subnet left'));
+    const first = await fifth.waitForEvent('lease-acquire-failed');
+    expect(first.msg).toContain('no free subnet left in 198.19.0.0/22 between 198.19.0.0 and 198.19.3.0');
+    await waitFor('a second attempt', async () => exhausted().length >= 2);
     expect(fifth.running).toBe(true);
     // When a host leaves for good, the waiting one gets its subnet.
     await four[0].stop('SIGKILL');
     const freed = Object.entries(await leases(prefix)).find(([, v]) => JSON.parse(v).PublicIP === '198.18.1.21');
     await etcd.ctl(['del', `${prefix}/subnets/${freed![0]}`]);
-    await fifth.waitForLog('wrote subnet file', 10_000);
+    await fifth.waitForEvent('subnet-file-written', {}, 10_000);
   });
 
   it('--etcd-prefix and FLANNELD_ETCD_PREFIX keep networks apart in one etcd', async () => {
@@ -184,60 +166,65 @@ describe('subnet leases on a real etcd', () => {
     const prefixB = await newNetwork('{"Network":"198.19.128.0/17","SubnetLen":25,"Backend":{"Type":"alloc"}}');
     const a = startDaemon(prefixA, 30);
     const b = startDaemon('', 31, { env: { FLANNELD_ETCD_PREFIX: prefixB } });
-    await Promise.all([a.waitForLog('wrote subnet file'), b.waitForLog('wrote subnet file')]);
+    await Promise.all([a.waitForEvent('subnet-file-written'), b.waitForEvent('subnet-file-written')]);
     expect((await subnetFile(prefixA, 30)).FLANNEL_NETWORK).toBe('198.19.0.0/16');
     expect((await subnetFile('', 31)).FLANNEL_NETWORK).toBe('198.19.128.0/17');
     expect((await subnetFile('', 31)).FLANNEL_SUBNET).toMatch(/\/25$/);
     expect(Object.values(await leases(prefixA)).map((v) => JSON.parse(v).PublicIP)).toEqual(['198.18.1.30']);
     expect(Object.values(await leases(prefixB)).map((v) => JSON.parse(v).PublicIP)).toEqual(['198.18.1.31']);
   });
+});
+
+describe('across an etcd restart', () => {
+  // A server of its own: it is killed, and the daemon's watch on it is counted.
+  const own = useEtcd();
 
   it('keeps its lease across an etcd restart and renews once etcd is back', async () => {
-    const prefix = await newNetwork();
-    const d = startDaemon(prefix, 40, { env: { FLANNELD_SUBNET_LEASE_TTL: '8', FLANNELD_RETRY_INTERVAL_MS: '500' } });
-    await d.waitForLog('wrote subnet file');
+    const prefix = await own.network(ALLOC_16);
+    const d = startDaemon(prefix, 40, { endpoint: own.endpoint, env: { FLANNELD_SUBNET_LEASE_TTL: '8', FLANNELD_RETRY_INTERVAL_MS: '500' } });
+    await d.waitForEvent('subnet-file-written');
+    // Fully started (its peer watch is the last step): an etcd outage is from then on something it rides out.
+    await waitFor('flanneld to watch the subnets', async () => (await own.metric('etcd_debugging_mvcc_watcher_total')) >= 1);
     const subnet = (await subnetFile(prefix, 40)).FLANNEL_SUBNET;
-    await etcd.kill();
-    await d.waitForLog('renewing the subnet lease failed', 15_000);
-    await etcd.launch();
-    const renewalsBefore = (d.stderr.match(/renewed subnet lease/g) ?? []).length;
-    await waitFor('a renewal after etcd returns', async () => (d.stderr.match(/renewed subnet lease/g) ?? []).length > renewalsBefore, 15_000);
+    await own.kill();
+    await d.waitForEvent('lease-renew-failed', {}, 15_000);
+    await own.launch();
+    const renewalsBefore = d.events('lease-renewed').length;
+    await waitFor('a renewal after etcd returns', async () => d.events('lease-renewed').length > renewalsBefore, 15_000);
     expect(d.running).toBe(true);
-    expect(Object.keys(await leases(prefix))).toEqual([subnet.replace('.1/24', '.0-24')]);
+    expect(Object.keys(await leases(prefix, own))).toEqual([subnet.replace('.1/24', '.0-24')]);
     expect((await subnetFile(prefix, 40)).FLANNEL_SUBNET).toBe(subnet);
   });
 });
 
 describe('etcd over TLS with client certificates', () => {
+  // A server of its own: this one needs certificates made by the test first.
   let tlsEtcd: EtcdServer | undefined;
-  let certs: string;
+  const certs = useTempDir('certs');
 
   afterAll(async () => {
     await tlsEtcd?.stop();
   });
 
   it('leases a subnet through a TLS etcd that requires a client certificate', async () => {
-    certs = await mkdtemp(join(tmpdir(), 'ft-certs-'));
-    const ssl = (...args: string[]) => run('openssl', args, { cwd: certs });
+    const ssl = (...args: string[]) => run('openssl', args, { cwd: certs.path });
     await ssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '1', '-subj', '/CN=flannel-ts test CA');
     for (const [name, ext] of [['server', 'subjectAltName=IP:127.0.0.1'], ['client', 'extendedKeyUsage=clientAuth']]) {
       await ssl('req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-      await run('sh', ['-c', `printf '%s\n' '${ext}' > ${name}.ext`], { cwd: certs });
+      await run('sh', ['-c', `printf '%s\n' '${ext}' > ${name}.ext`], { cwd: certs.path });
       await ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
     }
-    tlsEtcd = await EtcdServer.start({ tls: { caFile: join(certs, 'ca.crt'), certFile: join(certs, 'server.crt'), keyFile: join(certs, 'server.key') } });
-    const prefix = `/tls${process.pid}/network`;
-    await tlsEtcd.put(`${prefix}/config`, ALLOC_16);
-    const tlsArgs = ['--etcd-cafile', join(certs, 'ca.crt'), '--etcd-certfile', join(certs, 'client.crt'), '--etcd-keyfile', join(certs, 'client.key')];
+    tlsEtcd = await EtcdServer.start({ tls: { caFile: certs.file('ca.crt'), certFile: certs.file('server.crt'), keyFile: certs.file('server.key') } });
+    const prefix = await tlsEtcd.network(ALLOC_16);
+    const tlsArgs = ['--etcd-cafile', certs.file('ca.crt'), '--etcd-certfile', certs.file('client.crt'), '--etcd-keyfile', certs.file('client.key')];
     const d = startDaemon(prefix, 50, { endpoint: tlsEtcd.endpoint, args: tlsArgs });
-    await d.waitForLog('wrote subnet file');
+    await d.waitForEvent('subnet-file-written');
     const stored = await tlsEtcd.dump(`${prefix}/subnets/`);
     expect(Object.values(stored).map((v) => JSON.parse(v).PublicIP)).toEqual(['198.18.1.50']);
     // Without the client certificate the same etcd refuses us, and we say so.
-    const refused = startDaemon(prefix, 51, { endpoint: tlsEtcd.endpoint, args: ['--etcd-cafile', join(certs, 'ca.crt')], env: { FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '2000' } });
+    const refused = startDaemon(prefix, 51, { endpoint: tlsEtcd.endpoint, args: ['--etcd-cafile', certs.file('ca.crt')], env: { FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '2000' } });
     const result = await refused.wait(30_000);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/flanneld: cannot reach etcd at https:\/\/127\.0\.0\.1/);
-    await rm(certs, { recursive: true, force: true });
   });
 });

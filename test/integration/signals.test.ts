@@ -1,44 +1,22 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer } from '../../testbed/etcd.js';
-import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { flanneldArgs, type FlanneldProcess } from '../../testbed/flanneld.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 // Signals against a real daemon (alloc backend) and a real etcd, including an etcd that holds its connections open
 // and answers nothing (SIGSTOP): shutdown must not wait on it.
 const ALLOC = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
-let etcd: EtcdServer;
-let dir: string;
+const etcd = useEtcd();
+const dir = useTempDir('signals');
+const startFlanneld = useFlanneld();
 let n = 0;
-const daemons: FlanneldProcess[] = [];
 
-beforeAll(async () => {
-  etcd = await EtcdServer.start();
-  dir = await mkdtemp(join(tmpdir(), 'ft-signals-'));
-});
-afterEach(async () => {
-  etcd.freeze(false);
-  await Promise.all(daemons.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
-});
-afterAll(async () => {
-  await etcd?.stop();
-  await rm(dir, { recursive: true, force: true });
-});
+afterEach(() => etcd.freeze(false));
 
-async function network(): Promise<string> {
-  const prefix = `/sig${process.pid}-${n++}/network`;
-  await etcd.put(`${prefix}/config`, ALLOC);
-  return prefix;
-}
+const network = () => etcd.network(ALLOC);
 
 function spawn(prefix: string, env: NodeJS.ProcessEnv = {}): FlanneldProcess {
-  const d = new FlanneldProcess(
-    ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', `198.18.9.${n}`, '--subnet-file', join(dir, `${n}.env`)],
-    { env },
-  );
-  daemons.push(d);
-  return d;
+  n++;
+  return startFlanneld(flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: `198.18.9.${n}`, subnetFile: dir.file(`${n}.env`) }), { env });
 }
 
 /** Sends `signal` and resolves with the exit code and how long the exit took. */

@@ -1,27 +1,19 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { access, chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { access, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../src/package-info.js';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
-import { EtcdServer } from '../../testbed/etcd.js';
-import { FLANNELD, FlanneldProcess } from '../../testbed/flanneld.js';
+import { MK_DOCKER_OPTS } from '../../testbed/built.js';
+import { FLANNELD, flanneldArgs, type FlanneldProcess } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
+import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 const run = promisify(execFile);
 const CONTRIB = join(packageRoot(), 'contrib', 'systemd');
-const MK_DOCKER_OPTS = join(packageRoot(), 'dist', 'src', 'cli', 'mk-docker-opts.js');
 
-let dir: string;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-systemd-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tmp = useTempDir('systemd');
 
 /** `Key=value` lines of a unit file, comments and section headers left out. */
 function directives(text: string): string[] {
@@ -72,8 +64,8 @@ describe('contrib/systemd units', () => {
      * here (wrappers around the built CLIs; a stub for dockerd), next to a minimal docker.service for the drop-in.
      */
     beforeAll(async () => {
-      unitDir = join(dir, 'units');
-      const bin = join(dir, 'bin');
+      unitDir = tmp.file('units');
+      const bin = tmp.file('bin');
       await mkdir(join(unitDir, 'docker.service.d'), { recursive: true });
       await mkdir(bin, { recursive: true });
       const wrappers: Record<string, string> = {
@@ -127,80 +119,77 @@ describe('contrib/systemd units', () => {
 });
 
 describe('sd_notify readiness', () => {
-  let etcd: EtcdServer;
-  const children: ChildProcess[] = [];
-  const daemons: FlanneldProcess[] = [];
+  const etcd = useEtcd();
+  const startFlanneld = useFlanneld();
+  const sockets: ChildProcess[] = [];
+  const ALLOC = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
 
-  beforeAll(async () => {
-    etcd = await EtcdServer.start();
-  });
-  afterAll(async () => {
-    await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
-    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-    await etcd?.stop();
+  afterAll(() => {
+    for (const c of sockets) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
   });
 
   /** A unix datagram socket standing in for systemd's notify socket; returns its path and what it received. */
   async function notifySocket(name: string): Promise<{ path: string; received: () => string }> {
-    const path = join(dir, `${name}.sock`);
+    const path = tmp.file(`${name}.sock`);
     const socat = spawn('socat', ['-u', `UNIX-RECV:${path}`, '-'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(socat);
+    sockets.push(socat);
     let received = '';
     socat.stdout?.on('data', (d: Buffer) => (received += d.toString()));
     await waitFor(`socat listening on ${path}`, () => access(path).then(() => true), 10_000);
     return { path, received: () => received };
   }
 
-  function startFlanneld(prefix: string, subnetFile: string, env: NodeJS.ProcessEnv): FlanneldProcess {
-    const d = new FlanneldProcess(
-      ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'lo', '--public-ip', '198.18.3.1', '--subnet-file', subnetFile],
-      { env },
-    );
-    daemons.push(d);
-    return d;
+  function start(prefix: string, subnetFile: string, env: NodeJS.ProcessEnv) {
+    return startFlanneld(flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: '198.18.3.1', subnetFile }), { env });
   }
 
+  /** Reads etcd has served: flanneld waiting for its config reads it once a second, and nothing else runs here. */
+  const etcdReads = () => etcd.metric('etcd_mvcc_range_total');
+
+  const systemdEvents = (d: FlanneldProcess) => d.events().filter((e) => String(e.event).startsWith('sd-notify'));
+
   it('sends READY=1 (with MAINPID) only once the subnet file is written', async () => {
-    const prefix = `/test${process.pid}-notify/network`;
-    const subnetFile = join(dir, 'notify-subnet.env');
+    const prefix = await etcd.network();
+    const subnetFile = tmp.file('notify-subnet.env');
     const socket = await notifySocket('notify');
-    const d = startFlanneld(prefix, subnetFile, { NOTIFY_SOCKET: socket.path });
-    // No network config yet: flanneld waits, and must not claim to be ready.
-    await d.waitForLog('waiting for network config');
-    await new Promise((r) => setTimeout(r, 1500));
+    const d = start(prefix, subnetFile, { NOTIFY_SOCKET: socket.path });
+    // No network config yet: flanneld waits, and must not claim to be ready while it goes on polling for it.
+    await d.waitForEvent('waiting-for-config');
+    const reads = await etcdReads();
+    await waitFor('flanneld to look for its config twice more', async () => (await etcdReads()) >= reads + 2, 10_000);
     expect(socket.received()).toBe('');
     await expect(access(subnetFile)).rejects.toThrow();
 
-    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    await etcd.put(`${prefix}/config`, ALLOC);
     const message = await waitFor('READY=1 on the notify socket', async () => socket.received().includes('READY=1') && socket.received(), 20_000);
     // By the time systemd hears READY=1 the subnet file is complete: docker's mk-docker-opts can read it.
     const vars = parseEnvFile(await readFile(subnetFile, 'utf8'));
     expect(vars.FLANNEL_NETWORK).toBe('198.19.0.0/16');
     expect(vars.FLANNEL_SUBNET).toMatch(/^198\.19\.\d+\.1\/24$/);
     expect(message.split('\n')).toContain(`MAINPID=${d.child.pid}`);
-    await d.waitForLog('notified systemd: READY=1');
-    expect(d.stderr).not.toContain('cannot notify systemd');
+    await d.waitForEvent('sd-notify-ready');
+    expect(d.events('sd-notify-failed')).toEqual([]);
     expect(d.running).toBe(true);
     expect((await d.stop('SIGTERM')).code).toBe(0);
   });
 
   it('without NOTIFY_SOCKET nothing is sent and nothing is logged about systemd', async () => {
-    const prefix = `/test${process.pid}-nonotify/network`;
-    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
-    const env: NodeJS.ProcessEnv = {};
+    const prefix = await etcd.network(ALLOC);
+    // A 2 s lease TTL renews every second: a clock the daemon keeps itself, to wait on instead of a sleep.
+    const env: NodeJS.ProcessEnv = { FLANNELD_SUBNET_LEASE_TTL: '2' };
     if (process.env.NOTIFY_SOCKET) env.NOTIFY_SOCKET = '';
-    const d = startFlanneld(prefix, join(dir, 'nonotify-subnet.env'), env);
-    await d.waitForLog('wrote subnet file');
-    await new Promise((r) => setTimeout(r, 1000));
-    expect(d.stderr).not.toMatch(/notif(y|ied) systemd/);
+    const d = start(prefix, tmp.file('nonotify-subnet.env'), env);
+    await d.waitForEvent('subnet-file-written');
+    await d.waitForEvent('lease-renewed', {}, 10_000);
+    expect(systemdEvents(d)).toEqual([]);
     expect((await d.stop('SIGTERM')).code).toBe(0);
   });
 
   it('a notify socket nobody listens on is a warning, not a failure', async () => {
-    const prefix = `/test${process.pid}-deadnotify/network`;
-    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
-    const d = startFlanneld(prefix, join(dir, 'deadnotify-subnet.env'), { NOTIFY_SOCKET: join(dir, 'nobody.sock') });
-    await d.waitForLog('cannot notify systemd');
+    const prefix = await etcd.network(ALLOC);
+    const d = start(prefix, tmp.file('deadnotify-subnet.env'), { NOTIFY_SOCKET: tmp.file('nobody.sock') });
+    const warning = await d.waitForEvent('sd-notify-failed');
+    expect(warning.msg).toContain('cannot notify systemd');
     expect(d.running).toBe(true);
     expect((await d.stop('SIGTERM')).code).toBe(0);
   });

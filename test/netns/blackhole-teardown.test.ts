@@ -1,10 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
-import { Testbed, waitFor } from '../../testbed/netns.js';
+import { etcdOnSwitch } from '../../testbed/etcd.js';
+import { FlanneldProcess, flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { SWITCH_IP, waitFor } from '../../testbed/netns.js';
+import { useEtcd, useTempDir, useTestbed } from '../helpers/fixtures.js';
 
 // Host h1 (alloc backend, like Canal: no overlay device) has a default route to the switch and a client network
 // behind it (198.18.9.0/24 on cbr0), so traffic for its lease that no bridge claims would leave by eth0. Its range
@@ -14,26 +12,21 @@ const ALLOC = '{"Network":"198.19.0.0/16","SubnetMin":"198.19.7.0","SubnetMax":"
 const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
 const ENV = { FLANNELD_IP_BLACKHOLE_ROUTE: 'true', FLANNELD_IPTABLES_RESYNC: '1', FLANNELD_IP_MASQ: 'true', FLANNELD_RETRY_INTERVAL_MS: '300' };
 
-let bed: Testbed;
-let etcd: EtcdServer;
-let dir: string;
+const bed = useTestbed('bhole');
+const etcd = useEtcd(etcdOnSwitch(bed));
+const dir = useTempDir('bhole');
 let h1: string, h2: string, client: string;
 let prefix1: string, prefix2: string;
 let d1: FlanneldProcess | undefined;
 let d2: FlanneldProcess | undefined;
 
 beforeAll(async () => {
-  bed = await Testbed.create('bhole');
-  dir = await mkdtemp(join(tmpdir(), 'ft-bhole-'));
-  etcd = await EtcdServer.start({ netns: bed.switchNs, host: '198.18.0.254', port: await freePort() });
-  prefix1 = `/${bed.prefix}/alloc`;
-  prefix2 = `/${bed.prefix}/udp`;
-  await etcd.put(`${prefix1}/config`, ALLOC);
+  prefix1 = await etcd.network(ALLOC);
   await etcd.put(`${prefix1}/subnets/198.19.8.0-24`, '{"PublicIP":"198.18.0.88","BackendType":"alloc"}');
-  await etcd.put(`${prefix2}/config`, UDP);
+  prefix2 = await etcd.network(UDP);
   h1 = await bed.addHost('h1', '198.18.0.1');
   h2 = await bed.addHost('h2', '198.18.0.2');
-  await bed.ip(h1, 'route', 'add', 'default', 'via', '198.18.0.254');
+  await bed.ip(h1, 'route', 'add', 'default', 'via', SWITCH_IP);
   client = await bed.addContainer(h1, 'cl', '198.18.9.1/24', '198.18.9.2');
   // Counts what h1 forwards out of eth0 towards its lease: the leak the blackhole route prevents.
   await bed.exec(h1, ['iptables', '-I', 'FORWARD', '-o', 'eth0', '-d', '198.19.7.0/24', '-j', 'ACCEPT']);
@@ -41,17 +34,13 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([d1, d2].map((d) => d?.stop('SIGKILL').catch(() => undefined)));
-  await etcd?.stop();
-  await bed?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
-const file1 = () => join(dir, 'h1.env');
-const file2 = () => join(dir, 'h2.env');
+const file1 = () => dir.file('h1.env');
+const file2 = () => dir.file('h2.env');
 
 function start(ns: string, prefix: string, subnetFile: string): FlanneldProcess {
-  const args = ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--iface', 'eth0', '--subnet-file', subnetFile];
-  return new FlanneldProcess(args, { netns: ns, env: ENV });
+  return new FlanneldProcess(flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'eth0', subnetFile }), { netns: ns, env: ENV });
 }
 
 async function leaked(): Promise<number> {
@@ -135,13 +124,13 @@ describe('flanneld teardown', () => {
   it('after hosts ran flanneld (alloc, udp), removes their routes, devices and rules; etcd stays untouched', async () => {
     d2 = start(h2, prefix2, file2());
     await d2.waitForEvent('subnet-file-written');
-    await d2.waitForEvent('ipmasq-applied');
-    expect(await leftovers(h2)).toEqual(expect.arrayContaining(['link flannel0', expect.stringMatching(/^route blackhole/), expect.stringMatching(/^nat: :FLANNEL-POSTRTG/)]));
-    await d1!.waitForEvent('ipmasq-applied');
+    await d2.waitForEvent('iptables-applied');
+    expect(await leftovers(h2)).toEqual(expect.arrayContaining(['link flannel0', expect.stringMatching(/^route blackhole/), expect.stringMatching(/^nat: :FLANNEL-POSTRTG/), expect.stringMatching(/^filter: :FLANNEL-FWD/)]));
+    await d1!.waitForEvent('iptables-applied');
     // As after a crash, or a stop that keeps state for the next start: everything stays.
     await Promise.all([d1!.stop('SIGKILL'), d2.stop('SIGKILL')]);
     expect((await leftovers(h1)).length).toBeGreaterThan(0);
-    const etcdBefore = await etcd.dump(`/${bed.prefix}/`);
+    const etcdBefore = await etcd.dump('/');
 
     for (const [ns, file] of [[h1, file1()], [h2, file2()]]) {
       const run = await runFlanneld(['teardown', '--subnet-file', file], { netns: ns });
@@ -153,22 +142,22 @@ describe('flanneld teardown', () => {
     }
     // The container bridge is docker's, not flanneld's: it stays.
     expect(await routes(h1)).toContain('198.19.7.0/24 dev cbr0');
-    expect(await etcd.dump(`/${bed.prefix}/`)).toEqual(etcdBefore);
+    expect(await etcd.dump('/')).toEqual(etcdBefore);
   });
 
   it('without a subnet file, removes what needs no Network and says what it could not; a garbled one is an error', async () => {
     await bed.exec(h1, ['iptables', '-t', 'nat', '-N', 'FLANNEL-POSTRTG']);
     await bed.exec(h1, ['iptables', '-t', 'nat', '-I', 'POSTROUTING', '-m', 'comment', '--comment', 'flanneld masq', '-j', 'FLANNEL-POSTRTG']);
-    const missing = await runFlanneld(['teardown', '--subnet-file', join(dir, 'none.env')], { netns: h1 });
+    const missing = await runFlanneld(['teardown', '--subnet-file', dir.file('none.env')], { netns: h1 });
     expect(missing.code).toBe(0);
     expect(missing.stderr).toMatch(/^flanneld teardown: no subnet file at .*none\.env/);
     expect(await leftovers(h1)).toEqual([]);
 
-    await bed.exec(h1, ['sh', '-c', `echo 'FLANNEL_NETWORK=bogus' > ${join(dir, 'garbled.env')}`]);
+    await bed.exec(h1, ['sh', '-c', `echo 'FLANNEL_NETWORK=bogus' > ${dir.file('garbled.env')}`]);
     await bed.exec(h1, ['iptables', '-t', 'nat', '-N', 'FLANNEL-POSTRTG']);
-    const garbled = await runFlanneld(['teardown', '--subnet-file', join(dir, 'garbled.env')], { netns: h1 });
+    const garbled = await runFlanneld(['teardown', '--subnet-file', dir.file('garbled.env')], { netns: h1 });
     expect(garbled.code).toBe(1);
-    expect(garbled.stderr).toBe(`flanneld: subnet file ${join(dir, 'garbled.env')} has no valid FLANNEL_NETWORK (found "bogus")\n`);
+    expect(garbled.stderr).toBe(`flanneld: subnet file ${dir.file('garbled.env')} has no valid FLANNEL_NETWORK (found "bogus")\n`);
     // Nothing was removed on a guess.
     expect(await leftovers(h1)).toEqual(['nat: :FLANNEL-POSTRTG - [0:0]']);
   });

@@ -1,24 +1,22 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 import { cpuSeconds } from '../../testbed/proc.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 // The daemon's answer to a dead datapath, with real flanneld processes in netns hosts: report it (event, metric,
 // /readyz), restart the backend with backoff, and never crash, even when the restart itself fails.
 const HEALTHZ = 9100;
 const METRICS = 9101;
-let dir: string;
+const dir = useTempDir('dfault');
 let cluster: OverlayCluster;
 let a: OverlayHost;
 let b: OverlayHost;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-dfault-'));
-  cluster = await OverlayCluster.create('dfault', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+  cluster = await OverlayCluster.create('dfault', dir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
   a = await cluster.addHost('a', 1, {
     FLANNELD_HEALTHZ_IP: '127.0.0.1',
     FLANNELD_HEALTHZ_PORT: String(HEALTHZ),
@@ -33,7 +31,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cluster?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 async function httpGet(host: OverlayHost, port: number, path: string): Promise<{ status: number; body: string }> {

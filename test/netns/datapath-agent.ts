@@ -141,7 +141,7 @@ export interface AgentHost {
 export async function startAgentHosts(
   bed: Testbed,
   network: string,
-  specs: readonly { name: string; n: number; offload: boolean; antiSpoofing?: boolean; queues?: number }[],
+  specs: readonly { name: string; n: number; offload: boolean; antiSpoofing?: boolean; queues?: number; port?: number }[],
 ): Promise<AgentHost[]> {
   const hosts: AgentHost[] = [];
   for (const s of specs) {
@@ -157,6 +157,7 @@ export async function startAgentHosts(
       offload: s.offload,
       ...(s.antiSpoofing === undefined ? {} : { antiSpoofing: s.antiSpoofing }),
       ...(s.queues === undefined ? {} : { queues: s.queues }),
+      ...(s.port === undefined ? {} : { port: s.port }),
     });
     if (!(first as { ready?: boolean }).ready) throw new Error(`datapath agent on ${s.name} did not start: ${JSON.stringify(first)} ${agent.stderr}`);
     hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
-import { cpuSeconds } from '../../testbed/proc.js';
 import { prng } from '../../testbed/packets.js';
+import { cpuSeconds } from '../../testbed/proc.js';
 import { icmpEcho, ipv4Packet, sendAsPeer } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
@@ -54,9 +54,7 @@ function garbage(count: number, to: string): Buffer[] {
 
 const total = (c: DatapathCounters) => c.rxPackets + Object.values(c.drops).reduce((a, b) => a + b, 0);
 
-async function ping(fromNs: string, to: string): Promise<boolean> {
-  return bed.exec(fromNs, ['ping', '-n', '-c', '2', '-i', '0.2', '-W', '1', to]).then(() => true, () => false);
-}
+const ping = async (fromNs: string, to: string) => (await bed.ping(fromNs, to, 2)).ok;
 
 describe('udp datapath faults', () => {
   it('reports no failure while it runs', async () => {

@@ -35,14 +35,7 @@ afterAll(async () => {
 
 const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
 
-async function ping(from: Host, toIp: string, count = 1): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout } = await bed.exec(from.container.ns, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', toIp]);
-    return { ok: true, output: stdout };
-  } catch (err) {
-    return { ok: false, output: String((err as { stdout?: string }).stdout ?? err) };
-  }
-}
+const ping = (from: Host, toIp: string, count = 1) => bed.ping(from.container.ns, toIp, count);
 
 // DF set, as a Linux sender would.
 const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64, protocol = 1) =>

@@ -1,44 +1,32 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../src/package-info.js';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { InterfaceSelection } from '../../src/iface/external-interface.js';
-import { EtcdServer, freePort } from '../../testbed/etcd.js';
-import { FlanneldProcess, runFlanneld } from '../../testbed/flanneld.js';
-import { Testbed } from '../../testbed/netns.js';
+import { builtFile } from '../../testbed/built.js';
+import { etcdOnSwitch } from '../../testbed/etcd.js';
+import { FlanneldProcess, flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { SWITCH_IP } from '../../testbed/netns.js';
+import { useEtcd, useTempDir, useTestbed } from '../helpers/fixtures.js';
 
 // A host with two interfaces: eth0 (198.18.0.1) on the LAN with the default route, and cbr0 (198.18.3.1) leading
 // to a router (198.18.3.2) behind which 198.18.44.0/24 lies; 198.18.66.0/24 is unreachable.
-let bed: Testbed;
+const bed = useTestbed('iface');
+const etcd = useEtcd(etcdOnSwitch(bed));
+const dir = useTempDir('iface');
 let host: string;
-let etcd: EtcdServer;
-let dir: string;
 
 beforeAll(async () => {
-  bed = await Testbed.create('iface');
-  dir = await mkdtemp(join(tmpdir(), 'ft-iface-'));
   host = await bed.addHost('h', '198.18.0.1');
-  await bed.ip(host, 'route', 'add', 'default', 'via', '198.18.0.254');
+  await bed.ip(host, 'route', 'add', 'default', 'via', SWITCH_IP);
   await bed.addContainer(host, 'r', '198.18.3.1/24', '198.18.3.2');
   await bed.ip(host, 'route', 'add', '198.18.44.0/24', 'via', '198.18.3.2');
   // Somewhere the host cannot reach: `ip route get` fails for it.
   await bed.ip(host, 'route', 'add', 'blackhole', '198.18.66.0/24');
-  etcd = await EtcdServer.start({ netns: bed.switchNs, host: '198.18.0.254', port: await freePort() });
-});
-
-afterAll(async () => {
-  await etcd?.stop();
-  await bed?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 /** Runs the real findExternalInterface inside the host namespace (real links, real RTM_GETROUTE). */
 async function chosen(selection: Partial<InterfaceSelection>) {
-  const dist = join(packageRoot(), 'dist', 'src');
   const script = `
-    const { findExternalInterface } = await import(${JSON.stringify(join(dist, 'iface', 'external-interface.js'))});
-    const { formatIpv4 } = await import(${JSON.stringify(join(dist, 'ip', 'ipv4.js'))});
+    const { findExternalInterface } = await import(${JSON.stringify(builtFile('src/iface/external-interface.js'))});
+    const { formatIpv4 } = await import(${JSON.stringify(builtFile('src/ip/ipv4.js'))});
     const i = await findExternalInterface(JSON.parse(process.argv[1]));
     console.log(JSON.stringify({ name: i.name, address: formatIpv4(i.address), publicIp: formatIpv4(i.publicIp) }));`;
   const full = { ifaces: [], ifaceRegexes: [], canReach: '', publicIp: '', ...selection };
@@ -70,10 +58,9 @@ describe('choosing the external interface on a real host', () => {
   });
 
   it('the chosen interface reaches the lease: its PublicIP is what was picked', async () => {
-    const prefix = `/${bed.prefix}/network`;
-    await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    const prefix = await etcd.network('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
     const leaseOf = async (args: string[], file: string) => {
-      const d = new FlanneldProcess(['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--subnet-file', join(dir, file), ...args], { netns: host });
+      const d = new FlanneldProcess([...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, subnetFile: dir.file(file) }), ...args], { netns: host });
       try {
         const subnet = String((await d.waitForEvent('lease-acquired')).subnet).replace('/', '-');
         return { value: JSON.parse((await etcd.get(`${prefix}/subnets/${subnet}`))!), log: d.stderr };
@@ -90,7 +77,8 @@ describe('choosing the external interface on a real host', () => {
   });
 
   it('asked-for interfaces that do not exist, or a bad regex: one line, exit 1, before etcd is contacted', async () => {
-    const flanneld = (args: string[]) => runFlanneld(['--etcd-endpoints', 'http://198.18.0.254:1', '--subnet-file', join(dir, 'bad.env'), ...args], { netns: host });
+    const flags = flanneldArgs({ etcdEndpoints: `http://${SWITCH_IP}:1`, subnetFile: dir.file('bad.env') });
+    const flanneld = (args: string[]) => runFlanneld([...flags, ...args], { netns: host });
     const missing = await flanneld(['--iface', 'eth7', '--iface-regex', '^wlan', '--iface-can-reach', '198.18.66.1']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(

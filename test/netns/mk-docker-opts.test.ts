@@ -1,14 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../src/package-info.js';
-import { Testbed } from '../../testbed/netns.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { MK_DOCKER_OPTS } from '../../testbed/built.js';
+import { useTempDir, useTestbed } from '../helpers/fixtures.js';
 
-// The built bin, as the docker drop-in runs it (`npm run build:ts` first).
-const MK_DOCKER_OPTS = join(packageRoot(), 'dist', 'src', 'cli', 'mk-docker-opts.js');
 const execFileP = promisify(execFile);
 
 const SUBNET_ENV = 'FLANNEL_NETWORK=198.19.0.0/16\nFLANNEL_SUBNET=198.19.5.1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=true\n';
@@ -19,15 +15,8 @@ interface Run {
   stderr: string;
 }
 
-let dir: string;
+const dir = useTempDir('mkdocker');
 let count = 0;
-
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-mkdocker-'));
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
 
 /** Runs the CLI (optionally inside a namespace); env has no DOCKER_OPTS unless given. */
 async function mk(args: string[], opts: { env?: Record<string, string>; netns?: string } = {}): Promise<Run> {
@@ -44,7 +33,7 @@ async function mk(args: string[], opts: { env?: Record<string, string>; netns?: 
 }
 
 async function subnetFile(text = SUBNET_ENV): Promise<string> {
-  const path = join(dir, `subnet-${count++}.env`);
+  const path = dir.file(`subnet-${count++}.env`);
   await writeFile(path, text);
   return path;
 }
@@ -52,7 +41,7 @@ async function subnetFile(text = SUBNET_ENV): Promise<string> {
 /** Writes a subnet file, runs the CLI with `-f` and `-d` in the temp dir plus `args`, returns the output file. */
 async function generate(args: string[], opts: { env?: Record<string, string>; subnet?: string; netns?: string } = {}) {
   const f = await subnetFile(opts.subnet);
-  const d = join(dir, `docker-${count++}.env`);
+  const d = dir.file(`docker-${count++}.env`);
   const run = await mk(['-f', f, '-d', d, ...args], opts);
   const out = await readFile(d, 'utf8').catch(() => undefined);
   return { run, out, d };
@@ -111,7 +100,7 @@ describe('mk-docker-opts output', () => {
 
   it('accepts quoted values in the subnet file and replaces an existing output file', async () => {
     const f = await subnetFile('FLANNEL_SUBNET="198.19.7.1/24"\nFLANNEL_MTU="1450"\nFLANNEL_IPMASQ="false"\n');
-    const d = join(dir, 'replace.env');
+    const d = dir.file('replace.env');
     await writeFile(d, 'OLD=1\n');
     expect((await mk(['-f', f, '-d', d, '-i'])).code).toBe(0);
     expect(await readFile(d, 'utf8')).toBe('DOCKER_OPT_BIP="--bip=198.19.7.1/24"\nDOCKER_OPT_IPMASQ="--ip-masq=true"\nDOCKER_OPT_MTU="--mtu=1450"\n');
@@ -127,8 +116,8 @@ describe('mk-docker-opts errors', () => {
   };
 
   it('a missing subnet file is one line naming it, exit 1, nothing written', async () => {
-    const d = join(dir, 'never.env');
-    const run = await mk(['-f', join(dir, 'missing.env'), '-d', d]);
+    const d = dir.file('never.env');
+    const run = await mk(['-f', dir.file('missing.env'), '-d', d]);
     oneLine(run);
     expect(run.stderr).toContain('missing.env');
     await expect(stat(d)).rejects.toThrow();
@@ -170,27 +159,23 @@ describe('mk-docker-opts errors', () => {
     expect((await mk(['-f'])).stderr).toContain('requires an argument -- f');
     expect((await mk(['-i', 'extra'])).stderr).toContain('unexpected argument "extra"');
     const f = await subnetFile();
-    const badKey = await mk(['-f', f, '-d', join(dir, 'k.env'), '-k', 'NOT-A-NAME']);
+    const badKey = await mk(['-f', f, '-d', dir.file('k.env'), '-k', 'NOT-A-NAME']);
     oneLine(badKey);
   });
 
   it('an unwritable output path is one line, exit 1', async () => {
     const f = await subnetFile();
-    await writeFile(join(dir, 'afile'), '');
-    oneLine(await mk(['-f', f, '-d', join(dir, 'afile', 'sub', 'out.env')]));
+    await writeFile(dir.file('afile'), '');
+    oneLine(await mk(['-f', f, '-d', dir.file('afile', 'sub', 'out.env')]));
   });
 });
 
 describe('mk-docker-opts and the routing table (network namespace)', () => {
-  let bed: Testbed;
+  const bed = useTestbed('mkdock');
   let host: string;
 
   beforeAll(async () => {
-    bed = await Testbed.create('mkdock');
     host = await bed.addHost('h1', '198.18.0.1');
-  });
-  afterAll(async () => {
-    await bed?.cleanup();
   });
 
   it('accepts a table where the subnet is directly connected (docker0 already up on it)', async () => {

@@ -1,23 +1,21 @@
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { waitFor } from '../../testbed/netns.js';
-import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
+import { useTempDir } from '../helpers/fixtures.js';
+import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
 const METRICS_PORT = 9109;
 
-let dir: string;
+const dir = useTempDir('overlay');
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-overlay-'));
-  cluster = await OverlayCluster.create('ov', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+  cluster = await OverlayCluster.create('ov', dir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
   const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
   h1 = await cluster.addHost('h1', 1, env);
   h2 = await cluster.addHost('h2', 2, env);
@@ -27,12 +25,27 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await cluster?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const ipv4 = (src: string, dst: string, protocol: number, payload: Buffer) => ipv4Packet({ src, dst, protocol, payload });
 const sendAsPeer = (ns: string, bindIp: string, target: string, packets: Buffer[], waitMs = 1500) =>
   sendAsPeerFrom(cluster.bed, ns, bindIp, target, packets, { waitMs });
+
+/**
+ * A peer as flannel's own udp backend would register it (only PublicIP in the lease value): namespace p9 at
+ * 198.18.0.9 with lease 198.19.250.0/24, made by whichever test needs it first, once h1 has learnt it.
+ */
+const PEER = { ip: '198.18.0.9', subnet: '198.19.250.0/24', host: '198.19.250.5' };
+let peerNs: Promise<string> | undefined;
+function flannelPeer(): Promise<string> {
+  peerNs ??= (async () => {
+    const ns = await cluster.bed.addHost('p9', PEER.ip);
+    await cluster.etcd.put(`${cluster.prefix}/subnets/${PEER.subnet.replace('/', '-')}`, `{"PublicIP":"${PEER.ip}","PublicIPv6":null}`);
+    await h1.daemon.waitForEvent('peer-added', { subnet: PEER.subnet });
+    return ns;
+  })();
+  return peerNs;
+}
 
 function metric(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
@@ -54,8 +67,8 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
 
   /** Sends `bytes` of random data from h1's container to h2's over TCP with socat; true if the sha256 matches. */
   async function transfer(bytes: number, port: number): Promise<void> {
-    const src = join(dir, `payload-${port}.bin`);
-    const dst = join(dir, `received-${port}.bin`);
+    const src = dir.file(`payload-${port}.bin`);
+    const dst = dir.file(`received-${port}.bin`);
     await cluster.bed.exec(h1.container!.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`]);
     const listener = cluster.bed.spawn(h2.container!.ns, ['socat', '-u', `TCP-LISTEN:${port},bind=${h2.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
     const done = new Promise((resolve) => listener.on('exit', resolve));
@@ -91,36 +104,32 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
   });
 
   it('answers a hand-built flannel datagram from a registered peer (flannel interop)', async () => {
-    // A peer as flannel's own udp backend would register it: only PublicIP in the lease value.
-    const peerNs = await cluster.bed.addHost('p9', '198.18.0.9');
-    await cluster.etcd.put(`${cluster.prefix}/subnets/198.19.250.0-24`, '{"PublicIP":"198.18.0.9","PublicIPv6":null}');
-    await waitFor('h1 to learn the peer', async () => h1.daemon.stderr.includes('198.19.250.0/24'));
-    const echo = ipv4('198.19.250.5', h1.container!.ip, 1, icmpEcho(0x4242, 7, 'flannel-ts interop'));
-    const replies = await sendAsPeer(peerNs, '198.18.0.9', h1.underlayIp, [echo]);
+    const echo = ipv4(PEER.host, h1.container!.ip, 1, icmpEcho(0x4242, 7, 'flannel-ts interop'));
+    const replies = await sendAsPeer(await flannelPeer(), PEER.ip, h1.underlayIp, [echo]);
     expect(replies).toHaveLength(1);
     const reply = replies[0].packet;
     expect(replies[0].from).toBe(`${h1.underlayIp}:8285`);
     expect(reply.readUInt32BE(12)).toBe(parseIpv4(h1.container!.ip));
-    expect(reply.readUInt32BE(16)).toBe(parseIpv4('198.19.250.5'));
+    expect(reply.readUInt32BE(16)).toBe(parseIpv4(PEER.host));
     expect([reply[9], reply[20], reply.readUInt16BE(24), reply.readUInt16BE(26)]).toEqual([1, 0, 0x4242, 7]);
     expect(reply.subarray(28).toString()).toBe('flannel-ts interop');
     expect(checksum(reply.subarray(0, 20))).toBe(0);
   });
 
   it('drops malformed and spoofed datagrams by reason, and keeps forwarding', async () => {
+    const peerNs = await flannelPeer();
     const before = await cluster.metrics(h1, METRICS_PORT);
-    const peerNs = `${cluster.bed.prefix}-p9`;
-    const good = ipv4('198.19.250.5', h1.container!.ip, 1, icmpEcho(1, 1, 'x'));
+    const good = ipv4(PEER.host, h1.container!.ip, 1, icmpEcho(1, 1, 'x'));
     const notIpv4 = Buffer.from(good);
     notIpv4[0] = 0x60;
     const badIhl = Buffer.from(good);
     badIhl[0] = 0x43;
     const truncated = good.subarray(0, good.length - 4);
-    // Inner source in h2's lease, sent from the peer at 198.18.0.9: spoofed.
+    // Inner source in h2's lease, sent from the peer: spoofed.
     const spoofed = ipv4(h2.container!.ip, h1.container!.ip, 1, icmpEcho(2, 2, 'spoof'));
     // Inner source in no lease at all.
     const unknown = ipv4('198.19.251.5', h1.container!.ip, 1, icmpEcho(3, 3, 'who'));
-    const replies = await sendAsPeer(peerNs, '198.18.0.9', h1.underlayIp, [Buffer.from([0x45, 0]), notIpv4, badIhl, truncated, spoofed, unknown], 800);
+    const replies = await sendAsPeer(peerNs, PEER.ip, h1.underlayIp, [Buffer.from([0x45, 0]), notIpv4, badIhl, truncated, spoofed, unknown], 800);
     expect(replies).toEqual([]);
     const after = await cluster.metrics(h1, METRICS_PORT);
     const delta = (reason: string) => metric(after, 'flannel_datapath_drops_total', `reason="${reason}"`) - metric(before, 'flannel_datapath_drops_total', `reason="${reason}"`);
@@ -145,12 +154,8 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     const key = h3.bridgeCidr!.replace('.1/24', '.0-24');
     await cluster.etcd.ctl(['del', `${cluster.prefix}/subnets/${key}`]);
     await waitFor('h1 to drop the route', async () => {
-      try {
-        await cluster.bed.exec(h1.container!.ns, ['ping', '-c', '1', '-W', '1', h3.container!.ip]);
-        return false;
-      } catch (err) {
-        return /Net Unreachable/.test(String((err as { stdout?: string }).stdout));
-      }
+      const r = await cluster.ping(h1, h3);
+      return !r.ok && /Net Unreachable/.test(r.output);
     });
   });
 

@@ -5,29 +5,44 @@ import { environmentLine } from '../../src/cli/cloud-config-command.js';
 import { formatLeaseTable } from '../../src/cli/leases-command.js';
 import { healthzRoute, metricsRoute, readyzRoute, serveHttp } from '../../src/health/http-server.js';
 import { parseIpv4Net } from '../../src/ip/ipv4.js';
-import { JUMP_RULE, masqRules } from '../../src/iptables/ip-masq.js';
+import { forwardRuleSet } from '../../src/iptables/forward.js';
+import { masqRuleSet } from '../../src/iptables/ip-masq.js';
 import { describeRule } from '../../src/iptables/iptables.js';
 import { humanLine } from '../../src/log.js';
 
 const NETWORK = parseIpv4Net('198.19.0.0/16');
 const SUBNET = parseIpv4Net('198.19.5.0/24');
 
-describe('masqRules', () => {
-  it('is flannel HEAD masqRules for the lease, in order, each with the flanneld masq comment', () => {
-    expect(masqRules(NETWORK, SUBNET, true).map(describeRule)).toEqual([
+describe('masqRuleSet', () => {
+  it('is flannel HEAD masqRules for the lease, in order, each with the flanneld masq comment, jump first in POSTROUTING', () => {
+    const set = masqRuleSet(NETWORK, SUBNET, true);
+    expect(set.rules.map(describeRule)).toEqual([
       '-t nat -A FLANNEL-POSTRTG -s 198.19.5.0/24 -d 198.19.0.0/16 -m comment --comment "flanneld masq" -j RETURN',
       '-t nat -A FLANNEL-POSTRTG -s 198.19.0.0/16 -d 198.19.5.0/24 -m comment --comment "flanneld masq" -j RETURN',
       '-t nat -A FLANNEL-POSTRTG ! -s 198.19.0.0/16 -d 198.19.5.0/24 -m comment --comment "flanneld masq" -j RETURN',
       '-t nat -A FLANNEL-POSTRTG -s 198.19.0.0/16 ! -d 224.0.0.0/4 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully',
       '-t nat -A FLANNEL-POSTRTG ! -s 198.19.0.0/16 -d 198.19.0.0/16 -m comment --comment "flanneld masq" -j MASQUERADE --random-fully',
     ]);
-    expect(describeRule(JUMP_RULE)).toBe('-t nat -A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG');
+    expect(describeRule(set.spec.jump)).toBe('-t nat -A POSTROUTING -m comment --comment "flanneld masq" -j FLANNEL-POSTRTG');
+    expect(set.spec.jumpAt).toBe('first');
   });
 
-  it('leaves out --random-fully where iptables lacks it', () => {
-    const specs = masqRules(NETWORK, SUBNET, false).map((r) => r.spec.join(' '));
+  it('leaves out --random-fully when asked (--ip-masq-fully-random-disable, or an iptables without it)', () => {
+    const specs = masqRuleSet(NETWORK, SUBNET, false).rules.map((r) => r.spec.join(' '));
     expect(specs.filter((s) => s.endsWith('-j MASQUERADE'))).toHaveLength(2);
     expect(specs.some((s) => s.includes('--random-fully'))).toBe(false);
+  });
+});
+
+describe('forwardRuleSet', () => {
+  it('is flannel HEAD forwardRules for the Network, jump appended to FORWARD', () => {
+    const set = forwardRuleSet(NETWORK);
+    expect([set.spec.jump, ...set.rules].map(describeRule)).toEqual([
+      '-t filter -A FORWARD -m comment --comment "flanneld forward" -j FLANNEL-FWD',
+      '-t filter -A FLANNEL-FWD -s 198.19.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
+      '-t filter -A FLANNEL-FWD -d 198.19.0.0/16 -m comment --comment "flanneld forward" -j ACCEPT',
+    ]);
+    expect(set.spec.jumpAt).toBe('last');
   });
 });
 
@@ -54,8 +69,8 @@ describe('formatLeaseTable', () => {
 });
 
 describe('humanLine', () => {
-  it('turns a pino JSON line into time, level, message and key=value fields', () => {
-    const json = JSON.stringify({ level: 40, time: Date.UTC(2026, 10, 25, 8, 16, 45), pid: 1, hostname: 'h', msg: 'etcd unreachable', endpoint: 'http://198.18.0.254:2379', attempt: 3 });
+  it('turns a pino JSON line into time, level, message and key=value fields, leaving out pid, hostname and name', () => {
+    const json = JSON.stringify({ level: 40, time: Date.UTC(2026, 10, 25, 8, 16, 45), pid: 1, hostname: 'h', name: 'flanneld', msg: 'etcd unreachable', endpoint: 'http://198.18.0.254:2379', attempt: 3 });
     expect(humanLine(json)).toBe('08:16:45 WARN  etcd unreachable endpoint=http://198.18.0.254:2379 attempt=3');
   });
 

@@ -51,12 +51,3 @@ describe('subnet file', () => {
     expect(parseIpv4('198.19.5.1')).toBe(0xc6130501);
   });
 });
-
-describe('terminal log format', async () => {
-  const { humanLine } = await import('../../src/log.js');
-  it('prints time, level, message and fields on one line', () => {
-    const line = humanLine(JSON.stringify({ level: 40, time: Date.parse('2026-11-25T08:16:45Z'), name: 'flanneld', msg: 'lease lost', subnet: '198.19.5.0/24', attempt: 2 }));
-    expect(line).toBe('08:16:45 WARN  lease lost subnet=198.19.5.0/24 attempt=2');
-    expect(humanLine('not json')).toBe('not json');
-  });
-});

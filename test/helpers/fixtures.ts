@@ -1,0 +1,72 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { EtcdServer, type EtcdServerOptions } from '../../testbed/etcd.js';
+import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { Testbed } from '../../testbed/netns.js';
+
+// Fixtures for the enclosing test file or describe block: call them at its top level. Each registers its own
+// set-up and tear-down hooks, so a failing test still leaves nothing behind.
+
+/**
+ * A real etcd of its own for the enclosing file or describe block, launched before its first test and stopped after
+ * its last. Tests sharing it take their keys from `etcd.network()`, so none sees another's; a test that kills and
+ * relaunches it affects only its own file.
+ */
+export function useEtcd(opts?: EtcdServerOptions): EtcdServer {
+  const etcd = new EtcdServer(opts);
+  beforeAll(() => etcd.launch());
+  afterAll(() => etcd.stop());
+  return etcd;
+}
+
+/**
+ * Network-namespace hosts for the enclosing file or describe block (`ft-<pid>-<tag>-…`): the switch is set up before
+ * its first test; every namespace, veth and process it made is removed after its last.
+ */
+export function useTestbed(tag: string): Testbed {
+  const bed = new Testbed(tag);
+  beforeAll(() => bed.setUp());
+  afterAll(() => bed.cleanup());
+  return bed;
+}
+
+export interface TempDir {
+  /** The directory; valid once the file's tests have started. */
+  readonly path: string;
+  /** A path inside it. */
+  file(...names: string[]): string;
+}
+
+/** A fresh directory under the system temp dir (`ft-<tag>-…`), removed with its contents after the last test. */
+export function useTempDir(tag: string): TempDir {
+  let path: string | undefined;
+  beforeAll(async () => {
+    path = await mkdtemp(join(tmpdir(), `ft-${tag}-`));
+  });
+  afterAll(async () => {
+    if (path) await rm(path, { recursive: true, force: true });
+  });
+  const dir: TempDir = {
+    get path() {
+      if (!path) throw new Error('the temp dir is made before the first test; use it inside a test or hook');
+      return path;
+    },
+    file: (...names) => join(dir.path, ...names),
+  };
+  return dir;
+}
+
+/** Starts flanneld processes (the built CLI); any still running after its test is killed, pass or fail. */
+export function useFlanneld(): (args: string[], opts?: { env?: NodeJS.ProcessEnv; netns?: string }) => FlanneldProcess {
+  const started: FlanneldProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
+  });
+  return (args, opts) => {
+    const d = new FlanneldProcess(args, opts);
+    started.push(d);
+    return d;
+  };
+}

@@ -1,0 +1,89 @@
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, symlink, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../testbed/etcd.js';
+import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { waitFor } from '../../testbed/netns.js';
+import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
+import { useTempDir } from '../helpers/fixtures.js';
+
+const which = (name: string) => execFileSync('sh', ['-c', `command -v ${name}`]).toString().trim();
+const RESYNC_SECONDS = 1;
+
+const dir = useTempDir('iptfault');
+/** The PATH flanneld gets: `ip` (to enter the namespace) and, when a test puts them there, the iptables binaries. */
+let bin: string;
+let cluster: OverlayCluster;
+let host: OverlayHost;
+
+beforeAll(async () => {
+  bin = dir.file('bin');
+  await mkdir(bin);
+  await symlink(which('ip'), join(bin, 'ip'));
+  cluster = await OverlayCluster.create('iptfault', dir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
+});
+
+afterAll(async () => {
+  await cluster?.cleanup();
+});
+
+const count = (event: string) => host.daemon.events().filter((e) => e.event === event);
+
+async function forwardRules(): Promise<string[]> {
+  const { stdout } = await cluster.bed.exec(host.ns, ['iptables-save', '-t', 'filter']);
+  return stdout.split('\n').filter((l) => l.startsWith('-A') && l.includes('FLANNEL-FWD'));
+}
+
+describe('iptables faults are reported once per change', () => {
+  it('--ip-masq without iptables is one line and exit 1, before etcd is touched', async () => {
+    const started = Date.now();
+    // Nothing listens on this port; a flanneld that went to etcd first would wait there for a minute.
+    const endpoint = `http://127.0.0.1:${await freePort()}`;
+    const result = await runFlanneld(['--ip-masq', ...flanneldArgs({ etcdEndpoints: endpoint, subnetFile: dir.file('none.env') })], {
+      env: { PATH: '/nonexistent', FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '60000' },
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toBe('flanneld: iptables not found on PATH; --ip-masq needs it (install the iptables package)\n');
+    expect(Date.now() - started).toBeLessThan(20_000);
+  });
+
+  it('forward rules without iptables: one error, the daemon runs on, and one recovery line once iptables appears', async () => {
+    host = await cluster.addHost('h1', 1, { PATH: bin, FLANNELD_IPTABLES_RESYNC: String(RESYNC_SECONDS) });
+    await host.daemon.waitForEvent('subnet-file-written');
+    const [failed] = await waitFor('the failure', async () => count('iptables-failed').length > 0 && count('iptables-failed'));
+    expect(failed).toMatchObject({ level: 50, chains: ['FLANNEL-FWD'] });
+    expect(failed.msg).toMatch(/^iptables rules not in place \(FLANNEL-FWD: iptables(-restore)? not found on PATH \(install the iptables package\)\); retrying every 1 s$/);
+    await sleep(3.5 * RESYNC_SECONDS * 1000);
+    expect(count('iptables-failed')).toHaveLength(1);
+
+    for (const name of ['iptables', 'iptables-restore']) await symlink(which(name), join(bin, name));
+    await host.daemon.waitForEvent('iptables-recovered', {}, 10_000);
+    expect(await forwardRules()).toHaveLength(3);
+    await sleep(2.5 * RESYNC_SECONDS * 1000);
+    expect(count('iptables-recovered')).toHaveLength(1);
+    expect(count('iptables-failed')).toHaveLength(1);
+  });
+
+  it('a failing iptables-restore is one error naming the chain and quoting it, then one recovery line', async () => {
+    const restore = join(bin, 'iptables-restore');
+    await unlink(restore);
+    await writeFile(restore, '#!/bin/sh\necho "iptables-restore: refused by the test" >&2\nexit 1\n');
+    await chmod(restore, 0o755);
+    const [, accept] = await forwardRules();
+    await cluster.bed.exec(host.ns, ['sh', '-c', `iptables -t filter ${accept.replace('-A', '-D')}`]);
+
+    await waitFor('the failure', async () => count('iptables-failed').length === 2);
+    expect(count('iptables-failed')[1].error).toBe('FLANNEL-FWD: iptables-restore failed writing FLANNEL-FWD (-t filter): iptables-restore: refused by the test');
+    await sleep(3.5 * RESYNC_SECONDS * 1000);
+    expect(count('iptables-failed')).toHaveLength(2);
+    expect(count('iptables-rule-missing')).toHaveLength(1);
+
+    await unlink(restore);
+    await symlink(which('iptables-restore'), restore);
+    await waitFor('the recovery', async () => count('iptables-recovered').length === 2, 10_000);
+    expect(await forwardRules()).toHaveLength(3);
+    expect(host.daemon.running).toBe(true);
+  });
+});
