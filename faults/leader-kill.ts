@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { EtcdCluster } from '../testbed/etcd.js';
-import { FLANNELD, FlanneldProcess } from '../testbed/flanneld.js';
+import { FLANNELD, FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
 import { sleep } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 
@@ -36,7 +36,7 @@ export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
     const daemons: FlanneldProcess[] = [];
     const start = (host: number) => {
       const d = new FlanneldProcess(
-        ['--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', PREFIX, '--iface', 'lo', '--public-ip', `198.18.6.${host}`, '--subnet-file', join(dir, `${host}.env`)],
+        flanneldArgs({ etcdEndpoints: cluster.endpoints.join(','), etcdPrefix: PREFIX, iface: 'lo', publicIp: `198.18.6.${host}`, subnetFile: join(dir, `${host}.env`) }),
         { env: { FLANNELD_SUBNET_LEASE_TTL: String(o.ttlS), FLANNELD_RETRY_INTERVAL_MS: '1000' } },
       );
       daemons.push(d);

@@ -1,5 +1,4 @@
-import { join } from 'node:path';
-import { packageRoot } from '../src/package-info.js';
+import { builtFile } from '../testbed/built.js';
 import type { OverlayHost } from '../testbed/overlay.js';
 import { rssKiB } from '../testbed/proc.js';
 import { kernelUdpDrops, parseMetrics, pingFor, sleep, sumOf } from './observe.js';
@@ -13,7 +12,7 @@ export interface MalformedFloodOptions {
 }
 
 const METRICS = 9102;
-const FLOOD = join(packageRoot(), 'dist', 'faults', 'flood.js');
+const FLOOD = builtFile('faults/flood.js');
 const ROGUE = { ip: '198.18.0.3', subnet: '198.19.250.0' };
 
 /**

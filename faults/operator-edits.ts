@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EtcdServer } from '../testbed/etcd.js';
-import { FlanneldProcess } from '../testbed/flanneld.js';
+import { FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
 import { sleep } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 
@@ -46,7 +46,7 @@ export function operatorEdits(): Promise<ScenarioResult> {
       await etcd.put(`${PREFIX}/config`, CONFIG);
       const start = (host: number) => {
         const d = new FlanneldProcess(
-          ['--etcd-endpoints', etcd.endpoint, '--etcd-prefix', PREFIX, '--iface', 'lo', '--public-ip', `198.18.8.${host}`, '--subnet-file', join(dir, `${host}.env`)],
+          flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: PREFIX, iface: 'lo', publicIp: `198.18.8.${host}`, subnetFile: join(dir, `${host}.env`) }),
           { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } },
         );
         daemons.push(d);

@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { packageRoot } from '../../src/package-info.js';
+import { builtFile } from '../../testbed/built.js';
 
 const run = promisify(execFile);
-const FATAL = join(packageRoot(), 'dist', 'src', 'cli', 'fatal.js');
+const FATAL = builtFile('src/cli/fatal.js');
 
 /** Runs `body` in a fresh node process after installing flanneld's process-level handler. */
 async function withHandler(body: string): Promise<{ code: number; stderr: string }> {
