@@ -160,6 +160,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.watcher.on('change', (event) => this.leaseManager?.handleOwnKeyEvent(event));
     this.watcher.on('watch-lost', () => this.etcdErrors++);
     await this.watcher.start();
+    // The listing above replayed every current peer: what the kernel still holds for others is stale.
+    await this.currentNetwork?.reconcile?.(this.watcher.peers());
   }
 
   /** Stops renewals and watches and removes the backend's kernel state; the etcd lease stays for a restart. */
@@ -179,7 +181,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.stopNetwork();
     const network = await this.backend.startNetwork(lease);
     this.currentNetwork = network;
-    for (const peer of this.watcher?.peers() ?? []) await network.applyLeaseEvent({ type: 'added', lease: peer });
+    if (this.watcher) {
+      const peers = this.watcher.peers();
+      for (const peer of peers) await network.applyLeaseEvent({ type: 'added', lease: peer });
+      await network.reconcile?.(peers);
+    }
     for (const extension of this.extensions) await extension.leaseReady(lease, this.config);
     await writeSubnetFile(this.options.subnetFile, {
       network: this.config.network,
