@@ -37,10 +37,10 @@ export function routeWithin(r: RouteInfo, network: Ipv4Net): boolean {
 export function directlyConnected(routes: readonly RouteInfo[], ip: Ipv4, oif: number): boolean {
   let best: RouteInfo | undefined;
   for (const r of routes) {
-    if (r.type !== RTN_UNICAST || !netContains({ ip: r.dst, prefixLen: r.dstLen }, ip)) continue;
+    if (!netContains({ ip: r.dst, prefixLen: r.dstLen }, ip)) continue;
     if (!best || r.dstLen > best.dstLen) best = r;
   }
-  return best !== undefined && best.gateway === undefined && best.oif === oif;
+  return best !== undefined && best.type === RTN_UNICAST && best.gateway === undefined && best.oif === oif;
 }
 
 /**
