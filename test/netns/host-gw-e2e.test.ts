@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -13,6 +15,9 @@ import { pingThroughRestart } from '../../testbed/restart-probe.js';
 let dir: string;
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost, h4: OverlayHost;
+
+const TEARDOWN = join(import.meta.dirname, '..', 'fixtures', 'backend-teardown.mjs');
+const teardown = (ns: string, type: string) => promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, TEARDOWN, type, '198.19.0.0/16']);
 
 // Leases stay below 198.19.200.0, so the hand-written peer leases at 198.19.25x.0 never collide with a host's.
 beforeAll(async () => {
@@ -110,6 +115,16 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
     expect(await routeOn(h2, leaseOf(h3).subnet)).toBe('');
     expect(await routeOn(h2, leaseOf(h1).subnet)).toBe(expectedRoute(h1));
     await cluster.expectReachable(h2, h1);
+  });
+
+  it('teardown (what `flanneld teardown` runs) deletes our routes in the Network and keeps the operator\'s; twice is fine', async () => {
+    await h1.daemon.stop('SIGTERM');
+    await cluster.bed.ip(h1.ns, 'route', 'add', '198.19.240.0/24', 'via', '198.18.0.2', 'dev', 'eth0');
+    expect(await cluster.bed.ip(h1.ns, 'route', 'show', 'proto', '241')).not.toBe('');
+    await teardown(h1.ns, 'host-gw');
+    await teardown(h1.ns, 'host-gw');
+    expect(await cluster.bed.ip(h1.ns, 'route', 'show', 'proto', '241')).toBe('');
+    expect(await routeOn(h1, '198.19.240.0/24')).toBe('198.19.240.0/24 via 198.18.0.2 dev eth0');
   });
 
   it('refuses to start when --public-ip differs from the interface address (NAT), before touching etcd', async () => {

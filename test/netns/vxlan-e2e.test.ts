@@ -1,4 +1,6 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,6 +14,9 @@ import { pingThroughRestart } from '../../testbed/restart-probe.js';
 let dir: string;
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost, h4: OverlayHost;
+
+const TEARDOWN = join(import.meta.dirname, '..', 'fixtures', 'backend-teardown.mjs');
+const teardown = (ns: string, type: string) => promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, TEARDOWN, type, '198.19.0.0/16']);
 
 // Leases stay below 198.19.200.0, so the hand-written peer leases at 198.19.25x.0 never collide with a host's.
 beforeAll(async () => {
@@ -198,6 +203,22 @@ describe('vxlan backend between three hosts (real flanneld, etcd, kernel VXLAN, 
     await expectNothingFor(h2, peer, mac);
     await expectProgrammed(h2, h1);
     await cluster.expectReachable(h2, h1);
+  });
+});
+
+describe('vxlan teardown (what `flanneld teardown` runs)', () => {
+  it('deletes flannel.* vxlan devices (their neighbours and FDB entries go with them) and our direct routes, keeps the operator\'s; twice is fine', async () => {
+    await h1.daemon.stop('SIGTERM');
+    // A DirectRouting route of ours, and an operator's route inside the Network.
+    await cluster.bed.ip(h1.ns, 'route', 'add', '198.19.241.0/24', 'via', '198.18.0.2', 'dev', 'eth0', 'proto', '241');
+    await cluster.bed.ip(h1.ns, 'route', 'add', '198.19.240.0/24', 'via', '198.18.0.2', 'dev', 'eth0');
+    expect(await ip(h1, 'link', 'show', 'type', 'vxlan')).toContain('flannel.1');
+    await teardown(h1.ns, 'vxlan');
+    await teardown(h1.ns, 'vxlan');
+    expect(await ip(h1, 'link', 'show', 'type', 'vxlan')).toBe('');
+    expect(await ip(h1, 'route', 'show', 'proto', '241')).toBe('');
+    expect(await ip(h1, 'route', 'show', '198.19.240.0/24')).toContain('via 198.18.0.2 dev eth0');
+    expect((await cluster.bed.exec(h1.ns, ['bridge', 'fdb', 'show'])).stdout).not.toContain(' dst ');
   });
 });
 
