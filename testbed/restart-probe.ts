@@ -5,6 +5,8 @@ export interface RestartLoss {
   readonly sent: number;
   readonly lost: number;
   readonly intervalMs: number;
+  /** How long ping ran; on a busy machine it sends less often than asked, so outages are estimated from this. */
+  readonly durationMs: number;
   /** From the stop signal to the new daemon's readiness event. */
   readonly restartMs: number;
 }
@@ -33,6 +35,7 @@ export async function pingThroughRestart(cluster: OverlayCluster, from: OverlayH
   let out = '';
   ping.stdout?.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<void>((resolve) => ping.once('exit', () => resolve()));
+  const pingStarted = Date.now();
   await sleep(SETTLE_MS);
   const started = Date.now();
   await cluster.restartDaemon(restarted, { whileDown: opts.whileDown });
@@ -41,13 +44,14 @@ export async function pingThroughRestart(cluster: OverlayCluster, from: OverlayH
   await sleep(SETTLE_MS);
   ping.kill('SIGINT');
   await exited;
+  const durationMs = Date.now() - pingStarted;
   const transmitted = Number(/(\d+) packets transmitted/.exec(out)?.[1]);
   if (!Number.isFinite(transmitted)) throw new Error(`ping printed no summary:\n${out.slice(-2000)}`);
   const answered = new Set([...out.matchAll(/bytes from .*icmp_seq=(\d+)/g)].map((m) => Number(m[1])));
   const sent = Math.max(0, transmitted - Math.ceil(100 / intervalMs));
   let lost = 0;
   for (let seq = 1; seq <= sent; seq++) if (!answered.has(seq)) lost++;
-  return { sent, lost, intervalMs, restartMs };
+  return { sent, lost, intervalMs, durationMs, restartMs };
 }
 
 function sleep(ms: number): Promise<void> {
