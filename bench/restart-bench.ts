@@ -1,8 +1,7 @@
 // npm run bench:restart: what a flanneld restart costs container traffic, per backend. Two hosts with a container
 // each; a ping every 10 ms from host 2's container to host 1's while host 1's flanneld gets SIGTERM and is started
 // again, ROUNDS times per backend. Writes bench/results/restart-latest.json.
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { packageRoot } from '../src/package-info.js';
 import { OverlayCluster } from '../testbed/overlay.js';
@@ -24,12 +23,10 @@ interface BackendResult {
   readonly outageMs: number[];
 }
 
-async function measure(type: string, readyEvent: string, dir: string): Promise<BackendResult> {
-  const cluster = await OverlayCluster.create('rst', dir, JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }));
+async function measure(type: string, readyEvent: string): Promise<BackendResult> {
+  const cluster = await OverlayCluster.createWithHosts('rst', JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }), 2);
   try {
-    const h1 = await cluster.addHost('h1', 1);
-    const h2 = await cluster.addHost('h2', 2);
-    for (const h of [h1, h2]) await cluster.addContainer(h);
+    const [h1, h2] = [cluster.host('h1'), cluster.host('h2')];
     await cluster.expectReachable(h2, h1);
     const rounds: RestartLoss[] = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -43,17 +40,12 @@ async function measure(type: string, readyEvent: string, dir: string): Promise<B
 }
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'ft-restart-'));
   const results: Record<string, BackendResult> = {};
-  try {
-    for (const [type, readyEvent] of BACKENDS) {
-      process.stdout.write(`restarting flanneld (${type}) ${ROUNDS} times under a 10 ms ping ...\n`);
-      results[type] = await measure(type, readyEvent, dir);
-      const r = results[type];
-      process.stdout.write(`  lost ${r.rounds.map((x) => `${x.lost}/${x.sent}`).join(', ')} (outage ~${r.outageMs.join(', ')} ms; restart ${r.rounds.map((x) => x.restartMs).join(', ')} ms)\n`);
-    }
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  for (const [type, readyEvent] of BACKENDS) {
+    process.stdout.write(`restarting flanneld (${type}) ${ROUNDS} times under a 10 ms ping ...\n`);
+    results[type] = await measure(type, readyEvent);
+    const r = results[type];
+    process.stdout.write(`  lost ${r.rounds.map((x) => `${x.lost}/${x.sent}`).join(', ')} (outage ~${r.outageMs.join(', ')} ms; restart ${r.rounds.map((x) => x.restartMs).join(', ')} ms)\n`);
   }
   const report = {
     date: new Date().toISOString(),

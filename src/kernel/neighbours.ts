@@ -20,10 +20,10 @@ export interface FdbEntry {
 
 const RTN_UNICAST = 1;
 
-/** The permanent ARP neighbours on device `ifindex`. */
-export async function permanentArp(nl: RtNetlinkSocket, ifindex: number): Promise<ArpEntry[]> {
-  const out: ArpEntry[] = [];
-  for (const n of await nl.getNeighbors({ family: AF_INET })) {
+/** Permanent entries of `family` on device `ifindex` that map an IPv4 address and a MAC, in either direction. */
+async function permanentEntries(nl: RtNetlinkSocket, family: number, ifindex: number): Promise<{ ip: Ipv4; mac: Mac }[]> {
+  const out: { ip: Ipv4; mac: Mac }[] = [];
+  for (const n of await nl.getNeighbors({ family })) {
     if (n.data.ifindex !== ifindex || !n.data.state?.permanent) continue;
     const ip = ipv4FromBytes(n.attrs.dst);
     const mac = macFromBytes(n.attrs.lladdr);
@@ -32,16 +32,14 @@ export async function permanentArp(nl: RtNetlinkSocket, ifindex: number): Promis
   return out;
 }
 
+/** The permanent ARP neighbours on device `ifindex`. */
+export async function permanentArp(nl: RtNetlinkSocket, ifindex: number): Promise<ArpEntry[]> {
+  return permanentEntries(nl, AF_INET, ifindex);
+}
+
 /** The permanent FDB entries with a remote IPv4 destination on vxlan device `ifindex`. */
 export async function permanentFdb(nl: RtNetlinkSocket, ifindex: number): Promise<FdbEntry[]> {
-  const out: FdbEntry[] = [];
-  for (const n of await nl.getNeighbors({ family: AF_BRIDGE })) {
-    if (n.data.ifindex !== ifindex || !n.data.state?.permanent) continue;
-    const dst = ipv4FromBytes(n.attrs.dst);
-    const mac = macFromBytes(n.attrs.lladdr);
-    if (dst !== undefined && mac) out.push({ mac, dst });
-  }
-  return out;
+  return (await permanentEntries(nl, AF_BRIDGE, ifindex)).map(({ ip, mac }) => ({ mac, dst: ip }));
 }
 
 export async function replaceArp(nl: RtNetlinkSocket, ifindex: number, e: ArpEntry): Promise<void> {

@@ -1,37 +1,26 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, leaseOf, type OverlayHost } from '../../testbed/overlay.js';
 import { pingThroughRestart } from '../../testbed/restart-probe.js';
+import { runBackendTeardown } from '../helpers/backend-teardown.js';
 
 // Three hosts (and a late fourth) on one L2 segment running the real flanneld with the host-gw backend: no
 // encapsulation, one kernel route per peer via its PublicIP.
 
-let dir: string;
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost, h4: OverlayHost;
 
-const TEARDOWN = join(import.meta.dirname, '..', 'fixtures', 'backend-teardown.mjs');
-const teardown = (ns: string, type: string) => promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, TEARDOWN, type, '198.19.0.0/16']);
-
 // Leases stay below 198.19.200.0, so the hand-written peer leases at 198.19.25x.0 never collide with a host's.
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-hostgw-'));
-  cluster = await OverlayCluster.create('hgw', dir, '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"host-gw"}}');
-  h1 = await cluster.addHost('h1', 1);
-  h2 = await cluster.addHost('h2', 2);
-  h3 = await cluster.addHost('h3', 3);
-  for (const h of [h1, h2, h3]) await cluster.addContainer(h);
+  cluster = await OverlayCluster.createWithHosts('hgw', '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"host-gw"}}', 3);
+  [h1, h2, h3] = ['h1', 'h2', 'h3'].map((n) => cluster.host(n));
 });
 
 afterAll(async () => {
   await cluster?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const routeOn = async (h: OverlayHost, subnet: string) => (await cluster.bed.ip(h.ns, 'route', 'show', subnet)).trim();
@@ -121,8 +110,8 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
     await h1.daemon.stop('SIGTERM');
     await cluster.bed.ip(h1.ns, 'route', 'add', '198.19.240.0/24', 'via', '198.18.0.2', 'dev', 'eth0');
     expect(await cluster.bed.ip(h1.ns, 'route', 'show', 'proto', '241')).not.toBe('');
-    await teardown(h1.ns, 'host-gw');
-    await teardown(h1.ns, 'host-gw');
+    await runBackendTeardown(h1.ns, 'host-gw', '198.19.0.0/16');
+    await runBackendTeardown(h1.ns, 'host-gw', '198.19.0.0/16');
     expect(await cluster.bed.ip(h1.ns, 'route', 'show', 'proto', '241')).toBe('');
     expect(await routeOn(h1, '198.19.240.0/24')).toBe('198.19.240.0/24 via 198.18.0.2 dev eth0');
   });
@@ -130,7 +119,7 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
   it('refuses to start when --public-ip differs from the interface address (NAT), before touching etcd', async () => {
     const before = await cluster.etcd.dump(`${cluster.prefix}/subnets/`);
     const result = await runFlanneld(
-      ['--etcd-endpoints', cluster.etcd.endpoint, '--etcd-prefix', cluster.prefix, '--iface', 'eth0', '--public-ip', '198.18.0.77', '--subnet-file', join(dir, 'nat.env')],
+      ['--etcd-endpoints', cluster.etcd.endpoint, '--etcd-prefix', cluster.prefix, '--iface', 'eth0', '--public-ip', '198.18.0.77', '--subnet-file', join(cluster.dir, 'nat.env')],
       { netns: h1.ns },
     );
     expect(result.code).toBe(1);

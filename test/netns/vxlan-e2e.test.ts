@@ -1,36 +1,25 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, leaseOf, type OverlayHost } from '../../testbed/overlay.js';
 import { pingThroughRestart } from '../../testbed/restart-probe.js';
+import { runBackendTeardown } from '../helpers/backend-teardown.js';
 
 // Three hosts (and a late fourth) running the real flanneld with the vxlan backend over a real etcd, checked with the
 // tools an operator would use: ip -d link, ip neigh, bridge fdb, ip route.
 
-let dir: string;
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost, h4: OverlayHost;
 
-const TEARDOWN = join(import.meta.dirname, '..', 'fixtures', 'backend-teardown.mjs');
-const teardown = (ns: string, type: string) => promisify(execFile)('ip', ['netns', 'exec', ns, process.execPath, TEARDOWN, type, '198.19.0.0/16']);
-
 // Leases stay below 198.19.200.0, so the hand-written peer leases at 198.19.25x.0 never collide with a host's.
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-vxlan-'));
-  cluster = await OverlayCluster.create('vx', dir, '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"vxlan"}}');
-  h1 = await cluster.addHost('h1', 1);
-  h2 = await cluster.addHost('h2', 2);
-  h3 = await cluster.addHost('h3', 3);
-  for (const h of [h1, h2, h3]) await cluster.addContainer(h);
+  cluster = await OverlayCluster.createWithHosts('vx', '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"vxlan"}}', 3);
+  [h1, h2, h3] = ['h1', 'h2', 'h3'].map((n) => cluster.host(n));
 });
 
 afterAll(async () => {
   await cluster?.cleanup();
-  await rm(dir, { recursive: true, force: true });
 });
 
 const subnetOf = (h: OverlayHost) => leaseOf(h).subnet;
@@ -213,8 +202,8 @@ describe('vxlan teardown (what `flanneld teardown` runs)', () => {
     await cluster.bed.ip(h1.ns, 'route', 'add', '198.19.241.0/24', 'via', '198.18.0.2', 'dev', 'eth0', 'proto', '241');
     await cluster.bed.ip(h1.ns, 'route', 'add', '198.19.240.0/24', 'via', '198.18.0.2', 'dev', 'eth0');
     expect(await ip(h1, 'link', 'show', 'type', 'vxlan')).toContain('flannel.1');
-    await teardown(h1.ns, 'vxlan');
-    await teardown(h1.ns, 'vxlan');
+    await runBackendTeardown(h1.ns, 'vxlan', '198.19.0.0/16');
+    await runBackendTeardown(h1.ns, 'vxlan', '198.19.0.0/16');
     expect(await ip(h1, 'link', 'show', 'type', 'vxlan')).toBe('');
     expect(await ip(h1, 'route', 'show', 'proto', '241')).toBe('');
     expect(await ip(h1, 'route', 'show', '198.19.240.0/24')).toContain('via 198.18.0.2 dev eth0');
@@ -228,7 +217,7 @@ describe('vxlan with DirectRouting (and a VNI of its own)', () => {
   const via = (gateway: string) => (ns: string) => dr.bed.ip(ns, 'route', 'add', '198.18.0.0/23', 'via', gateway);
 
   beforeAll(async () => {
-    dr = await OverlayCluster.create('vxdr', dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","VNI":7,"DirectRouting":true}}');
+    dr = await OverlayCluster.create('vxdr', cluster.dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","VNI":7,"DirectRouting":true}}');
     // `far` is on another L2 subnet (198.18.1.0/24), one hop away: the switch routes between the two.
     await dr.bed.ip(dr.bed.switchNs, 'addr', 'add', '198.18.1.254/24', 'dev', 'br0');
     await dr.bed.exec(dr.bed.switchNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
