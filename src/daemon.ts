@@ -164,7 +164,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.currentNetwork?.reconcile?.(this.watcher.peers());
   }
 
-  /** Stops renewals and watches and removes the backend's kernel state; the etcd lease stays for a restart. */
+  /**
+   * Stops renewals and watches and closes the backend network (the vxlan and host-gw backends leave their kernel
+   * state for the next start to adopt); the etcd lease stays.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;

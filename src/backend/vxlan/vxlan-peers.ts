@@ -77,7 +77,7 @@ class VxlanPass implements PeerPass<VxlanPeer> {
     );
     // What the peer no longer uses: its neighbour once routed directly, the FDB entry of a replaced VtepMAC.
     if (direct && previousMac !== undefined) changed += await this.dropArp(leaseIp);
-    if (previousMac !== undefined && previousMac !== want.vtepMac) changed += await this.dropFdbIfUnused(previousMac);
+    if (previousMac !== undefined && (direct || previousMac !== want.vtepMac)) changed += await this.dropFdbIfUnused(previousMac);
     return changed;
   }
 
