@@ -1,11 +1,12 @@
 // npm run bench:restart: what a flanneld restart costs container traffic, per backend. Two hosts with a container
 // each; a ping every 10 ms from host 2's container to host 1's while host 1's flanneld gets SIGTERM and is started
-// again, ROUNDS times per backend. Writes bench/results/restart-latest.json.
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+// again, ROUNDS times per backend. Writes bench/results/runs/restart-<stamp>.json; `-- --publish` also makes it
+// bench/results/restart-latest.json.
+import { relative } from 'node:path';
 import { packageRoot } from '../src/package-info.js';
 import { OverlayCluster } from '../testbed/overlay.js';
 import { pingThroughRestart, type RestartLoss } from '../testbed/restart-probe.js';
+import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
 
 const ROUNDS = 3;
 /** The event after which each backend carries traffic again: the kernel ones once reconciled, udp once its TUN is up. */
@@ -40,6 +41,9 @@ async function measure(type: string, readyEvent: string): Promise<BackendResult>
 }
 
 async function main(): Promise<void> {
+  const extra = process.argv.slice(2).filter((a) => a !== '--publish');
+  if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run bench:restart [-- --publish]`);
+  const date = new Date();
   const results: Record<string, BackendResult> = {};
   for (const [type, readyEvent] of BACKENDS) {
     process.stdout.write(`restarting flanneld (${type}) ${ROUNDS} times under a 10 ms ping ...\n`);
@@ -48,14 +52,14 @@ async function main(): Promise<void> {
     process.stdout.write(`  lost ${r.rounds.map((x) => `${x.lost}/${x.sent}`).join(', ')} (outage ~${r.outageMs.join(', ')} ms; restart ${r.rounds.map((x) => x.restartMs).join(', ')} ms)\n`);
   }
   const report = {
-    date: new Date().toISOString(),
+    date: date.toISOString(),
     method: `2 hosts, a container each; ping -i 0.01 from host 2's container to host 1's while host 1's flanneld is stopped with SIGTERM and started again (until its readiness event), ${ROUNDS} rounds per backend; lost = echo requests without a reply`,
     results,
   };
-  const out = join(packageRoot(), 'bench', 'results');
-  await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'restart-latest.json'), JSON.stringify(report, null, 2) + '\n');
-  process.stdout.write(`wrote ${join(out, 'restart-latest.json')}\n`);
+  const json = `${JSON.stringify(report, null, 2)}\n`;
+  const files = await writeRunFiles(`restart-${runStamp(date)}`, { json });
+  if (process.argv.includes('--publish')) files.push(...(await publishResultFiles({ 'restart-latest.json': json })));
+  process.stdout.write(`wrote ${files.map((f) => relative(packageRoot(), f)).join(', ')}\n`);
 }
 
 main().catch((err) => {
