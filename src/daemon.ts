@@ -186,7 +186,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.currentNetwork = network;
     if (this.watcher) {
       const peers = this.watcher.peers();
-      for (const peer of peers) await network.applyLeaseEvent({ type: 'added', lease: peer });
+      // All at once: a backend may batch them (one kernel read for the lot) rather than one pass per peer.
+      await Promise.all(peers.map((peer) => network.applyLeaseEvent({ type: 'added', lease: peer })));
       await network.reconcile?.(peers);
     }
     for (const extension of this.extensions) await extension.leaseReady(lease, this.config);
