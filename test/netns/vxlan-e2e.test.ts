@@ -89,9 +89,15 @@ describe('vxlan backend between three hosts (real flanneld, etcd, kernel VXLAN, 
     for (const [a, b] of [[h1, h2], [h2, h1], [h1, h3], [h3, h1], [h2, h3], [h3, h2]]) await cluster.expectReachable(a, b);
   });
 
-  it('a host that joins later is reached without restarting the others', async () => {
-    h4 = await cluster.addHost('h4', 4);
+  it('a host that joins later is reached without restarting the others; an incompatible flannel.1 there is replaced, keeping its MAC', async () => {
+    const staleMac = '02:00:00:00:04:04';
+    // Left by someone else: the wrong port, and learning on.
+    const prepare = (ns: string) => cluster.bed.ip(ns, 'link', 'add', 'flannel.1', 'address', staleMac, 'type', 'vxlan', 'id', '1', 'dstport', '4789', 'dev', 'eth0');
+    h4 = await cluster.addHost('h4', 4, {}, { prepare });
     await cluster.addContainer(h4);
+    expect(await h4.daemon.waitForEvent('vxlan-device-replaced')).toMatchObject({ device: 'flannel.1', reason: 'port 4789 instead of 8472' });
+    expect(await ip(h4, '-d', 'link', 'show', 'flannel.1')).toMatch(/dstport 8472 nolearning/);
+    expect(await vtepMac(h4)).toBe(staleMac);
     await cluster.expectReachable(h1, h4);
     await cluster.expectReachable(h4, h2);
     await expectProgrammed(h3, h4);
