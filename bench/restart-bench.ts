@@ -2,7 +2,9 @@
 // each; a ping every 10 ms from host 2's container to host 1's while host 1's flanneld gets SIGTERM and is started
 // again, ROUNDS times per backend. Writes bench/results/runs/restart-<stamp>.json; `-- --publish` also makes it
 // bench/results/restart-latest.json.
-import { relative } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { packageRoot } from '../src/package-info.js';
 import { OverlayCluster } from '../testbed/overlay.js';
 import { pingThroughRestart, type RestartLoss } from '../testbed/restart-probe.js';
@@ -25,9 +27,10 @@ interface BackendResult {
 }
 
 async function measure(type: string, readyEvent: string): Promise<BackendResult> {
-  const cluster = await OverlayCluster.createWithHosts('rst', JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }), 2);
+  const dir = await mkdtemp(join(tmpdir(), 'ft-restart-'));
+  const cluster = await OverlayCluster.create('rst', dir, JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }));
   try {
-    const [h1, h2] = [cluster.host('h1'), cluster.host('h2')];
+    const [h1, h2] = await cluster.addHostsWithContainers(2);
     await cluster.expectReachable(h2, h1);
     const rounds: RestartLoss[] = [];
     for (let i = 0; i < ROUNDS; i++) {
@@ -37,6 +40,7 @@ async function measure(type: string, readyEvent: string): Promise<BackendResult>
     return { rounds, lost: rounds.map((r) => r.lost), outageMs: rounds.map((r) => Math.round((r.lost * r.durationMs) / r.sent)) };
   } finally {
     await cluster.cleanup();
+    await rm(dir, { recursive: true, force: true });
   }
 }
 

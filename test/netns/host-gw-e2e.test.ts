@@ -1,21 +1,22 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runFlanneld } from '../../testbed/flanneld.js';
+import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, leaseOf, type OverlayHost } from '../../testbed/overlay.js';
 import { pingThroughRestart } from '../../testbed/restart-probe.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 // Three hosts (and a late fourth) on one L2 segment running the real flanneld with the host-gw backend: no
 // encapsulation, one kernel route per peer via its PublicIP.
 
+const dir = useTempDir('hostgw');
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost, h4: OverlayHost;
 
 // Leases stay below 198.19.200.0, so the hand-written peer leases at 198.19.25x.0 never collide with a host's.
 beforeAll(async () => {
-  cluster = await OverlayCluster.createWithHosts('hgw', '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"host-gw"}}', 3);
-  [h1, h2, h3] = ['h1', 'h2', 'h3'].map((n) => cluster.host(n));
+  cluster = await OverlayCluster.create('hgw', dir.path, '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"host-gw"}}');
+  [h1, h2, h3] = await cluster.addHostsWithContainers(3);
 });
 
 afterAll(async () => {
@@ -120,7 +121,7 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
   it('refuses to start when --public-ip differs from the interface address (NAT), before touching etcd', async () => {
     const before = await cluster.etcd.dump(`${cluster.prefix}/subnets/`);
     const result = await runFlanneld(
-      ['--etcd-endpoints', cluster.etcd.endpoint, '--etcd-prefix', cluster.prefix, '--iface', 'eth0', '--public-ip', '198.18.0.77', '--subnet-file', join(cluster.dir, 'nat.env')],
+      flanneldArgs({ etcdEndpoints: cluster.etcd.endpoint, etcdPrefix: cluster.prefix, iface: 'eth0', publicIp: '198.18.0.77', subnetFile: dir.file('nat.env') }),
       { netns: h1.ns },
     );
     expect(result.code).toBe(1);

@@ -1,21 +1,22 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, leaseOf, type OverlayHost } from '../../testbed/overlay.js';
 import { pingThroughRestart } from '../../testbed/restart-probe.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 // Three hosts (and a late fourth) running the real flanneld with the vxlan backend over a real etcd, checked with the
 // tools an operator would use: ip -d link, ip neigh, bridge fdb, ip route.
 
+const dir = useTempDir('vxlan');
 let cluster: OverlayCluster;
 let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost, h4: OverlayHost;
 
 // Leases stay below 198.19.200.0, so the hand-written peer leases at 198.19.25x.0 never collide with a host's.
 beforeAll(async () => {
-  cluster = await OverlayCluster.createWithHosts('vx', '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"vxlan"}}', 3);
-  [h1, h2, h3] = ['h1', 'h2', 'h3'].map((n) => cluster.host(n));
+  cluster = await OverlayCluster.create('vx', dir.path, '{"Network":"198.19.0.0/16","SubnetMax":"198.19.199.0","Backend":{"Type":"vxlan"}}');
+  [h1, h2, h3] = await cluster.addHostsWithContainers(3);
 });
 
 afterAll(async () => {
@@ -220,12 +221,13 @@ describe('vxlan `flanneld teardown`', () => {
 });
 
 describe('vxlan with DirectRouting (and a VNI of its own)', () => {
+  const drDir = useTempDir('vxlan-dr');
   let dr: OverlayCluster;
   let a: OverlayHost, b: OverlayHost, far: OverlayHost;
   const via = (gateway: string) => (ns: string) => dr.bed.ip(ns, 'route', 'add', '198.18.0.0/23', 'via', gateway);
 
   beforeAll(async () => {
-    dr = await OverlayCluster.create('vxdr', cluster.dir, '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","VNI":7,"DirectRouting":true}}');
+    dr = await OverlayCluster.create('vxdr', drDir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","VNI":7,"DirectRouting":true}}');
     // `far` is on another L2 subnet (198.18.1.0/24), one hop away: the switch routes between the two.
     await dr.bed.ip(dr.bed.switchNs, 'addr', 'add', '198.18.1.254/24', 'dev', 'br0');
     await dr.bed.exec(dr.bed.switchNs, ['sysctl', '-qw', 'net.ipv4.ip_forward=1']);
