@@ -231,6 +231,8 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
     watcher.on('change', (event) => leaseManager.handleOwnKeyEvent(event));
     await watcher.start();
     this.throwIfStopped();
+    // The listing above replayed every current peer: what the kernel still holds for others is stale.
+    await this.network?.reconcile?.(watcher.peers());
     this.configWatcher = new ConfigWatcher({ registry, running: config, retry, status: this.etcd });
     await this.configWatcher.start();
   }
@@ -241,8 +243,9 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
   }
 
   /**
-   * Stops renewals, watches and the backend network; the etcd lease stays for a restart. Bounded whatever etcd
-   * does: no step waits for an etcd answer for more than about a second.
+   * Stops renewals, watches and the backend network (the vxlan and host-gw backends leave their kernel state for the
+   * next start to adopt); the etcd lease stays. Bounded whatever etcd does: no step waits for an etcd answer for more
+   * than about a second.
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -256,10 +259,18 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
     this.registry?.close();
   }
 
-  /** Everything that follows a (re)started network: current peers, extensions, then the subnet file docker reads. */
+  /**
+   * Everything that follows a (re)started network: current peers (once the watch has listed them: before that, an
+   * empty list would make the backend drop state it adopted), extensions, then the subnet file docker reads.
+   */
   private async prepareNetwork(network: BackendNetwork, lease: Lease): Promise<void> {
     const config = this.config!;
-    for (const peer of this.watcher?.peers() ?? []) await network.applyLeaseEvent({ type: 'added', lease: peer });
+    if (this.watcher?.listed) {
+      const peers = this.watcher.peers();
+      // All at once: a backend may batch them (one kernel read for the lot) rather than one pass per peer.
+      await Promise.all(peers.map((peer) => network.applyLeaseEvent({ type: 'added', lease: peer })));
+      await network.reconcile?.(peers);
+    }
     for (const extension of this.extensions) await extension.leaseReady(lease, config);
     await writeSubnetFile(this.options.subnetFile, {
       network: config.network,

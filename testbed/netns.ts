@@ -107,6 +107,19 @@ export class Testbed {
     return child;
   }
 
+  /** Runs `ip -o monitor <objects>` in a namespace; the returned function stops it and gives the lines it printed. */
+  monitor(ns: string, ...objects: string[]): () => Promise<string[]> {
+    const child = this.spawn(ns, ['ip', '-o', 'monitor', ...objects]);
+    let out = '';
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    return async () => {
+      const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)));
+      child.kill('SIGTERM');
+      await exited;
+      return out.split('\n').filter(Boolean);
+    };
+  }
+
   async ip(ns: string, ...args: string[]): Promise<string> {
     const argv = ns ? ['-n', ns, ...args] : args;
     try {

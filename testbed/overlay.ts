@@ -16,6 +16,9 @@ export interface OverlayHost {
   readonly ns: string;
   readonly underlayIp: string;
   readonly subnetFile: string;
+  /** FLANNELD_* variables and the daemon spec it runs with, kept for restarts. */
+  readonly env: NodeJS.ProcessEnv;
+  readonly spec: DaemonSpec;
   daemon: FlanneldProcess;
   /** FLANNEL_SUBNET from the subnet file, e.g. 198.19.44.1/24 (the container bridge's address). */
   bridgeCidr?: string;
@@ -32,6 +35,20 @@ export interface DaemonSpec {
   readonly args?: string[];
 }
 
+/** Where a host stands on the LAN, where it differs from 198.18.0.N. */
+export interface HostSpec extends DaemonSpec {
+  readonly underlayIp?: string;
+  /** Runs in the host's namespace before flanneld starts (extra routes, say). */
+  readonly prepare?: (ns: string) => Promise<void>;
+}
+
+/** The host's lease as flannel names it: `198.19.44.0/24`, its address `198.19.44.0`, its etcd key `198.19.44.0-24`. */
+export function leaseOf(host: OverlayHost): { subnet: string; ip: string; key: string } {
+  if (!host.bridgeCidr) throw new Error(`${host.name} has no lease yet (addContainer reads it from the subnet file)`);
+  const subnet = host.bridgeCidr.replace(/\.1\//, '.0/');
+  return { subnet, ip: subnet.split('/')[0], key: subnet.replace('/', '-') };
+}
+
 /**
  * A cluster on one machine: a switch namespace running etcd on 198.18.0.254, host namespaces running the real
  * flanneld, and a container namespace behind each host's bridge (set up from the subnet file, as docker would).
@@ -46,7 +63,7 @@ export class OverlayCluster {
     readonly bed: Testbed,
     readonly etcd: EtcdServer,
     readonly prefix: string,
-    private readonly dir: string,
+    readonly dir: string,
   ) {}
 
   /** Without `config`, the cluster's own prefix stays empty and hosts join networks made with addNetwork. */
@@ -73,12 +90,21 @@ export class OverlayCluster {
     return prefix;
   }
 
-  /** Adds host N (198.18.0.N) and starts flanneld on it. */
-  async addHost(name: string, n: number, env: NodeJS.ProcessEnv = {}, spec: DaemonSpec = {}): Promise<OverlayHost> {
-    const underlayIp = `198.18.0.${n}`;
+  /** Hosts h1 (198.18.0.1) to hN, each running flanneld and holding a container. */
+  async addHostsWithContainers(count: number): Promise<OverlayHost[]> {
+    const hosts: OverlayHost[] = [];
+    for (let n = 1; n <= count; n++) hosts.push(await this.addHost(`h${n}`, n));
+    for (const h of hosts) await this.addContainer(h);
+    return hosts;
+  }
+
+  /** Adds host N (198.18.0.N unless `spec.underlayIp`) and starts flanneld on it, after `spec.prepare`. */
+  async addHost(name: string, n: number, env: NodeJS.ProcessEnv = {}, spec: HostSpec = {}): Promise<OverlayHost> {
+    const underlayIp = spec.underlayIp ?? `198.18.0.${n}`;
     const ns = await this.bed.addHost(name, underlayIp);
+    await spec.prepare?.(ns);
     const subnetFile = join(this.dir, `${name}.env`);
-    const host: OverlayHost = { name, ns, underlayIp, subnetFile, daemon: this.startDaemon(ns, subnetFile, env, spec) };
+    const host: OverlayHost = { name, ns, underlayIp, subnetFile, env, spec, daemon: this.startDaemon(ns, subnetFile, env, spec) };
     this.hosts.set(name, host);
     return host;
   }
@@ -103,6 +129,19 @@ export class OverlayCluster {
       timeoutMs,
       (err) => err instanceof FlanneldExited,
     );
+  }
+
+  /**
+   * Stops the host's flanneld with `signal`, runs `whileDown` (to inspect or change what it left), and starts it
+   * again with the same flags and variables. Resolves once the new daemon has written its subnet file.
+   */
+  async restartDaemon(host: OverlayHost, opts: { signal?: NodeJS.Signals; whileDown?: () => Promise<void> } = {}): Promise<FlanneldProcess> {
+    const stopped = await host.daemon.stop(opts.signal ?? 'SIGTERM');
+    if (opts.signal !== 'SIGKILL' && stopped.code !== 0) throw new Error(`flanneld on ${host.name} exited ${stopped.code}:\n${stopped.stderr}`);
+    await opts.whileDown?.();
+    host.daemon = this.startDaemon(host.ns, host.subnetFile, host.env, host.spec);
+    await host.daemon.waitForEvent('subnet-file-written');
+    return host.daemon;
   }
 
   /** Waits for the host's subnet file, then gives it a container on a bridge holding FLANNEL_SUBNET. */

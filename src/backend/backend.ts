@@ -52,6 +52,12 @@ export interface BackendNetwork {
   readonly mtu: number;
   /** Peer leases as the watch reports them (our own lease is filtered out before this is called). */
   applyLeaseEvent(event: LeaseEvent): Promise<void>;
+  /**
+   * Called once every current peer lease has been given to applyLeaseEvent (after the first watch listing, and after
+   * a replay when the network is started again): kernel state the backend left behind for leases that no longer
+   * exist can now be removed. Backends whose state goes away with the process (udp) need not implement it.
+   */
+  reconcile?(peers: readonly Lease[]): Promise<void>;
   /** Undefined while the network carries traffic; otherwise why it stopped (a deleted device, a dead socket). */
   failure(): Error | undefined;
   /** What the backend counts (packets, drops, ...), read when Prometheus scrapes. */

@@ -2,11 +2,13 @@ import type { BackendConfig } from '../config/network-config.js';
 import { ConfigError } from '../errors.js';
 import { allocBackend } from './alloc/alloc-backend.js';
 import type { Backend, BackendContext, BackendDefinition } from './backend.js';
+import { hostGwBackend } from './host-gw/host-gw-backend.js';
 import { udpBackend } from './udp/udp-backend.js';
+import { vxlanBackend } from './vxlan/vxlan-backend.js';
 
 /** Every backend this build can run, by `Backend.Type` (flannel's backend manager lower-cases the type too). */
 const DEFINITIONS: ReadonlyMap<string, BackendDefinition<never>> = new Map(
-  [udpBackend, allocBackend].map((d) => [d.type, d as BackendDefinition<never>]),
+  [udpBackend, vxlanBackend, hostGwBackend, allocBackend].map((d) => [d.type, d as BackendDefinition<never>]),
 );
 
 export function backendTypes(): string[] {

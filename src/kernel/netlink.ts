@@ -1,4 +1,4 @@
-import { createRtNetlink, type RtNetlinkSocket, type rt } from 'netlink';
+import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink';
 import { KernelError, errorMessage } from '../errors.js';
 import { formatIpv4, type Ipv4 } from '../ip/ipv4.js';
 
@@ -71,6 +71,12 @@ export interface RouteInfo {
   readonly dstLen: number;
   readonly gateway?: Ipv4;
   readonly oif?: number;
+  /** rtm_protocol: who installed it (2 kernel, 3 boot, 4 static, ..., FLANNEL_ROUTE_PROTOCOL for ours). */
+  readonly protocol: number;
+  /** rtm_type: 1 unicast, 6 blackhole, ... */
+  readonly type: number;
+  /** The gateway is used as on-link even though no address of ours covers it. */
+  readonly onlink: boolean;
 }
 
 /** Every link with its IPv4 addresses, and the IPv4 routes of the main table. */
@@ -112,7 +118,17 @@ export async function routeTo(dst: Ipv4): Promise<RouteLookup> {
 }
 
 export async function readRoutes(): Promise<RouteInfo[]> {
-  return withNetlink('reading routes', async (nl) => mainTableRoutes(await nl.getRoutes()));
+  return withNetlink('reading routes', mainRoutes);
+}
+
+/** The IPv4 routes of the main table, read on an open socket. */
+export async function mainRoutes(nl: RtNetlinkSocket): Promise<RouteInfo[]> {
+  return mainTableRoutes(await nl.getRoutes({ family: AF_INET }));
+}
+
+/** `netlink` reports known enum values by name and unknown ones as numbers; policy code compares numbers. */
+function enumValue<E extends Record<string, string | number>>(values: E, v: unknown): number {
+  return typeof v === 'string' ? Number(values[v]) : Number(v ?? 0);
 }
 
 function mainTableRoutes(routes: Awaited<ReturnType<RtNetlinkSocket['getRoutes']>>): RouteInfo[] {
@@ -123,5 +139,8 @@ function mainTableRoutes(routes: Awaited<ReturnType<RtNetlinkSocket['getRoutes']
       dstLen: r.data.dstLen ?? 0,
       gateway: ipv4FromBytes(r.attrs.gateway),
       oif: r.attrs.oif,
+      protocol: enumValue(rt.RouteProtocol, r.data.protocol),
+      type: enumValue(rt.RouteType, r.data.type),
+      onlink: ((r.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0,
     }));
 }

@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { FlagsNew } from 'netlink';
 import { formatIpv4, formatIpv4Net, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
 import { AF_INET, MAIN_TABLE, ipBytes, isExists, linkIndex, withNetlink } from './netlink.js';
+import { disableIpv6 } from './sysctl.js';
 
 /**
  * Gives the TUN device what flannel's udp backend gives flannel0: the lease's network address as a /32, the
@@ -14,11 +15,8 @@ export async function configureTunLink(name: string, opts: { address: Ipv4; mtu:
     // ICMP errors we write back into the TUN carry flannel0's own address as source; without accept_local the
     // kernel drops them as martians and `ping` never learns the network is unreachable.
     await writeFile(`/proc/sys/net/ipv4/conf/${name}/accept_local`, '1');
-    // The overlay is IPv4 only: without this, link-up makes the kernel send IPv6 router solicitations and MLD
-    // reports into the TUN, which the engine can only drop (as not_ipv4). Kernels without IPv6 have no such file.
-    await writeFile(`/proc/sys/net/ipv6/conf/${name}/disable_ipv6`, '1').catch((err: NodeJS.ErrnoException) => {
-      if (err.code !== 'ENOENT') throw err;
-    });
+    // Otherwise the engine would only drop (as not_ipv4) the solicitations and reports the kernel sends into it.
+    await disableIpv6(name);
     await nl.setLink({ family: 0, index, flags: { up: true }, change: { up: true } }, { mtu: opts.mtu });
     try {
       await nl.newAddress(

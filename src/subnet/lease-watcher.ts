@@ -40,6 +40,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
   private readonly known = new Map<string, Lease>();
   private readonly published = new Map<string, Lease>();
   private ignored = new Map<string, IgnoredLease>();
+  private listedOnce = false;
   private readonly watch: ResilientWatch;
 
   constructor(private readonly opts: LeaseWatcherOptions) {
@@ -52,6 +53,11 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
       watch: (revision, onError) => opts.registry.watchSubnets(revision, (ev) => this.onChange(ev), onError),
       onLost: (err) => this.emit('watch-lost', err),
     });
+  }
+
+  /** True once the first listing is in: from then on peers() is the whole truth, not just what was seen so far. */
+  get listed(): boolean {
+    return this.listedOnce;
   }
 
   /** Current routable peer leases. */
@@ -85,6 +91,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     this.known.clear();
     for (const lease of leases) this.known.set(keyOf(lease), lease);
     this.publish();
+    this.listedOnce = true;
     return revision;
   }
 

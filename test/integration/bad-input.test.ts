@@ -43,6 +43,9 @@ describe('bad input: one line, exit 1, etcd untouched', () => {
   it('SubnetMax outside Network', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMax": "198.20.0.0"}', /SubnetMax" 198.20.0.0 is not inside/));
   it('SubnetMin and SubnetMax reversed', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMin": "198.19.9.0", "SubnetMax": "198.19.3.0"}', /is above "SubnetMax"/));
   it('unknown Backend.Type', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "carrier-pigeon"}}', /unknown backend type: carrier-pigeon/));
+  // Backend keys are checked before the backend touches the kernel: no vxlan device appears on this host.
+  it('vxlan VNI of the wrong type', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "vxlan", "VNI": "1"}}', /"Backend.VNI" must be a VXLAN network identifier \(0-16777215\), got "1"/));
+  it('vxlan MTU too small', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "vxlan", "MTU": 60}}', /"Backend.MTU" 60 leaves no room/));
   it('--iface naming no interface', () => expectRejected(ALLOC, /no interface matches --iface nosuchif0/, ['--iface', 'nosuchif0']));
   it('--iface naming no address', () => expectRejected(ALLOC, /no interface matches --iface 198.18.77.77/, ['--iface', '198.18.77.77']));
   it('unknown flag', () => expectRejected(undefined, /unknown flag: --etcd-prefixx/, ['--etcd-prefixx', '/x']));

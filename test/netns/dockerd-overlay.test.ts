@@ -9,7 +9,7 @@ import { useTempDir } from '../helpers/fixtures.js';
  * from flanneld's subnet file through mk-docker-opts and the systemd drop-in, and containers on two hosts talk
  * over the overlay. Every backend this build has runs it.
  */
-const BACKENDS = ['udp'];
+const BACKENDS = ['udp', 'vxlan', 'host-gw'];
 // The overlay Network; a docker network outside it (ISOLATED) checks that FLANNEL-FWD leaves docker's isolation alone.
 const NETWORK = '198.19.0.0/17';
 const ISOLATED = '198.19.200.0/24';

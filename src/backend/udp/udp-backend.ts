@@ -1,6 +1,5 @@
 import { availableParallelism } from 'node:os';
-import { goJsonFields } from '../../config/go-json.js';
-import { ConfigError, KernelError, errorMessage, type DatapathFailedError } from '../../errors.js';
+import { KernelError, errorMessage, type DatapathFailedError } from '../../errors.js';
 import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
@@ -8,6 +7,7 @@ import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapat
 import type { DatapathCounters } from '../../datapath/datapath.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import type { BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
+import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
 
 export const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
@@ -131,10 +131,7 @@ function applyLeaseEvent(datapath: UdpDatapath, port: number, event: LeaseEvent)
 }
 
 function udpPort(options: BackendOptions): number {
-  const port = goJsonFields(options)('Port') ?? 0;
-  if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
-    throw new ConfigError(`"Backend.Port" must be a UDP port number (1-65535), got ${JSON.stringify(port)}`);
-  }
+  const port = new BackendOptionReader(options).integer('Port', 0, UDP_PORT_RANGE);
   return port === 0 ? UDP_DEFAULT_PORT : port; // flannel treats 0 as "the default"
 }
 
