@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine.h"
+#include "fastpath_addon.h"
 #include "forward.h"
 #include "offload.h"
 #include "packet.h"
@@ -405,6 +406,7 @@ Napi::Value ProbePlatform(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, kAbiVersion));
   exports.Set("Datapath", Datapath::Define(env));
+  exports.Set("FastPath", flannel::DefineFastPath(env));
   Napi::Object test = Napi::Object::New(env);
   test.Set("parse", Napi::Function::New(env, TestParse));
   test.Set("decrementTtl", Napi::Function::New(env, TestDecrementTtl));
