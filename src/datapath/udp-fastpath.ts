@@ -53,10 +53,9 @@ export function leaseRunsFastPath(attrs: LeaseAttrs): boolean {
 }
 
 /** Where the install step put the BPF object, or why it could not build one. */
-export function fastPathObject(): { path: string } | { unavailable: string } {
-  const root = packageRoot();
+export function fastPathObject(buildDir = join(packageRoot(), 'build')): { path: string } | { unavailable: string } {
   for (const kind of ['Release', 'Debug']) {
-    const path = join(root, 'build', kind, 'flannel_udp.bpf.o');
+    const path = join(buildDir, kind, 'flannel_udp.bpf.o');
     if (existsSync(path)) return { path };
     if (existsSync(`${path}.unavailable`)) return { unavailable: readFileSync(`${path}.unavailable`, 'utf8').trim() };
   }
@@ -76,8 +75,8 @@ export class UdpFastPath {
   }
 
   /** Loads the programs into the kernel, which verifies them; attaches nothing yet. */
-  static load(opts: { attach?: FastPathAttach } = {}): UdpFastPath {
-    const object = fastPathObject();
+  static load(opts: { attach?: FastPathAttach; objectPath?: string } = {}): UdpFastPath {
+    const object = opts.objectPath ? { path: opts.objectPath } : fastPathObject();
     if ('unavailable' in object) throw new FastPathUnavailableError(object.unavailable);
     const { FastPath } = loadNativeAddon();
     try {
