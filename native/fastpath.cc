@@ -29,19 +29,42 @@ constexpr int kTcxEgress = 47;
 constexpr uint32_t kTcHandle = 0x8285;
 constexpr uint32_t kTcPriority = 0x8285;
 
-// libbpf reports through a global print callback; while a load runs we keep its last lines, which carry the
-// verifier's verdict, for the error message.
+// libbpf reports through a global print callback; while a load runs we keep its lines, which carry the verifier's
+// verdict, for the error message.
 std::deque<std::string>* g_log = nullptr;
 
 int CaptureLog(enum libbpf_print_level level, const char* fmt, va_list args) {
   if (!g_log || level == LIBBPF_DEBUG) return 0;
-  char line[512];
-  int n = vsnprintf(line, sizeof line, fmt, args);
-  std::string s(line, n < 0 ? 0 : std::min<size_t>(static_cast<size_t>(n), sizeof line - 1));
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  if (!s.empty()) g_log->push_back(s);
-  if (g_log->size() > 4) g_log->pop_front();
+  char text[4096];
+  int n = vsnprintf(text, sizeof text, fmt, args);
+  if (n <= 0) return 0;
+  std::string all(text, std::min<size_t>(static_cast<size_t>(n), sizeof text - 1));
+  size_t start = 0;
+  while (start < all.size()) {
+    size_t end = all.find('\n', start);
+    if (end == std::string::npos) end = all.size();
+    std::string line = all.substr(start, end - start);
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    if (!line.empty()) g_log->push_back(line);
+    if (g_log->size() > 256) g_log->pop_front();
+    start = end + 1;
+  }
   return 0;
+}
+
+// The verifier's last word on the program it refused (the line before libbpf's "-- END PROG LOAD LOG --", skipping
+// its statistics), e.g. "invalid access to packet, off=0 size=4, R1(id=0,off=0,r=0)"; else libbpf's last line.
+std::string VerifierVerdict(const std::deque<std::string>& log) {
+  for (size_t i = log.size(); i-- > 0;) {
+    if (log[i].find("-- END PROG LOAD LOG --") == std::string::npos) continue;
+    for (size_t j = i; j-- > 0;) {
+      const std::string& l = log[j];
+      if (l.find("BEGIN PROG LOAD LOG") != std::string::npos) break;
+      if (l.rfind("processed ", 0) == 0 || l.rfind("verification time", 0) == 0 || l.rfind("stack depth", 0) == 0) continue;
+      return l;
+    }
+  }
+  return log.empty() ? "" : log.back();
 }
 
 // libbpf's default prints to stderr, which would put raw kernel messages (e.g. "Parent Qdisc doesn't exists" when
@@ -94,12 +117,9 @@ FastPath::FastPath(const std::string& object_path, AttachMode mode) : mode_(mode
   auto fail = [&](const std::string& what, int err) {
     g_log = nullptr;
     Close();
-    std::string detail = ErrnoText(err);
     // The verifier's last word says more than the errno it maps to.
-    for (const std::string& l : log) {
-      if (l.find("processed") == std::string::npos && l.find("-- END PROG LOAD LOG --") == std::string::npos) detail = l;
-    }
-    throw FastPathError(what + ": " + detail);
+    std::string verdict = VerifierVerdict(log);
+    throw FastPathError(what + ": " + (verdict.empty() ? ErrnoText(err) : verdict + " (" + ErrnoText(err) + ")"));
   };
   obj_ = bpf_object__open_file(object_path.c_str(), nullptr);
   if (!obj_) {
