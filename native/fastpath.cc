@@ -12,6 +12,8 @@
 #include <cstring>
 #include <deque>
 
+#include "sys_error.h"
+
 namespace flannel {
 
 const char* const kFastPathCounterNames[FP_COUNTER_COUNT] = {
@@ -88,6 +90,8 @@ std::string IfName(uint32_t ifindex) {
   return "ifindex " + std::to_string(ifindex);
 }
 
+uint32_t Mask(uint8_t prefix_len) { return prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len); }
+
 bpf_tc_hook TcHook(uint32_t ifindex, bool ingress) {
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof hook);
@@ -114,21 +118,24 @@ FastPath::FastPath(const std::string& object_path, AttachMode mode) : mode_(mode
   QuietLibbpf();
   std::deque<std::string> log;
   g_log = &log;
-  auto fail = [&](const std::string& what, int err) {
+  obj_ = bpf_object__open_file(object_path.c_str(), nullptr);
+  if (!obj_) {
+    int err = errno;
+    g_log = nullptr;
+    std::string said = log.empty() ? ErrnoText(err) : log.back() + " (" + ErrnoText(err) + ")";
+    throw FastPathError("cannot open BPF object " + object_path + ": " + said);
+  }
+  int err = bpf_object__load(obj_);
+  if (err) {
     g_log = nullptr;
     Close();
     // The verifier's last word says more than the errno it maps to.
     std::string verdict = VerifierVerdict(log);
-    throw FastPathError(what + ": " + (verdict.empty() ? ErrnoText(err) : verdict + " (" + ErrnoText(err) + ")"));
-  };
-  obj_ = bpf_object__open_file(object_path.c_str(), nullptr);
-  if (!obj_) {
-    int err = errno;
-    obj_ = nullptr;
-    fail("cannot open BPF object " + object_path, err);
+    // libbpf's own error numbers (4000 and up) are no errno: they stay in the message only.
+    if (-err > 0 && -err < 4000)
+      throw SysError("bpf(BPF_PROG_LOAD)", -err, "loading the fast path's BPF programs (" + verdict + ")");
+    throw FastPathError("loading the fast path's BPF programs failed: " + verdict + " (" + ErrnoText(err) + ")");
   }
-  int err = bpf_object__load(obj_);
-  if (err) fail("kernel refused the fast path's BPF programs", err);
   g_log = nullptr;
 
   auto prog = [&](const char* name) {
@@ -166,7 +173,7 @@ void FastPath::Start(const FastPathConfig& c) {
   cfg.anti_spoofing = c.anti_spoofing ? 1 : 0;
   uint32_t zero = 0;
   if (bpf_map_update_elem(config_fd_, &zero, &cfg, BPF_ANY))
-    throw FastPathError("cannot write the fast path's settings: " + ErrnoText(errno));
+    throw SysError("bpf(BPF_MAP_UPDATE_ELEM)", errno, "writing the fast path's settings");
   try {
     // Egress first: until the ingress program is there too, what it sends is still received by the peer's engine.
     attached_.push_back(Attach(egress_fd_, c.tun_ifindex, false));
@@ -194,15 +201,15 @@ FastPath::Attachment FastPath::Attach(int prog_fd, uint32_t ifindex, bool ingres
     int err = errno;
     // An older kernel does not know the attach type (EINVAL); anything else is a real failure.
     if (mode_ == AttachMode::kTcx || err != EINVAL)
-      throw FastPathError("cannot attach the fast path to " + where + " (tcx): " + ErrnoText(err));
+      throw SysError("bpf(BPF_LINK_CREATE)", err, "attaching the fast path to " + where + " (tcx)");
   }
   bpf_tc_hook hook = TcHook(ifindex, ingress);
   int err = bpf_tc_hook_create(&hook);
-  if (err && err != -EEXIST) throw FastPathError("cannot add a clsact qdisc to " + IfName(ifindex) + ": " + ErrnoText(err));
+  if (err && err != -EEXIST) throw SysError("rtnetlink(RTM_NEWQDISC)", -err, "adding a clsact qdisc to " + IfName(ifindex));
   // REPLACE: a filter with our handle and priority can only be a leftover of a flanneld that crashed.
   bpf_tc_opts opts = TcOpts(prog_fd, BPF_TC_F_REPLACE);
   err = bpf_tc_attach(&hook, &opts);
-  if (err) throw FastPathError("cannot attach the fast path to " + where + " (tc): " + ErrnoText(err));
+  if (err) throw SysError("rtnetlink(RTM_NEWTFILTER)", -err, "attaching the fast path to " + where + " (tc)");
   a.tc_filter = true;
   return a;
 }
@@ -232,17 +239,17 @@ int FastPath::RemoveLeftovers(uint32_t ifindex) {
 
 void FastPath::SetRoute(uint32_t subnet, uint8_t prefix_len, uint32_t peer_ip, uint16_t peer_port, bool peer_fastpath) {
   if (!obj_) throw FastPathError("fast path is closed");
-  fp_route_key key{prefix_len, htonl(subnet)};
+  fp_route_key key{prefix_len, htonl(subnet & Mask(prefix_len))};
   fp_peer peer{htonl(peer_ip), htons(peer_port), static_cast<__u8>(peer_fastpath ? FP_PEER_FASTPATH : 0), 0};
   if (bpf_map_update_elem(routes_fd_, &key, &peer, BPF_ANY))
-    throw FastPathError("cannot add a fast path route: " + ErrnoText(errno));
+    throw SysError("bpf(BPF_MAP_UPDATE_ELEM)", errno, "adding a fast path route");
 }
 
 void FastPath::DeleteRoute(uint32_t subnet, uint8_t prefix_len) {
   if (!obj_) throw FastPathError("fast path is closed");
-  fp_route_key key{prefix_len, htonl(subnet)};
+  fp_route_key key{prefix_len, htonl(subnet & Mask(prefix_len))};
   if (bpf_map_delete_elem(routes_fd_, &key) && errno != ENOENT)
-    throw FastPathError("cannot delete a fast path route: " + ErrnoText(errno));
+    throw SysError("bpf(BPF_MAP_DELETE_ELEM)", errno, "deleting a fast path route");
 }
 
 std::vector<uint64_t> FastPath::Counters() const {

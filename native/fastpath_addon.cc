@@ -6,6 +6,7 @@
 
 #include "fastpath.h"
 #include "napi_args.h"
+#include "sys_error.h"
 
 namespace flannel {
 
@@ -41,11 +42,7 @@ class FastPathWrap : public Napi::ObjectWrap<FastPathWrap> {
       else if (a == "tc") mode = AttachMode::kTc;
       else if (a != "auto") throw Napi::TypeError::New(env, usage);
     }
-    try {
-      fast_path_ = std::make_unique<FastPath>(path.As<Napi::String>().Utf8Value(), mode);
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    Native(env, [&] { fast_path_ = std::make_unique<FastPath>(path.As<Napi::String>().Utf8Value(), mode); });
     // clsact filters outlive the process: take them off even when JS never calls close().
     env_ = env;
     if (napi_add_env_cleanup_hook(env, &FastPathWrap::CloseAtExit, this) == napi_ok) cleanup_hook_ = true;
@@ -65,29 +62,13 @@ class FastPathWrap : public Napi::ObjectWrap<FastPathWrap> {
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, usage);
     Napi::Object o = info[0].As<Napi::Object>();
-    auto u32 = [&](const char* key) -> uint32_t {
-      Napi::Value v = o.Get(key);
-      if (!v.IsNumber()) throw Napi::TypeError::New(env, usage);
-      double d = v.As<Napi::Number>().DoubleValue();
-      if (!(d >= 0 && d <= 4294967295.0) || d != static_cast<double>(static_cast<uint32_t>(d)))
-        throw Napi::RangeError::New(env, usage);
-      return static_cast<uint32_t>(d);
-    };
     FastPathConfig c;
-    c.ext_ifindex = u32("extIfindex");
-    c.tun_ifindex = u32("tunIfindex");
-    c.local_ip = u32("localIp");
-    uint32_t port = u32("port");
-    Napi::Value spoof = o.Get("antiSpoofing");
-    if (!spoof.IsBoolean() || c.ext_ifindex == 0 || c.tun_ifindex == 0 || port == 0 || port > 65535)
-      throw Napi::RangeError::New(env, usage);
-    c.port = static_cast<uint16_t>(port);
-    c.anti_spoofing = spoof.As<Napi::Boolean>().Value();
-    try {
-      live(info).Start(c);
-    } catch (const FastPathError& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    c.ext_ifindex = static_cast<uint32_t>(IntegerField(o, "extIfindex", 1, 4294967295.0, usage));
+    c.tun_ifindex = static_cast<uint32_t>(IntegerField(o, "tunIfindex", 1, 4294967295.0, usage));
+    c.local_ip = U32Field(o, "localIp", usage);
+    c.port = static_cast<uint16_t>(IntegerField(o, "port", 1, 65535, usage));
+    c.anti_spoofing = BooleanField(o, "antiSpoofing", usage);
+    Native(env, [&] { live(info).Start(c); });
   }
 
   void SetRoute(const Napi::CallbackInfo& info) {
@@ -97,29 +78,21 @@ class FastPathWrap : public Napi::ObjectWrap<FastPathWrap> {
     uint32_t peer = ArgU32(info, 2, usage), port = ArgU32(info, 3, usage);
     if (info.Length() < 5 || !info[4].IsBoolean()) throw Napi::TypeError::New(info.Env(), usage);
     if (len > 32 || port == 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
-    try {
-      live(info).SetRoute(net & PrefixMask(len), static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port),
-                          info[4].As<Napi::Boolean>().Value());
-    } catch (const FastPathError& e) {
-      throw Napi::Error::New(info.Env(), e.what());
-    }
+    bool fast = info[4].As<Napi::Boolean>().Value();
+    Native(info.Env(), [&] { live(info).SetRoute(net, static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port), fast); });
   }
 
   void DeleteRoute(const Napi::CallbackInfo& info) {
     static const char* usage = "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)";
     uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
     if (len > 32) throw Napi::RangeError::New(info.Env(), usage);
-    try {
-      live(info).DeleteRoute(net & PrefixMask(len), static_cast<uint8_t>(len));
-    } catch (const FastPathError& e) {
-      throw Napi::Error::New(info.Env(), e.what());
-    }
+    Native(info.Env(), [&] { live(info).DeleteRoute(net, static_cast<uint8_t>(len)); });
   }
 
   // { txPackets, txBytes, rxPackets, rxBytes, txSuperPackets, rxSuperPackets, drops: {reason: n}, passed: {reason: n} }
   Napi::Value Counters(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::vector<uint64_t> v = live(info).Counters();
+    std::vector<uint64_t> v = Native(env, [&] { return live(info).Counters(); });
     Napi::Object out = Napi::Object::New(env);
     Napi::Object drops = Napi::Object::New(env);
     Napi::Object passed = Napi::Object::New(env);

@@ -1,12 +1,34 @@
-// Argument checks shared by the addon's bindings: a number that is not an exact uint32 is a usage error, never
-// silently truncated (a cast of -1 or 1e12 would bind, route or attach somewhere else).
+// What every binding of the addon shares: argument checks, where a number that is not exactly in range is a usage
+// error and never silently cast (-1 or 1e12 as a uint32 would bind, route or attach somewhere else), and the
+// translation of native exceptions into JS errors.
 #pragma once
 
 #include <napi.h>
 
 #include <cstdint>
 
+#include "sys_error.h"
+
 namespace flannel {
+
+// Runs f, turning native exceptions into JS errors. A failed system call also carries `code` (the errno name),
+// `errno` and `syscall`, as Node's own system errors do, so that callers decide on those, not on the message.
+template <typename F>
+auto Native(Napi::Env env, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const SysError& e) {
+    Napi::Error err = Napi::Error::New(env, e.what());
+    err.Set("code", Napi::String::New(env, ErrnoName(e.err())));
+    err.Set("errno", Napi::Number::New(env, e.err()));
+    err.Set("syscall", Napi::String::New(env, e.syscall()));
+    throw err;
+  } catch (const Napi::Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
+}
 
 inline uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
   if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
@@ -16,6 +38,23 @@ inline uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usa
   return static_cast<uint32_t>(v);
 }
 
-inline uint32_t PrefixMask(uint32_t prefix_len) { return prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len); }
+// A required integer property in [min, max]: a cast of -1 or 1e12 to uint32 would silently bind elsewhere.
+inline double IntegerField(const Napi::Object& o, const char* key, double min, double max, const char* usage) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), usage);
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::RangeError::New(o.Env(), usage);
+  return d;
+}
+
+inline uint32_t U32Field(const Napi::Object& o, const char* key, const char* usage) {
+  return static_cast<uint32_t>(IntegerField(o, key, 0, 4294967295.0, usage));
+}
+
+inline bool BooleanField(const Napi::Object& o, const char* key, const char* usage) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), usage);
+  return v.As<Napi::Boolean>().Value();
+}
 
 }  // namespace flannel

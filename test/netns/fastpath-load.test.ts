@@ -72,8 +72,16 @@ describe('fast path BPF object', () => {
     );
     const out = join(dir, 'refused.o');
     await build(source, out);
-    expect(() => UdpFastPath.load({ objectPath: out })).toThrow(FastPathUnavailableError);
-    expect(() => UdpFastPath.load({ objectPath: out })).toThrow(/^kernel refused the fast path's BPF programs: .*outside of the packet \(Permission denied\)$/);
+    let error: unknown;
+    try {
+      UdpFastPath.load({ objectPath: out });
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(FastPathUnavailableError);
+    expect((error as Error).message).toMatch(/^loading the fast path's BPF programs \(.*outside of the packet\) failed: EACCES \(Permission denied\)$/);
+    // The addon's error carries the errno and the call, as every native error does.
+    expect((error as Error).cause).toMatchObject({ code: 'EACCES', syscall: 'bpf(BPF_PROG_LOAD)' });
   });
 
   it('refuses a file that is not a BPF object, saying which', () => {
