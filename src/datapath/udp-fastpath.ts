@@ -88,12 +88,12 @@ export class UdpFastPath {
 
   /** Removes programs that a crashed flanneld left attached as clsact filters (tcx links die with their process). */
   static removeLeftovers(ifindex: number): number {
-    return loadNativeAddon().FastPath.removeLeftovers(ifindex);
+    return ifindex > 0 ? loadNativeAddon().FastPath.removeLeftovers(ifindex) : 0;
   }
 
   /** Attaches both programs; on failure nothing stays attached. */
   start(opts: FastPathStart): void {
-    const tunIfindex = ifindexOf(opts.tunName);
+    const tunIfindex = interfaceIndex(opts.tunName);
     try {
       this.live().start({ extIfindex: opts.extIfindex, tunIfindex, localIp: opts.localIp, port: opts.port, antiSpoofing: opts.antiSpoofing });
     } catch (err) {
@@ -130,7 +130,8 @@ export class UdpFastPath {
   }
 }
 
-function ifindexOf(name: string): number {
+/** The kernel's index of a network interface, which the programs are attached by. */
+export function interfaceIndex(name: string): number {
   try {
     return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
   } catch (err) {

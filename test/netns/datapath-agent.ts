@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
-import { FAST_PATH_LEASE_DATA, type FastPathAttach, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { leaseRunsFastPath, type FastPathAttach, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { waitFor, type Testbed } from '../../testbed/netns.js';
 
 export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
@@ -32,6 +32,8 @@ type Reply = {
   failure?: DatapathFailure | null;
   fastPath?: FastPathCounters;
   mtu?: number;
+  /** BackendData of the lease this host would publish. */
+  leaseData?: unknown;
 };
 
 /**
@@ -142,7 +144,8 @@ export interface AgentHost {
   lease: string;
   container: { ns: string; ip: string };
   agent: DatapathAgent;
-  fastPath: boolean;
+  /** BackendData of its lease, as the backend made it: peers learn from it whether it runs the fast path. */
+  leaseData: unknown;
 }
 
 export interface AgentHostSpec {
@@ -155,9 +158,9 @@ export interface AgentHostSpec {
   fastPath?: boolean | FastPathAttach;
 }
 
-/** What `host`'s lease would carry, as a peer sees it: fast-path hosts say so in BackendData. */
-export function leaseDataOf(host: { fastPath: boolean }): unknown {
-  return host.fastPath ? FAST_PATH_LEASE_DATA : undefined;
+/** Whether `host`'s lease says it runs the fast path. */
+export function runsFastPath(host: AgentHost): boolean {
+  return leaseRunsFastPath({ PublicIP: host.ip, BackendData: host.leaseData });
 }
 
 /**
@@ -167,7 +170,7 @@ export function leaseDataOf(host: { fastPath: boolean }): unknown {
 export async function startAgentHosts(bed: Testbed, network: string, specs: readonly AgentHostSpec[]): Promise<AgentHost[]> {
   const hosts: AgentHost[] = [];
   for (const s of specs) hosts.push(await startAgentHost(bed, network, s));
-  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip, undefined, leaseDataOf(other));
+  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip, undefined, other.leaseData);
   return hosts;
 }
 
@@ -189,7 +192,7 @@ export async function startAgentHost(bed: Testbed, network: string, s: AgentHost
     ...(s.fastPath ? { fastPath: s.fastPath } : {}),
   });
   if (!(first as { ready?: boolean }).ready) throw new Error(`datapath agent on ${s.name} did not start: ${JSON.stringify(first)} ${agent.stderr}`);
-  return { name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent, fastPath: Boolean(s.fastPath) };
+  return { name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent, leaseData: first.leaseData };
 }
 
 /** Drops that happened between two counter snapshots, by reason; reasons that did not move are left out. */

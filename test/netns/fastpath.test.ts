@@ -4,7 +4,7 @@ import { FAST_PATH_LEASE_DATA, type FastPathCounters } from '../../src/datapath/
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
-import { DatapathAgent, dropDelta, leaseDataOf, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
+import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
 
 // The udp backend's fast path (tc programs on flannel0 egress and eth0 ingress) beside the engine, driven like
 // datapath.test.ts: agents in host namespaces, peers fed by hand. h1 and h2 run the fast path, h3 only the engine
@@ -51,6 +51,7 @@ const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64) => ipv4Packet
 const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
 const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port);
 const snapshot = (h: Host): Promise<Snapshot> => h.agent.allCounters();
+const dataOf = (h: Host) => h.leaseData;
 
 /** What moved between two snapshots: engine datagrams, fast-path datagrams and super packets, drops and hand-offs. */
 function moved(before: Snapshot, after: Snapshot) {
@@ -230,8 +231,8 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
     const h4 = await startAgentHost(bed, NETWORK, { name: 'h4', n: 4, offload: true, fastPath: true });
     hosts.push(h4);
     for (const h of [h1(), h2()]) {
-      await h.agent.addPeer(h4.lease, h4.ip, undefined, leaseDataOf(h4));
-      await h4.agent.addPeer(h.lease, h.ip, undefined, leaseDataOf(h));
+      await h.agent.addPeer(h4.lease, h4.ip, undefined, dataOf(h4));
+      await h4.agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
     }
     const before = await snapshot(h4);
     expect((await waitFor('h1 -> h4', async () => (await ping(h1(), h4.container.ip, 2)).ok, 10_000))).toBe(true);
@@ -253,18 +254,19 @@ describe('fast path attachment: leftovers and removal', () => {
     (await bed.exec(ns, ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout.split('\n').filter((l) => l.includes('flannel_ingress'));
   const restart = async (h: Host, fastPath: boolean | 'tc' | 'tcx') => {
     const { agent, first } = await DatapathAgent.start(bed, h.ns, { localIp: h.ip, lease: h.lease, network: NETWORK, offload: true, fastPath });
-    expect(first, agent.stderr).toEqual({ ready: true, mtu: 1472 });
+    expect(first, agent.stderr).toMatchObject({ ready: true, mtu: 1472 });
     h.agent = agent;
-    h.fastPath = Boolean(fastPath);
-    await h.agent.addPeer(h1().lease, h1().ip, undefined, leaseDataOf(h1()));
-    await h1().agent.addPeer(h.lease, h.ip, undefined, leaseDataOf(h));
+    h.leaseData = first.leaseData;
+    expect(runsFastPath(h)).toBe(Boolean(fastPath));
+    await h.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
+    await h1().agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
   };
 
   it('with clsact filters, a crash leaves them behind, the next start replaces them and SIGTERM removes them', async () => {
     const h5 = await startAgentHost(bed, NETWORK, { name: 'h5', n: 5, offload: true, fastPath: 'tc' });
     hosts.push(h5);
-    await h5.agent.addPeer(h1().lease, h1().ip, undefined, leaseDataOf(h1()));
-    await h1().agent.addPeer(h5.lease, h5.ip, undefined, leaseDataOf(h5));
+    await h5.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
+    await h1().agent.addPeer(h5.lease, h5.ip, undefined, dataOf(h5));
     expect(await tcFilters(h5.ns)).toHaveLength(1);
     expect((await ping(h1(), h5.container.ip)).ok).toBe(true);
 
@@ -286,8 +288,8 @@ describe('fast path attachment: leftovers and removal', () => {
   it('with tcx links, a crash leaves nothing: an engine started after it receives every datagram', async () => {
     const h6 = await startAgentHost(bed, NETWORK, { name: 'h6', n: 6, offload: true, fastPath: 'tcx' });
     hosts.push(h6);
-    await h6.agent.addPeer(h1().lease, h1().ip, undefined, leaseDataOf(h1()));
-    await h1().agent.addPeer(h6.lease, h6.ip, undefined, leaseDataOf(h6));
+    await h6.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
+    await h1().agent.addPeer(h6.lease, h6.ip, undefined, dataOf(h6));
     expect((await ping(h1(), h6.container.ip)).ok).toBe(true);
     expect(await tcFilters(h6.ns)).toEqual([]);
 
