@@ -122,7 +122,9 @@ FastPath::FastPath(const std::string& object_path, AttachMode mode) : mode_(mode
   if (!obj_) {
     int err = errno;
     g_log = nullptr;
-    std::string said = log.empty() ? ErrnoText(err) : log.back() + " (" + ErrnoText(err) + ")";
+    // A plain errno says it best (ENOENT: not built); libbpf's own codes (4000 and up) are explained in its log.
+    std::string said = err < 4000 || log.empty() ? ErrnoText(err) : log.back();
+    if (said.rfind("libbpf: ", 0) == 0) said.erase(0, 8);
     throw FastPathError("cannot open BPF object " + object_path + ": " + said);
   }
   int err = bpf_object__load(obj_);
