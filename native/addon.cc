@@ -66,9 +66,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     opts.anti_spoofing = BooleanField(o, "antiSpoofing", usage);
     opts.offload = BooleanField(o, "offload", usage);
     engine_ = Native(env, [&] { return std::make_unique<Engine>(opts); });
-    // Threads must be joined before the environment goes away, even if JS never calls close().
-    env_ = env;
-    if (napi_add_env_cleanup_hook(env, &Datapath::StopAtExit, this) == napi_ok) cleanup_hook_ = true;
+    exit_hook_.Arm(env, [this] { Shutdown(); });
   }
 
   ~Datapath() override { Shutdown(); }
@@ -138,16 +136,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   void Close(const Napi::CallbackInfo&) { Shutdown(); }
 
   void Shutdown() {
-    if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, &Datapath::StopAtExit, this);
-    cleanup_hook_ = false;
+    exit_hook_.Disarm();
     if (engine_) engine_->Stop();
     engine_.reset();
-  }
-
-  static void StopAtExit(void* self) {
-    auto* d = static_cast<Datapath*>(self);
-    d->cleanup_hook_ = false;  // node drops a hook once it has run
-    d->Shutdown();
   }
 
   Napi::Value TunName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine(info).tun_name()); }
@@ -160,8 +151,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   }
 
   std::unique_ptr<Engine> engine_;
-  napi_env env_ = nullptr;
-  bool cleanup_hook_ = false;
+  flannel::ExitHook exit_hook_;
 };
 
 // --- pure helpers for tests -------------------------------------------------------------------------------

@@ -44,8 +44,7 @@ class FastPathWrap : public Napi::ObjectWrap<FastPathWrap> {
     }
     Native(env, [&] { fast_path_ = std::make_unique<FastPath>(path.As<Napi::String>().Utf8Value(), mode); });
     // clsact filters outlive the process: take them off even when JS never calls close().
-    env_ = env;
-    if (napi_add_env_cleanup_hook(env, &FastPathWrap::CloseAtExit, this) == napi_ok) cleanup_hook_ = true;
+    exit_hook_.Arm(env, [this] { Shutdown(); });
   }
 
   ~FastPathWrap() override { Shutdown(); }
@@ -117,20 +116,12 @@ class FastPathWrap : public Napi::ObjectWrap<FastPathWrap> {
   void Close(const Napi::CallbackInfo&) { Shutdown(); }
 
   void Shutdown() {
-    if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, &FastPathWrap::CloseAtExit, this);
-    cleanup_hook_ = false;
+    exit_hook_.Disarm();
     fast_path_.reset();
   }
 
-  static void CloseAtExit(void* self) {
-    auto* w = static_cast<FastPathWrap*>(self);
-    w->cleanup_hook_ = false;  // node drops a hook once it has run
-    w->Shutdown();
-  }
-
   std::unique_ptr<FastPath> fast_path_;
-  napi_env env_ = nullptr;
-  bool cleanup_hook_ = false;
+  ExitHook exit_hook_;
 };
 
 }  // namespace

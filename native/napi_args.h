@@ -6,6 +6,8 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <functional>
+#include <utility>
 
 #include "sys_error.h"
 
@@ -56,5 +58,33 @@ inline bool BooleanField(const Napi::Object& o, const char* key, const char* usa
   if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), usage);
   return v.As<Napi::Boolean>().Value();
 }
+
+// Runs `stop` when the Node environment shuts down, unless Disarm() ran first: threads must be joined and kernel
+// attachments removed before the process goes, even when JS never calls close(). Owners Disarm() in their own
+// close path and destructor.
+class ExitHook {
+ public:
+  void Arm(napi_env env, std::function<void()> stop) {
+    stop_ = std::move(stop);
+    env_ = env;
+    armed_ = napi_add_env_cleanup_hook(env, &ExitHook::Run, this) == napi_ok;
+  }
+  void Disarm() {
+    if (armed_) napi_remove_env_cleanup_hook(env_, &ExitHook::Run, this);
+    armed_ = false;
+  }
+  ~ExitHook() { Disarm(); }
+
+ private:
+  static void Run(void* self) {
+    auto* hook = static_cast<ExitHook*>(self);
+    hook->armed_ = false;  // node drops a hook once it has run
+    hook->stop_();
+  }
+
+  std::function<void()> stop_;
+  napi_env env_ = nullptr;
+  bool armed_ = false;
+};
 
 }  // namespace flannel

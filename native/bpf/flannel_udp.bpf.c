@@ -75,9 +75,12 @@ static __always_inline int drop(__u32 reason) {
   return TC_ACT_SHOT;
 }
 
-static __always_inline const struct fp_config *get_config(void) {
+// The settings, or null when the packet is none of ours: the fast path is not started yet, or it is not IPv4.
+static __always_inline const struct fp_config *config_for(const struct __sk_buff *skb) {
   __u32 zero = 0;
-  return bpf_map_lookup_elem(&config, &zero);
+  const struct fp_config *cfg = bpf_map_lookup_elem(&config, &zero);
+  if (!cfg || !cfg->tun_ifindex || skb->protocol != bpf_htons(ETH_P_IP)) return 0;
+  return cfg;
 }
 
 static __always_inline struct fp_peer *lookup_peer(__be32 addr) {
@@ -125,8 +128,8 @@ static __always_inline struct wire_size wire_size(__u32 ip_len, __u32 gso_size, 
 
 SEC("tc")
 int flannel_egress(struct __sk_buff *skb) {
-  const struct fp_config *cfg = get_config();
-  if (!cfg || !cfg->tun_ifindex || skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  const struct fp_config *cfg = config_for(skb);
+  if (!cfg) return TC_ACT_OK;
 
   void *data = (void *)(long)skb->data;
   void *end = (void *)(long)skb->data_end;
@@ -212,8 +215,8 @@ static __always_inline long decap(struct __sk_buff *skb) {
 
 SEC("tc")
 int flannel_ingress(struct __sk_buff *skb) {
-  const struct fp_config *cfg = get_config();
-  if (!cfg || !cfg->tun_ifindex || skb->protocol != bpf_htons(ETH_P_IP)) return TC_ACT_OK;
+  const struct fp_config *cfg = config_for(skb);
+  if (!cfg) return TC_ACT_OK;
 
   void *data = (void *)(long)skb->data;
   void *end = (void *)(long)skb->data_end;

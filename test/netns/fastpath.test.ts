@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { FAST_PATH_LEASE_DATA, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
-import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
-import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
+import { icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
 
 // The udp backend's fast path (tc programs on flannel0 egress and eth0 ingress) beside the engine, driven like
@@ -38,14 +37,7 @@ afterAll(async () => {
 
 const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
 
-async function ping(from: Host, toIp: string, count = 1): Promise<{ ok: boolean; output: string }> {
-  try {
-    const { stdout } = await bed.exec(from.container.ns, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', toIp]);
-    return { ok: true, output: stdout };
-  } catch (err) {
-    return { ok: false, output: String((err as { stdout?: string }).stdout ?? err) };
-  }
-}
+const ping = (from: Host, toIp: string, count = 1) => bed.ping(from.container.ns, toIp, count);
 
 const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64) => ipv4Packet({ src, dst, payload, ttl, protocol: 1, flagsFragment: 0x4000 });
 const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
@@ -100,16 +92,20 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
       expect(replies).toHaveLength(1);
       const { from, packet } = replies[0];
       expect(from).toBe(`${h1().ip}:8285`);
-      // Exactly one IPv4 packet, nothing around it.
-      expect(packet[0]).toBe(0x45);
-      expect(packet.readUInt16BE(2)).toBe(packet.length);
-      expect(checksum(packet.subarray(0, 20))).toBe(0);
-      expect(packet.readUInt32BE(12)).toBe(parseIpv4(h1().container.ip));
-      expect(packet.readUInt32BE(16)).toBe(parseIpv4('198.19.9.5'));
-      const icmp = packet.subarray(20);
-      expect([icmp[0], icmp.readUInt16BE(4), icmp.readUInt16BE(6), icmp.subarray(8).toString()]).toEqual([0, 0x4242, 7, 'flannel-ts fast path']);
-      expect(checksum(icmp)).toBe(0);
-      expect(packet[8]).toBe(62); // 64, -1 forwarding on h1, -1 by the fast path's egress
+      // Exactly one IPv4 packet, nothing around it; TTL 64, -1 forwarding on h1, -1 by the fast path's egress.
+      expect(readEchoReply(packet)).toEqual({
+        firstByte: 0x45,
+        lengthIsDatagram: true,
+        headerChecksumOk: true,
+        ttl: 62,
+        src: h1().container.ip,
+        dst: '198.19.9.5',
+        icmpType: 0,
+        id: 0x4242,
+        seq: 7,
+        data: 'flannel-ts fast path',
+        icmpChecksumOk: true,
+      });
       expect([m.rx, m.tx, m.engineRx, m.engineTx]).toEqual([1, 1, 0, 0]);
     } finally {
       await h1().agent.changePeer(PEER.subnet, PEER.ip);
@@ -119,17 +115,8 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
   it('drops expired and spoofed datagrams in BPF by reason, and leaves malformed ones to the engine, forwarding none', async () => {
     const to = h1().container.ip;
     const good = ipv4('198.19.9.5', to, icmpEcho(1, 1, 'x'));
-    const notIpv4 = Buffer.from(good);
-    notIpv4[0] = 0x65;
-    const badIhl = Buffer.from(good);
-    badIhl[0] = 0x44;
-    const truncated = Buffer.from(good);
-    truncated.writeUInt16BE(good.length + 40, 2);
     const cases: [Buffer, string, 'engine' | 'fastPath'][] = [
-      [good.subarray(0, 12), 'truncated', 'engine'],
-      [notIpv4, 'not_ipv4', 'engine'],
-      [badIhl, 'bad_header_length', 'engine'],
-      [truncated, 'truncated', 'engine'],
+      ...malformedCopies(good).map(([packet, reason]) => [packet, reason, 'engine'] as [Buffer, string, 'engine']),
       [ipv4('198.19.9.5', to, icmpEcho(1, 2, 'x'), 1), 'ttl_exceeded', 'fastPath'],
       [ipv4(h2().container.ip, to, icmpEcho(1, 3, 'x')), 'spoofed_source', 'fastPath'],
       [ipv4('198.19.200.5', to, icmpEcho(1, 4, 'x')), 'unknown_source', 'fastPath'],
@@ -270,21 +257,29 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
 describe('fast path attachment: leftovers and removal', () => {
   const tcFilters = async (ns: string) =>
     (await bed.exec(ns, ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout.split('\n').filter((l) => l.includes('flannel_ingress'));
-  const restart = async (h: Host, fastPath: boolean | 'tc' | 'tcx') => {
+  /** h1 and `h` learn each other's leases, as their lease watches would. */
+  const pairWithH1 = async (h: Host) => {
+    await h.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
+    await h1().agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
+  };
+  const join = async (name: string, n: number, fastPath: 'tc' | 'tcx') => {
+    const h = await startAgentHost(bed, NETWORK, { name, n, offload: true, fastPath });
+    hosts.push(h);
+    await pairWithH1(h);
+    return h;
+  };
+  /** Starts the host's agent again after it died, as systemd would restart flanneld. */
+  const restart = async (h: Host, fastPath: false | 'tc') => {
     const { agent, first } = await DatapathAgent.start(bed, h.ns, { localIp: h.ip, lease: h.lease, network: NETWORK, offload: true, fastPath });
     expect(first, agent.stderr).toMatchObject({ ready: true, mtu: 1472 });
     h.agent = agent;
     h.leaseData = first.leaseData;
     expect(runsFastPath(h)).toBe(Boolean(fastPath));
-    await h.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
-    await h1().agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
+    await pairWithH1(h);
   };
 
   it('with clsact filters, a crash leaves them behind, the next start replaces them and SIGTERM removes them', async () => {
-    const h5 = await startAgentHost(bed, NETWORK, { name: 'h5', n: 5, offload: true, fastPath: 'tc' });
-    hosts.push(h5);
-    await h5.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
-    await h1().agent.addPeer(h5.lease, h5.ip, undefined, dataOf(h5));
+    const h5 = await join('h5', 5, 'tc');
     expect(await tcFilters(h5.ns)).toHaveLength(1);
     expect((await ping(h1(), h5.container.ip)).ok).toBe(true);
 
@@ -304,10 +299,7 @@ describe('fast path attachment: leftovers and removal', () => {
   });
 
   it('with tcx links, a crash leaves nothing: an engine started after it receives every datagram', async () => {
-    const h6 = await startAgentHost(bed, NETWORK, { name: 'h6', n: 6, offload: true, fastPath: 'tcx' });
-    hosts.push(h6);
-    await h6.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
-    await h1().agent.addPeer(h6.lease, h6.ip, undefined, dataOf(h6));
+    const h6 = await join('h6', 6, 'tcx');
     expect((await ping(h1(), h6.container.ip)).ok).toBe(true);
     expect(await tcFilters(h6.ns)).toEqual([]);
 

@@ -175,9 +175,12 @@ function udpPort(options: BackendOptions): number {
   return port === 0 ? UDP_DEFAULT_PORT : port; // flannel treats 0 as "the default"
 }
 
+function counter(name: string, help: string, labels: Record<string, string>, value: number): MetricSample {
+  return { name, help, type: 'counter', labels, value };
+}
+
 /** The engine's counters under the metric names operators already scrape. */
 export function datapathMetrics(c: DatapathCounters): MetricSample[] {
-  const counter = (name: string, help: string, labels: Record<string, string>, value: number): MetricSample => ({ name, help, type: 'counter', labels, value });
   const packets = 'Packets carried';
   const bytes = 'Bytes carried';
   const offload = 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)';
@@ -203,7 +206,6 @@ export function datapathMetrics(c: DatapathCounters): MetricSample[] {
 export function fastPathMetrics(c: FastPathCounters | undefined): MetricSample[] {
   const enabled: MetricSample = { name: 'flannel_fastpath_enabled', help: 'Whether the udp fast path runs in the kernel (1) or the engine carries everything (0)', type: 'gauge', value: c ? 1 : 0 };
   if (!c) return [enabled];
-  const counter = (name: string, help: string, labels: Record<string, string>, value: number): MetricSample => ({ name, help, type: 'counter', labels, value });
   const packets = 'Datagrams carried by the fast path in the kernel (a super packet counts its segments)';
   const bytes = 'Inner IPv4 bytes carried by the fast path in the kernel';
   const whole = 'TCP super packets the fast path carried whole, not cut into datagrams on this host';
