@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { FAST_PATH_LEASE_DATA, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { FLANNELD } from '../../testbed/flanneld.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
 import { icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
@@ -295,6 +296,14 @@ describe('fast path attachment: leftovers and removal', () => {
 
     h5.agent.child.kill('SIGTERM');
     expect(await h5.agent.exited).toBe(0);
+    expect(await tcFilters(h5.ns)).toEqual([]);
+
+    // Uninstalling after a crash: flanneld teardown finds our filters by handle, without a Network.
+    await restart(h5, 'tc');
+    h5.agent.child.kill('SIGKILL');
+    await h5.agent.exited;
+    expect(await tcFilters(h5.ns)).toHaveLength(1);
+    await bed.exec(h5.ns, [process.execPath, FLANNELD, 'teardown', '--subnet-file', `/tmp/${bed.prefix}-none.env`]);
     expect(await tcFilters(h5.ns)).toEqual([]);
   });
 
