@@ -173,7 +173,8 @@ export function benchPaths(o: RegistryOptions): BenchPath[] {
     bareLan,
     kernelVxlan,
     naiveRelay,
-    flanneldPath({ name: 'flannel-ts-udp', label: 'flannel-ts udp', mtuNote: udpMtu, network: '198.19.0.0/20', backend: { Type: 'udp' }, binary: o.flannelTs }),
+    // The native engine alone: the default (--udp-fastpath=auto) would run the eBPF path where the kernel allows.
+    flanneldPath({ name: 'flannel-ts-udp', label: 'flannel-ts udp', mtuNote: udpMtu, network: '198.19.0.0/20', backend: { Type: 'udp' }, binary: o.flannelTs, args: ['--udp-fastpath=off'] }),
     flanneldPath({
       name: 'flannel-ts-udp-ebpf',
       label: 'flannel-ts udp (eBPF)',

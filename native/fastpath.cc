@@ -177,7 +177,7 @@ void FastPath::Start(const FastPathConfig& c) {
   if (bpf_map_update_elem(config_fd_, &zero, &cfg, BPF_ANY))
     throw SysError("bpf(BPF_MAP_UPDATE_ELEM)", errno, "writing the fast path's settings");
   try {
-    // Egress first: until the ingress program is there too, what it sends is still received by the peer's engine.
+    // Both or neither: peers are told we decapsulate, and sending in the kernel without receiving there is no mode.
     attached_.push_back(Attach(egress_fd_, c.tun_ifindex, false));
     attached_.push_back(Attach(ingress_fd_, c.ext_ifindex, true));
   } catch (...) {
