@@ -18,8 +18,8 @@ import type { FlannelOptions } from './flags.js';
  * starts and nothing here deletes it, so its absence means flanneld has not run since /run was emptied (a boot),
  * and what it made before is gone with that boot. What needs no Network (our blackhole routes, marked as ours,
  * our iptables chains, known by name, and the udp fast path's clsact filters that a crash left, known by handle) is
- * still removed, and a warning names the file. A subnet file that
- * exists but names no Network is an error and nothing is removed: we would be guessing.
+ * still removed, and a warning names the file. A subnet file that exists but names no Network is an error and
+ * nothing is removed: we would be guessing.
  */
 export async function teardownCommand(options: FlannelOptions): Promise<number> {
   if (options.args.length > 1) throw new UsageError(`flanneld teardown takes no arguments, got ${JSON.stringify(options.args[1])}`);

@@ -1,13 +1,13 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { FastPathUnavailableError } from '../../src/errors.js';
 import { UdpFastPath, fastPathObject } from '../../src/datapath/udp-fastpath.js';
 import { packageRoot } from '../../src/package-info.js';
+import { useTempDir } from '../helpers/fixtures.js';
 
 // How the fast path's BPF object is built at install time and what happens when it cannot be: no clang, a compile
 // error, a program the kernel's verifier refuses. Each must end in one line saying why (flanneld logs it and runs
@@ -16,15 +16,12 @@ const run = promisify(execFile);
 const BUILD = join(packageRoot(), 'native', 'bpf', 'build.sh');
 const SOURCE = join(packageRoot(), 'native', 'bpf', 'flannel_udp.bpf.c');
 
+const tmp = useTempDir('fastpath');
 let dir: string;
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'ft-fastpath-'));
+  dir = tmp.path;
   await mkdir(join(dir, 'Release'));
-});
-
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
 });
 
 const build = (source: string, out: string, env: Record<string, string> = {}) =>

@@ -1,8 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { FAST_PATH_LEASE_DATA, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { FLANNELD } from '../../testbed/flanneld.js';
-import { Testbed, waitFor } from '../../testbed/netns.js';
+import { waitFor } from '../../testbed/netns.js';
+import { useTestbed } from '../helpers/fixtures.js';
 import { icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
 
@@ -16,12 +17,11 @@ const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
 type Host = AgentHost;
 type Snapshot = { engine: DatapathCounters; fastPath?: FastPathCounters };
 
-let bed: Testbed;
+const bed = useTestbed('fp');
 const hosts: Host[] = [];
 let peerNs: string;
 
 beforeAll(async () => {
-  bed = await Testbed.create('fp');
   const specs = [
     { name: 'h1', n: 1, offload: true, fastPath: true },
     { name: 'h2', n: 2, offload: true, fastPath: true },
@@ -31,10 +31,6 @@ beforeAll(async () => {
   peerNs = await bed.addHost('peer', PEER.ip);
   await h1().agent.addPeer(PEER.subnet, PEER.ip); // flannel's udp writes no BackendType and no BackendData
 }, 90_000);
-
-afterAll(async () => {
-  await bed?.cleanup();
-});
 
 const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
 
