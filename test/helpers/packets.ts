@@ -66,6 +66,11 @@ export function readEchoReply(packet: Buffer) {
   };
 }
 
+/** What readEchoReply gives for a well-formed echo reply in flannel's wire format with these fields. */
+export function flannelEchoReply(f: { ttl: number; src: string; dst: string; id: number; seq: number; data: string }): ReturnType<typeof readEchoReply> {
+  return { firstByte: 0x45, lengthIsDatagram: true, headerChecksumOk: true, icmpType: 0, icmpChecksumOk: true, ...f };
+}
+
 /** Broken copies of a well-formed packet, each with the drop reason the engine gives it. */
 export function malformedCopies(good: Buffer): [Buffer, string][] {
   const notIpv4 = Buffer.from(good);
