@@ -8,65 +8,27 @@
 #include <vector>
 
 #include "engine.h"
+#include "fastpath_addon.h"
 #include "forward.h"
 #include "offload.h"
 #include "packet.h"
+#include "napi_args.h"
 #include "platform_probe.h"
 #include "sys_error.h"
 
 namespace {
+
+using flannel::ArgU32;
+using flannel::BooleanField;
+using flannel::IntegerField;
+using flannel::Native;
+using flannel::U32Field;
 
 using flannel::Engine;
 using flannel::EngineOptions;
 
 // Bumped whenever the JS-visible surface changes; src/datapath/native.ts refuses an addon of another version.
 constexpr int kAbiVersion = 2;
-
-// Runs f, turning native exceptions into JS errors. A failed system call also carries `code` (the errno name),
-// `errno` and `syscall`, as Node's own system errors do, so that callers decide on those, not on the message.
-template <typename F>
-auto Native(Napi::Env env, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const flannel::SysError& e) {
-    Napi::Error err = Napi::Error::New(env, e.what());
-    err.Set("code", Napi::String::New(env, flannel::ErrnoName(e.err())));
-    err.Set("errno", Napi::Number::New(env, e.err()));
-    err.Set("syscall", Napi::String::New(env, e.syscall()));
-    throw err;
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw Napi::Error::New(env, e.what());
-  }
-}
-
-uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (v < 0 || v > 4294967295.0 || v != static_cast<double>(static_cast<uint32_t>(v)))
-    throw Napi::TypeError::New(info.Env(), usage);
-  return static_cast<uint32_t>(v);
-}
-
-// A required integer property in [min, max]: a cast of -1 or 1e12 to uint32 would silently bind elsewhere.
-double IntegerField(const Napi::Object& o, const char* key, double min, double max, const char* usage) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), usage);
-  double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::RangeError::New(o.Env(), usage);
-  return d;
-}
-
-uint32_t U32Field(const Napi::Object& o, const char* key, const char* usage) {
-  return static_cast<uint32_t>(IntegerField(o, key, 0, 4294967295.0, usage));
-}
-
-bool BooleanField(const Napi::Object& o, const char* key, const char* usage) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsBoolean()) throw Napi::TypeError::New(o.Env(), usage);
-  return v.As<Napi::Boolean>().Value();
-}
 
 class Datapath : public Napi::ObjectWrap<Datapath> {
  public:
@@ -104,9 +66,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
     opts.anti_spoofing = BooleanField(o, "antiSpoofing", usage);
     opts.offload = BooleanField(o, "offload", usage);
     engine_ = Native(env, [&] { return std::make_unique<Engine>(opts); });
-    // Threads must be joined before the environment goes away, even if JS never calls close().
-    env_ = env;
-    if (napi_add_env_cleanup_hook(env, &Datapath::StopAtExit, this) == napi_ok) cleanup_hook_ = true;
+    exit_hook_.Arm(env, [this] { Shutdown(); });
   }
 
   ~Datapath() override { Shutdown(); }
@@ -176,16 +136,9 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   void Close(const Napi::CallbackInfo&) { Shutdown(); }
 
   void Shutdown() {
-    if (cleanup_hook_) napi_remove_env_cleanup_hook(env_, &Datapath::StopAtExit, this);
-    cleanup_hook_ = false;
+    exit_hook_.Disarm();
     if (engine_) engine_->Stop();
     engine_.reset();
-  }
-
-  static void StopAtExit(void* self) {
-    auto* d = static_cast<Datapath*>(self);
-    d->cleanup_hook_ = false;  // node drops a hook once it has run
-    d->Shutdown();
   }
 
   Napi::Value TunName(const Napi::CallbackInfo& info) { return Napi::String::New(info.Env(), engine(info).tun_name()); }
@@ -198,8 +151,7 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   }
 
   std::unique_ptr<Engine> engine_;
-  napi_env env_ = nullptr;
-  bool cleanup_hook_ = false;
+  flannel::ExitHook exit_hook_;
 };
 
 // --- pure helpers for tests -------------------------------------------------------------------------------
@@ -405,6 +357,7 @@ Napi::Value ProbePlatform(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("abiVersion", Napi::Number::New(env, kAbiVersion));
   exports.Set("Datapath", Datapath::Define(env));
+  exports.Set("FastPath", flannel::DefineFastPath(env));
   Napi::Object test = Napi::Object::New(env);
   test.Set("parse", Napi::Function::New(env, TestParse));
   test.Set("decrementTtl", Napi::Function::New(env, TestDecrementTtl));

@@ -5,9 +5,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for bin in etcd:etcd-server etcdctl:etcd-client ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping socat:socat; do
+for bin in etcd:etcd-server etcdctl:etcd-client ip:iproute2 iptables:iptables iperf3:iperf3 ping:iputils-ping socat:socat clang:clang; do
   command -v "${bin%%:*}" >/dev/null 2>&1 || need+=("${bin#*:}")
 done
+# The addon links libbpf (the udp backend's eBPF fast path); clang builds the BPF object.
+dpkg -s libbpf-dev >/dev/null 2>&1 || need+=(libbpf-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

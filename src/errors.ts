@@ -116,3 +116,6 @@ export class IptablesNotFoundError extends KernelError {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The udp fast path cannot run here: its BPF object was not built, or the kernel refused or could not attach it. */
+export class FastPathUnavailableError extends KernelError {}

@@ -66,7 +66,14 @@ export const FLAGS: readonly FlagSpec[] = [
 ];
 
 /** FLANNELD_* variables that set no flag but are read elsewhere (testing aids and the log level). */
-const OTHER_FLANNELD_VARIABLES = ['FLANNELD_SUBNET_LEASE_TTL', 'FLANNELD_RETRY_INTERVAL_MS', 'FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 'FLANNELD_LOG_LEVEL'];
+const OTHER_FLANNELD_VARIABLES = [
+  'FLANNELD_SUBNET_LEASE_TTL',
+  'FLANNELD_RETRY_INTERVAL_MS',
+  'FLANNELD_ETCD_STARTUP_TIMEOUT_MS',
+  'FLANNELD_LOG_LEVEL',
+  'FLANNELD_UDP_FASTPATH_OBJECT',
+  'FLANNELD_UDP_FASTPATH_ATTACH',
+];
 
 export interface FlannelOptions {
   readonly etcdEndpoints: string[];

@@ -68,9 +68,39 @@ export type EgressDecision =
 /** What the engine does with a datagram from a peer (DecideIngress): drop it, or write `packet` into the TUN. */
 export type IngressDecision = { drop: string } | { drop?: undefined; packet: Buffer };
 
+/** Counters of the fast path's BPF programs (native/bpf/flannel_udp.h), summed over CPUs. */
+export interface NativeFastPathCounters {
+  txPackets: number;
+  txBytes: number;
+  rxPackets: number;
+  rxBytes: number;
+  txSuperPackets: number;
+  rxSuperPackets: number;
+  drops: Record<string, number>;
+  passed: Record<string, number>;
+}
+
+/** The udp fast path (native/fastpath.h): loaded by the constructor, attached by start(). IPs are uint32. */
+export interface NativeFastPath {
+  /** "tcx" or "tc" once started, else "". */
+  readonly attachMode: string;
+  start(config: { extIfindex: number; tunIfindex: number; localIp: number; port: number; antiSpoofing: boolean }): void;
+  setRoute(subnetIp: number, prefixLen: number, peerIp: number, peerPort: number, peerFastPath: boolean): void;
+  deleteRoute(subnetIp: number, prefixLen: number): void;
+  counters(): NativeFastPathCounters;
+  close(): void;
+}
+
+export interface NativeFastPathClass {
+  new (options: { objectPath: string; attach?: 'auto' | 'tcx' | 'tc' }): NativeFastPath;
+  /** Removes clsact filters a crashed flanneld left on the interface; returns how many. */
+  removeLeftovers(ifindex: number): number;
+}
+
 export interface NativeAddon {
   readonly abiVersion: number;
   readonly Datapath: new (options: NativeDatapathOptions) => NativeDatapath;
+  readonly FastPath: NativeFastPathClass;
   /** Blocks for about iterations × 0.7 ms (default 1000); for the benchmark, never the packet path. */
   probePlatform(options?: { iterations?: number }): PlatformCosts;
   readonly _test: {

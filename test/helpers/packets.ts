@@ -1,8 +1,50 @@
-import { parseIpv4 } from '../../src/ip/ipv4.js';
+import { formatIpv4, parseIpv4 } from '../../src/ip/ipv4.js';
 import type { Testbed } from '../../testbed/netns.js';
 import { checksum, sum16 } from '../../testbed/packets.js';
 
 export { checksum, icmpEcho, ipv4Packet, sum16, type Ipv4PacketOptions } from '../../testbed/packets.js';
+
+/**
+ * What a test checks of an ICMP echo reply received as a flannel datagram, read independently of the addon: one
+ * IPv4 packet with nothing around it (`firstByte` 0x45, total length = datagram length), valid checksums.
+ */
+export function readEchoReply(packet: Buffer) {
+  const icmp = packet.subarray(20);
+  return {
+    firstByte: packet[0],
+    lengthIsDatagram: packet.readUInt16BE(2) === packet.length,
+    headerChecksumOk: checksum(packet.subarray(0, 20)) === 0,
+    ttl: packet[8],
+    src: formatIpv4(packet.readUInt32BE(12)),
+    dst: formatIpv4(packet.readUInt32BE(16)),
+    icmpType: icmp[0],
+    id: icmp.readUInt16BE(4),
+    seq: icmp.readUInt16BE(6),
+    data: icmp.subarray(8).toString(),
+    icmpChecksumOk: checksum(icmp) === 0,
+  };
+}
+
+/** What readEchoReply gives for a well-formed echo reply in flannel's wire format with these fields. */
+export function flannelEchoReply(f: { ttl: number; src: string; dst: string; id: number; seq: number; data: string }): ReturnType<typeof readEchoReply> {
+  return { firstByte: 0x45, lengthIsDatagram: true, headerChecksumOk: true, icmpType: 0, icmpChecksumOk: true, ...f };
+}
+
+/** Broken copies of a well-formed packet, each with the drop reason the engine gives it. */
+export function malformedCopies(good: Buffer): [Buffer, string][] {
+  const notIpv4 = Buffer.from(good);
+  notIpv4[0] = 0x65;
+  const badIhl = Buffer.from(good);
+  badIhl[0] = 0x44;
+  const longerThanItIs = Buffer.from(good);
+  longerThanItIs.writeUInt16BE(good.length + 40, 2);
+  return [
+    [good.subarray(0, 12), 'truncated'],
+    [notIpv4, 'not_ipv4'],
+    [badIhl, 'bad_header_length'],
+    [longerThanItIs, 'truncated'],
+  ];
+}
 
 function pseudo(ip: Buffer, protocol: number, length: number): number {
   return sum16(ip.subarray(12, 20)) + protocol + length;

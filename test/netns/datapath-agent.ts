@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
-import type { Testbed } from '../../testbed/netns.js';
+import { leaseRunsFastPath, type FastPathAttach, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { waitFor, type Testbed } from '../../testbed/netns.js';
 
 export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
 
@@ -15,6 +16,8 @@ export interface AgentOptions {
   antiSpoofing?: boolean;
   offload?: boolean;
   queues?: number;
+  /** Runs the udp fast path beside the engine (true: attach as the kernel allows). */
+  fastPath?: boolean | FastPathAttach;
 }
 
 type Reply = {
@@ -27,7 +30,10 @@ type Reply = {
   syscall?: string;
   counters?: DatapathCounters;
   failure?: DatapathFailure | null;
+  fastPath?: FastPathCounters;
   mtu?: number;
+  /** BackendData of the lease this host would publish. */
+  leaseData?: unknown;
 };
 
 /**
@@ -66,13 +72,13 @@ export class DatapathAgent {
     return { agent, first: await agent.next() };
   }
 
-  async addPeer(subnet: string, publicIp: string, backendType?: string): Promise<void> {
-    await this.command({ cmd: 'add', subnet, publicIp, backendType });
+  async addPeer(subnet: string, publicIp: string, backendType?: string, backendData?: unknown): Promise<void> {
+    await this.command({ cmd: 'add', subnet, publicIp, backendType, backendData });
   }
 
   /** A lease event of type `changed` (e.g. the peer's PublicIP moved). */
-  async changePeer(subnet: string, publicIp: string): Promise<void> {
-    await this.command({ cmd: 'change', subnet, publicIp });
+  async changePeer(subnet: string, publicIp: string, backendData?: unknown): Promise<void> {
+    await this.command({ cmd: 'change', subnet, publicIp, backendData });
   }
 
   async removePeer(subnet: string, publicIp: string): Promise<void> {
@@ -86,6 +92,12 @@ export class DatapathAgent {
   /** null while the datapath runs; else why its packet threads stopped. */
   async failure(): Promise<DatapathFailure | null> {
     return (await this.command({ cmd: 'failure' })).failure ?? null;
+  }
+
+  /** The engine's and the fast path's counters from one snapshot (fastPath undefined when it does not run). */
+  async allCounters(): Promise<{ engine: DatapathCounters; fastPath?: FastPathCounters }> {
+    const r = await this.command({ cmd: 'counters' });
+    return { engine: r.counters!, fastPath: r.fastPath };
   }
 
   async close(): Promise<Reply> {
@@ -132,38 +144,55 @@ export interface AgentHost {
   lease: string;
   container: { ns: string; ip: string };
   agent: DatapathAgent;
+  /** BackendData of its lease, as the backend made it: peers learn from it whether it runs the fast path. */
+  leaseData: unknown;
+}
+
+export interface AgentHostSpec {
+  name: string;
+  n: number;
+  offload: boolean;
+  antiSpoofing?: boolean;
+  queues?: number;
+  port?: number;
+  fastPath?: boolean | FastPathAttach;
+}
+
+/** Whether `host`'s lease says it runs the fast path. */
+export function runsFastPath(host: AgentHost): boolean {
+  return leaseRunsFastPath({ PublicIP: host.ip, BackendData: host.leaseData });
 }
 
 /**
  * Host N gets underlay 198.18.0.N, lease 198.19.N.0/24 and a container 198.19.N.2 with FLANNEL_MTU (1472), as docker
  * --bip/--mtu would set it up; every host then learns every other host's lease (a full mesh of peers).
  */
-export async function startAgentHosts(
-  bed: Testbed,
-  network: string,
-  specs: readonly { name: string; n: number; offload: boolean; antiSpoofing?: boolean; queues?: number; port?: number }[],
-): Promise<AgentHost[]> {
+export async function startAgentHosts(bed: Testbed, network: string, specs: readonly AgentHostSpec[]): Promise<AgentHost[]> {
   const hosts: AgentHost[] = [];
-  for (const s of specs) {
-    const ip = `198.18.0.${s.n}`;
-    const lease = `198.19.${s.n}.0/24`;
-    const ns = await bed.addHost(s.name, ip);
-    const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
-    await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472');
-    const { agent, first } = await DatapathAgent.start(bed, ns, {
-      localIp: ip,
-      lease,
-      network,
-      offload: s.offload,
-      ...(s.antiSpoofing === undefined ? {} : { antiSpoofing: s.antiSpoofing }),
-      ...(s.queues === undefined ? {} : { queues: s.queues }),
-      ...(s.port === undefined ? {} : { port: s.port }),
-    });
-    if (!(first as { ready?: boolean }).ready) throw new Error(`datapath agent on ${s.name} did not start: ${JSON.stringify(first)} ${agent.stderr}`);
-    hosts.push({ name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent });
-  }
-  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip);
+  for (const s of specs) hosts.push(await startAgentHost(bed, network, s));
+  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip, undefined, other.leaseData);
   return hosts;
+}
+
+/** One host as startAgentHosts builds it, without peers. */
+export async function startAgentHost(bed: Testbed, network: string, s: AgentHostSpec): Promise<AgentHost> {
+  const ip = `198.18.0.${s.n}`;
+  const lease = `198.19.${s.n}.0/24`;
+  const ns = await bed.addHost(s.name, ip);
+  const cns = await bed.addContainer(ns, `${s.name}c`, `198.19.${s.n}.1/24`, `198.19.${s.n}.2`);
+  await bed.ip(cns, 'link', 'set', 'eth0', 'mtu', '1472');
+  const { agent, first } = await DatapathAgent.start(bed, ns, {
+    localIp: ip,
+    lease,
+    network,
+    offload: s.offload,
+    ...(s.antiSpoofing === undefined ? {} : { antiSpoofing: s.antiSpoofing }),
+    ...(s.queues === undefined ? {} : { queues: s.queues }),
+    ...(s.port === undefined ? {} : { port: s.port }),
+    ...(s.fastPath ? { fastPath: s.fastPath } : {}),
+  });
+  if (!(first as { ready?: boolean }).ready) throw new Error(`datapath agent on ${s.name} did not start: ${JSON.stringify(first)} ${agent.stderr}`);
+  return { name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent, leaseData: first.leaseData };
 }
 
 /** Drops that happened between two counter snapshots, by reason; reasons that did not move are left out. */
@@ -171,4 +200,26 @@ export function dropDelta(before: DatapathCounters, after: DatapathCounters): Re
   const out: Record<string, number> = {};
   for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) out[k] = v - (before.drops[k] ?? 0);
   return out;
+}
+
+/**
+ * Sends `bytes` of random data from one host's container to another's over TCP (socat); returns the sha256 of what
+ * was sent and of what arrived.
+ */
+export async function transfer(bed: Testbed, from: AgentHost, to: AgentHost, bytes: number, port: number): Promise<[string, string]> {
+  const src = `/tmp/${bed.prefix}-${from.name}-send.bin`;
+  const dst = `/tmp/${bed.prefix}-${to.name}-recv.bin`;
+  const sha256 = async (ns: string, file: string) => (await bed.exec(ns, ['sha256sum', file])).stdout.split(' ')[0];
+  try {
+    await bed.exec(from.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`], { timeoutMs: 60_000 });
+    const server = bed.spawn(to.container.ns, ['socat', '-u', `TCP-LISTEN:${port},reuseaddr`, `OPEN:${dst},creat,trunc`]);
+    const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
+    await waitFor('socat listening', async () => (await bed.exec(to.container.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`), 10_000);
+    await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:${port}`], { timeoutMs: 120_000 });
+    const code = await serverDone;
+    if (code !== 0) throw new Error(`socat receiving on ${to.name} exited with ${code}`);
+    return [await sha256(from.ns, src), await sha256(to.ns, dst)];
+  } finally {
+    await bed.exec(from.ns, ['rm', '-f', src, dst]).catch(() => undefined);
+  }
 }

@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { Testbed, waitFor } from '../../testbed/netns.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
-import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
+import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
 // Three hosts on a LAN (198.18.0.1-3), each running the udp backend's network with a hand-fed peer table, and a
 // container behind each host's bridge. A fourth namespace (198.18.0.9) plays a flannel peer with raw datagrams.
@@ -109,36 +108,16 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
     expect(replies).toHaveLength(1);
     const { from, packet } = replies[0];
     expect(from).toBe(`${h1().ip}:8285`);
-    // Exactly one IPv4 packet, nothing around it: flannel's wire format.
-    expect(packet[0]).toBe(0x45);
-    expect(packet.readUInt16BE(2)).toBe(packet.length);
-    expect(checksum(packet.subarray(0, 20))).toBe(0);
-    expect(packet.readUInt32BE(12)).toBe(parseIpv4(h1().container.ip));
-    expect(packet.readUInt32BE(16)).toBe(parseIpv4('198.19.9.5'));
-    const icmp = packet.subarray(20);
-    expect(icmp[0]).toBe(0); // echo reply
-    expect(icmp.readUInt16BE(4)).toBe(0x4242);
-    expect(icmp.readUInt16BE(6)).toBe(7);
-    expect(icmp.subarray(8).toString()).toBe('flannel-ts datapath');
-    expect(checksum(icmp)).toBe(0);
-    // Container sends TTL 64; h1's kernel forwards (63) and the datapath decrements once more.
-    expect(packet[8]).toBe(62);
+    // Exactly one IPv4 packet, nothing around it: flannel's wire format. Container sends TTL 64; h1's kernel
+    // forwards (63) and the datapath decrements once more.
+    expect(readEchoReply(packet)).toEqual(flannelEchoReply({ ttl: 62, src: h1().container.ip, dst: '198.19.9.5', id: 0x4242, seq: 7, data: 'flannel-ts datapath' }));
   });
 
   it('counts malformed, expired and spoofed datagrams as drops by reason and forwards none of them', async () => {
     const to = h1().container.ip;
     const good = ipv4('198.19.9.5', to, icmpEcho(1, 1, 'x'));
-    const notIpv4 = Buffer.from(good);
-    notIpv4[0] = 0x65;
-    const badIhl = Buffer.from(good);
-    badIhl[0] = 0x44;
-    const truncated = Buffer.from(good);
-    truncated.writeUInt16BE(good.length + 40, 2);
     const cases: [Buffer, string][] = [
-      [good.subarray(0, 12), 'truncated'],
-      [notIpv4, 'not_ipv4'],
-      [badIhl, 'bad_header_length'],
-      [truncated, 'truncated'],
+      ...malformedCopies(good),
       [ipv4('198.19.9.5', to, icmpEcho(1, 2, 'x'), 1), 'ttl_exceeded'],
       // The peer owns 198.19.9.0/24 only: claiming h2's containers is spoofing, an address nobody leases is unknown.
       [ipv4(h2().container.ip, to, icmpEcho(1, 3, 'x')), 'spoofed_source'],

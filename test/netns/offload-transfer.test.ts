@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Testbed, waitFor } from '../../testbed/netns.js';
-import { dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
+import { Testbed } from '../../testbed/netns.js';
+import { dropDelta, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
 
 // Two hosts with offloads on (TSO from the TUN, UDP_SEGMENT on the wire, UDP_GRO + merging back to the TUN) and one
 // with offloads off, which reads the wire exactly as flannel's own udp backend does: one IPv4 packet per datagram.
@@ -25,26 +25,7 @@ afterAll(async () => {
 
 const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
 
-async function sha256(ns: string, file: string): Promise<string> {
-  return (await bed.exec(ns, ['sha256sum', file])).stdout.split(' ')[0];
-}
-
-/** Sends `bytes` of random data from one container to another over TCP; returns both files' sha256. */
-async function transfer(from: Host, to: Host, bytes: number, port: number): Promise<[string, string]> {
-  const src = `/tmp/${bed.prefix}-${from.name}-send.bin`;
-  const dst = `/tmp/${bed.prefix}-${to.name}-recv.bin`;
-  try {
-    await bed.exec(from.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`], { timeoutMs: 60_000 });
-    const server = bed.spawn(to.container.ns, ['socat', '-u', `TCP-LISTEN:${port},reuseaddr`, `OPEN:${dst},creat,trunc`]);
-    const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
-    await waitFor('socat listening', async () => (await bed.exec(to.container.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`), 10_000);
-    await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:${port}`], { timeoutMs: 120_000 });
-    expect(await serverDone).toBe(0);
-    return [await sha256(from.ns, src), await sha256(to.ns, dst)];
-  } finally {
-    await bed.exec(from.ns, ['rm', '-f', src, dst]).catch(() => undefined);
-  }
-}
+const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port);
 
 describe('udp datapath with TSO/GRO offloads', () => {
   it('200 MB between two offloading hosts arrives intact, split into datagrams on one side and merged on the other', async () => {

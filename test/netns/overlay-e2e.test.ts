@@ -17,9 +17,11 @@ let h1: OverlayHost, h2: OverlayHost, h3: OverlayHost;
 beforeAll(async () => {
   cluster = await OverlayCluster.create('ov', dir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
   const env = { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
+  // h1 and h2 run the default (--udp-fastpath=auto: the eBPF fast path, here where the kernel allows it); h3 runs
+  // the native engine alone, as a host that has not been switched yet would.
   h1 = await cluster.addHost('h1', 1, env);
   h2 = await cluster.addHost('h2', 2, env);
-  h3 = await cluster.addHost('h3', 3, env);
+  h3 = await cluster.addHost('h3', 3, { ...env, FLANNELD_UDP_FASTPATH: 'off' });
   for (const h of [h1, h2, h3]) await cluster.addContainer(h);
 });
 
@@ -47,9 +49,18 @@ function flannelPeer(): Promise<string> {
   return peerNs;
 }
 
-function metric(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
+function metric(text: string, name: string, labels = ''): number {
+  const line = text.split('\n').find((l) => l.startsWith(labels ? `${name}{${labels}}` : `${name} `));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** How much a metric grew between two scrapes. */
+const grew = (before: string, after: string, name: string, labels = '') => metric(after, name, labels) - metric(before, name, labels);
+
+/** Our lease's value in etcd. */
+async function leaseOf(host: OverlayHost): Promise<Record<string, unknown>> {
+  const key = host.bridgeCidr!.replace('.1/24', '.0-24');
+  return JSON.parse((await cluster.etcd.get(`${cluster.prefix}/subnets/${key}`))!) as Record<string, unknown>;
 }
 
 describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', () => {
@@ -65,15 +76,15 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     expect(await cluster.bed.ip(h1.ns, 'route', 'show', '198.19.0.0/16')).toContain('dev flannel0');
   });
 
-  /** Sends `bytes` of random data from h1's container to h2's over TCP with socat; true if the sha256 matches. */
-  async function transfer(bytes: number, port: number): Promise<void> {
+  /** Sends `bytes` of random data from one container to another over TCP with socat; expects the sha256 to match. */
+  async function transfer(bytes: number, port: number, from = h1, to = h2): Promise<void> {
     const src = dir.file(`payload-${port}.bin`);
     const dst = dir.file(`received-${port}.bin`);
-    await cluster.bed.exec(h1.container!.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`]);
-    const listener = cluster.bed.spawn(h2.container!.ns, ['socat', '-u', `TCP-LISTEN:${port},bind=${h2.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
+    await cluster.bed.exec(from.container!.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`]);
+    const listener = cluster.bed.spawn(to.container!.ns, ['socat', '-u', `TCP-LISTEN:${port},bind=${to.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
     const done = new Promise((resolve) => listener.on('exit', resolve));
-    await waitFor('the listener', async () => (await cluster.bed.exec(h2.container!.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`));
-    await cluster.bed.exec(h1.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${h2.container!.ip}:${port}`], { timeoutMs: 120_000 });
+    await waitFor('the listener', async () => (await cluster.bed.exec(to.container!.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`));
+    await cluster.bed.exec(from.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container!.ip}:${port}`], { timeoutMs: 120_000 });
     await done;
     const hash = async (f: string) => (await cluster.bed.exec(h1.ns, ['sha256sum', f])).stdout.split(' ')[0];
     expect(await hash(dst)).toBe(await hash(src));
@@ -81,10 +92,11 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     await rm(dst);
   }
 
-  it('a 50 MB TCP transfer across the overlay arrives intact', async () => {
-    await transfer(50 << 20, 5001);
+  it('a 50 MB TCP transfer to a host without the fast path arrives intact, through the engines', async () => {
+    await transfer(50 << 20, 5001, h1, h3);
     const m = await cluster.metrics(h1, METRICS_PORT);
     expect(metric(m, 'flannel_datapath_bytes_total', 'direction="tx"')).toBeGreaterThan(50_000_000);
+    expect(metric(m, 'flannel_fastpath_passed_total', 'reason="plain_peer"')).toBeGreaterThan(0);
     // flanneld chose one queue per two CPUs, and between them the queues carried every packet sent (a few ACKs may
     // still be in flight between the two reads of the snapshot).
     const queues = datapathQueues(0, availableParallelism());
@@ -93,14 +105,30 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     expect(Math.abs(perQueue.reduce((a, b) => a + b, 0) - metric(m, 'flannel_datapath_packets_total', 'direction="tx"'))).toBeLessThan(10);
   });
 
-  it('a 200 MB transfer arrives intact with offloads on, and they were used on both sides', async () => {
-    const before = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
-    await transfer(200 << 20, 5002);
-    const after = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
-    const delta = (i: number, kind: string) => metric(after[i], 'flannel_datapath_offload_total', `kind="${kind}"`) - metric(before[i], 'flannel_datapath_offload_total', `kind="${kind}"`);
-    expect(delta(0, 'gso_split')).toBeGreaterThan(0); // h1 split TCP super packets into flannel datagrams
-    expect(delta(1, 'gro_merge')).toBeGreaterThan(0); // h2 merged received datagrams before writing to its TUN
+  it('a 200 MB transfer to a host without the fast path arrives intact with offloads on, used on both sides', async () => {
+    const before = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h3, METRICS_PORT)];
+    await transfer(200 << 20, 5002, h1, h3);
+    const after = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h3, METRICS_PORT)];
+    expect(grew(before[0], after[0], 'flannel_datapath_offload_total', 'kind="gso_split"')).toBeGreaterThan(0); // h1 split TCP super packets into flannel datagrams
+    expect(grew(before[1], after[1], 'flannel_datapath_offload_total', 'kind="gro_merge"')).toBeGreaterThan(0); // h3 merged received datagrams before writing to its TUN
     expect(metric(after[1], 'flannel_datapath_drops_total', 'reason="bad_gso"')).toBe(0);
+  });
+
+  it('the fast path runs on the default hosts: their leases say so, and 200 MB between them never touch the engine', async () => {
+    expect((await leaseOf(h1)).BackendData).toEqual({ FastPath: true });
+    expect((await leaseOf(h3)).BackendData).toBeUndefined();
+    const before = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
+    expect([metric(before[0], 'flannel_fastpath_enabled'), metric(before[1], 'flannel_fastpath_enabled')]).toEqual([1, 1]);
+    expect(metric(await cluster.metrics(h3, METRICS_PORT), 'flannel_fastpath_enabled')).toBe(0);
+    await transfer(200 << 20, 5003, h1, h2);
+    const after = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
+    expect(grew(before[0], after[0], 'flannel_fastpath_bytes_total', 'direction="tx"')).toBeGreaterThan(200 << 20);
+    expect(grew(before[0], after[0], 'flannel_fastpath_super_packets_total', 'direction="tx"')).toBeGreaterThan(0);
+    expect(grew(before[1], after[1], 'flannel_fastpath_bytes_total', 'direction="rx"')).toBeGreaterThan(200 << 20);
+    for (const i of [0, 1]) {
+      expect(grew(before[i], after[i], 'flannel_datapath_packets_total', 'direction="tx"')).toBe(0);
+      expect(grew(before[i], after[i], 'flannel_datapath_packets_total', 'direction="rx"')).toBe(0);
+    }
   });
 
   it('answers a hand-built flannel datagram from a registered peer (flannel interop)', async () => {
@@ -132,7 +160,9 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     const replies = await sendAsPeer(peerNs, PEER.ip, h1.underlayIp, [Buffer.from([0x45, 0]), notIpv4, badIhl, truncated, spoofed, unknown], 800);
     expect(replies).toEqual([]);
     const after = await cluster.metrics(h1, METRICS_PORT);
-    const delta = (reason: string) => metric(after, 'flannel_datapath_drops_total', `reason="${reason}"`) - metric(before, 'flannel_datapath_drops_total', `reason="${reason}"`);
+    // The fast path drops what it checks itself (spoofed, unknown source) and leaves the malformed to the engine.
+    const delta = (reason: string) =>
+      grew(before, after, 'flannel_datapath_drops_total', `reason="${reason}"`) + grew(before, after, 'flannel_fastpath_drops_total', `reason="${reason}"`);
     expect(delta('truncated')).toBe(2);
     expect(delta('not_ipv4')).toBe(1);
     expect(delta('bad_header_length')).toBe(1);
@@ -140,6 +170,31 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     expect(delta('unknown_source')).toBe(1);
     expect(h1.daemon.running).toBe(true);
     await cluster.expectReachable(h2, h1);
+  });
+
+  it('--udp-fastpath=on where the fast path cannot run: one line, exit 1, no lease written', async () => {
+    const ns = await cluster.bed.addHost('h5', '198.18.0.5');
+    const daemon = cluster.startDaemon(ns, dir.file('h5.env'), { FLANNELD_UDP_FASTPATH: 'on', FLANNELD_UDP_FASTPATH_OBJECT: dir.file('missing.bpf.o') });
+    const result = await daemon.wait(40_000);
+    expect(result.code).toBe(1);
+    const last = result.stderr.trimEnd().split('\n').pop();
+    expect(last).toMatch(/^flanneld: --udp-fastpath=on, but cannot open BPF object .*missing\.bpf\.o: /);
+    expect(await cluster.etcd.dump(`${cluster.prefix}/subnets`)).not.toContain('198.18.0.5');
+    expect(await cluster.bed.ip(ns, 'link', 'show')).not.toContain('flannel0');
+  });
+
+  it('--udp-fastpath=auto where the fast path cannot run: one warning saying why, and the engine carries everything', async () => {
+    const h6 = await cluster.addHost('h6', 6, { FLANNELD_METRICS_PORT: String(METRICS_PORT), FLANNELD_UDP_FASTPATH_OBJECT: dir.file('missing.bpf.o') });
+    await cluster.addContainer(h6);
+    const warnings = h6.daemon.events().filter((e) => e.event === 'fastpath-unavailable');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0].reason).toMatch(/cannot open BPF object .*missing\.bpf\.o/);
+    expect((await leaseOf(h6)).BackendData).toBeUndefined();
+    await cluster.expectReachable(h1, h6);
+    await cluster.expectReachable(h6, h1);
+    const m = await cluster.metrics(h6, METRICS_PORT);
+    expect(metric(m, 'flannel_fastpath_enabled')).toBe(0);
+    expect(metric(m, 'flannel_datapath_packets_total', 'direction="rx"')).toBeGreaterThan(0);
   });
 
   it('a host that joins later is reachable without restarting the others', async () => {

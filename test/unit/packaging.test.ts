@@ -12,6 +12,9 @@ describe('npm package', () => {
     expect(files).toContain('dist/src/cli/flanneld.js');
     expect(files).toContain('dist/src/cli/mk-docker-opts.js');
     expect(files).toContain('binding.gyp');
+    // The install step builds the fast path's BPF object from these.
+    expect(files).toContain('native/bpf/flannel_udp.bpf.c');
+    expect(files).toContain('native/bpf/build.sh');
     expect(files).toContain('contrib/systemd/flanneld.service');
     const allowed = /^(dist\/src\/|native\/|contrib\/|binding\.gyp$|README\.md$|package\.json$)/;
     expect(files.filter((f) => !allowed.test(f))).toEqual([]);

@@ -4,10 +4,13 @@ import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
 import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
-import type { DatapathCounters } from '../../datapath/datapath.js';
+import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
+import { FAST_PATH_LEASE_DATA, UdpFastPath, interfaceIndex, leaseRunsFastPath, type FastPathCounters } from '../../datapath/udp-fastpath.js';
+import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
-import type { BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
+import type { BackendContext, BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
 import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
+import { chooseFastPath, fastPathLoadOptions } from './fastpath-choice.js';
 
 export const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
@@ -28,6 +31,8 @@ export function datapathQueues(requested: number, cpus: number): number {
 /** The udp backend's network, with the engine's counters and failure typed for tests and tools that run it directly. */
 export interface UdpNetwork extends BackendNetwork {
   counters(): DatapathCounters;
+  /** The fast path's counters; undefined when it does not run. */
+  fastPathCounters(): FastPathCounters | undefined;
   /** undefined while the datapath runs; else why its packet threads stopped (e.g. flannel0 was deleted). */
   failure(): DatapathFailedError | undefined;
 }
@@ -44,46 +49,78 @@ export interface UdpBackendConfig {
 export const udpBackend: BackendDefinition<UdpBackendConfig> = {
   type: 'udp',
   parseConfig: (options) => ({ port: udpPort(options) }),
-  create: (ctx) => ({
-    type: 'udp',
-    // flannel's udp backend writes only PublicIP; BackendType lets `flanneld leases` show what a host runs.
-    leaseAttrs: async () => ({ BackendType: 'udp' }),
-    startNetwork: async (lease: Lease): Promise<UdpNetwork> => {
-      const { port } = ctx.backendConfig;
-      const { settings } = ctx;
-      const mtu = ctx.extIface.mtu - UDP_OVERHEAD;
-      const datapath = openDatapath({
-        tunName: TUN_NAME,
-        localIp: ctx.extIface.address,
-        port,
-        tunIp: lease.subnet.ip,
-        mtu,
-        antiSpoofing: settings.antiSpoofing,
-        offload: settings.offload,
-        queues: datapathQueues(settings.queues, availableParallelism()),
-      });
-      if (settings.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
-        log.warn({ event: 'offloads-refused', offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
-      }
-      try {
-        await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
-      } catch (err) {
-        datapath.close();
-        throw err;
-      }
-      log.info({ event: 'network-running', tun: datapath.tunName, port, mtu, queues: datapath.queues, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads }, 'udp datapath running');
-      return {
-        mtu,
-        applyLeaseEvent: async (event: LeaseEvent) => applyLeaseEvent(datapath, port, event),
-        failure: () => datapath.failure(),
-        counters: () => datapath.counters(),
-        metrics: () => datapathMetrics(datapath.counters()),
-        // Closing the TUN fd removes flannel0 and every route through it.
-        close: async () => datapath.close(),
-      };
-    },
-  }),
+  create: (ctx) => {
+    const load = fastPathLoadOptions();
+    let fastPath: boolean | undefined;
+    const runsFastPath = () => (fastPath ??= chooseFastPath(ctx.settings.udpFastpath, load));
+    return {
+      type: 'udp',
+      // flannel's udp backend writes only PublicIP; BackendType lets `flanneld leases` show what a host runs, and
+      // BackendData tells peers that this host decapsulates in its kernel (flannel ignores it).
+      leaseAttrs: async () => (runsFastPath() ? { BackendType: 'udp', BackendData: FAST_PATH_LEASE_DATA } : { BackendType: 'udp' }),
+      startNetwork: (lease: Lease) => startNetwork(ctx, lease, runsFastPath(), load),
+    };
+  },
 };
+
+async function startNetwork(ctx: BackendContext<UdpBackendConfig>, lease: Lease, runFastPath: boolean, load: ReturnType<typeof fastPathLoadOptions>): Promise<UdpNetwork> {
+  const { port } = ctx.backendConfig;
+  const { settings, extIface } = ctx;
+  const mtu = extIface.mtu - UDP_OVERHEAD;
+  // A flanneld that crashed with the fast path attached as clsact filters (kernels before 6.6) left them redirecting
+  // into a flannel0 that is gone; whatever runs now, the engine must get its datagrams.
+  UdpFastPath.removeLeftovers(extIface.index);
+  const datapath = openDatapath({
+    tunName: TUN_NAME,
+    localIp: extIface.address,
+    port,
+    tunIp: lease.subnet.ip,
+    mtu,
+    antiSpoofing: settings.antiSpoofing,
+    offload: settings.offload,
+    queues: datapathQueues(settings.queues, availableParallelism()),
+  });
+  if (settings.offload && !(datapath.offloads.tun && datapath.offloads.udpGro)) {
+    log.warn({ event: 'offloads-refused', offloads: datapath.offloads }, 'kernel refused some offloads; those paths run one packet per syscall');
+  }
+  let fastPath: UdpFastPath | undefined;
+  try {
+    await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
+    if (runFastPath) {
+      // Our lease already tells peers that we decapsulate in the kernel: failing here is an error even in auto mode.
+      UdpFastPath.removeLeftovers(interfaceIndex(datapath.tunName));
+      fastPath = UdpFastPath.load(load);
+      fastPath.start({ extIfindex: extIface.index, tunName: datapath.tunName, localIp: extIface.address, port, antiSpoofing: settings.antiSpoofing });
+    }
+  } catch (err) {
+    fastPath?.close();
+    datapath.close();
+    throw err;
+  }
+  log.info(
+    { event: 'network-running', tun: datapath.tunName, port, mtu, queues: datapath.queues, subnet: formatIpv4Net(lease.subnet), offloads: datapath.offloads, fastPath: fastPath?.attachMode ?? 'off' },
+    fastPath ? `udp datapath running, with the fast path in the kernel (${fastPath.attachMode})` : 'udp datapath running',
+  );
+  return {
+    mtu,
+    applyLeaseEvent: async (event: LeaseEvent) => {
+      const route = peerRoute(event, port);
+      if (route) datapath.setRoute(route);
+      else datapath.deleteRoute(event.lease.subnet);
+      if (fastPath) applyToFastPath(fastPath, event.lease.subnet, route, leaseRunsFastPath(event.lease.attrs));
+    },
+    failure: () => datapath.failure(),
+    counters: () => datapath.counters(),
+    fastPathCounters: () => fastPath?.counters(),
+    metrics: () => [...datapathMetrics(datapath.counters()), ...fastPathMetrics(fastPath?.counters())],
+    // Detaching first: until then the programs keep redirecting into flannel0. Closing the TUN fd removes flannel0
+    // and every route through it.
+    close: async () => {
+      fastPath?.close();
+      datapath.close();
+    },
+  };
+}
 
 /**
  * Opens the datapath, falling back to a single queue when several cannot be had: a kernel without multi-queue TUN
@@ -118,16 +155,19 @@ function multiQueueUnavailable(err: unknown): boolean {
   }
 }
 
-function applyLeaseEvent(datapath: UdpDatapath, port: number, event: LeaseEvent): void {
+/** Where a peer lease sends packets, or undefined when it must not be routed (removed, or another backend's). */
+function peerRoute(event: LeaseEvent, port: number): PeerRoute | undefined {
   const { lease } = event;
   // Leases of other backends (vxlan, host-gw) do not speak our wire format; flannel's udp writes no BackendType.
   const isUdp = !lease.attrs.BackendType || lease.attrs.BackendType === 'udp';
-  if (event.type === 'removed' || !isUdp) {
-    datapath.deleteRoute(lease.subnet);
-    return;
-  }
+  if (event.type === 'removed' || !isUdp) return undefined;
   // Like flannel, peers are reached on our own configured port: a network agrees on one Backend.Port.
-  datapath.setRoute({ subnet: lease.subnet, publicIp: parseIpv4(lease.attrs.PublicIP), port });
+  return { subnet: lease.subnet, publicIp: parseIpv4(lease.attrs.PublicIP), port };
+}
+
+function applyToFastPath(fastPath: UdpFastPath, subnet: Ipv4Net, route: PeerRoute | undefined, peerRunsFastPath: boolean): void {
+  if (route) fastPath.setRoute(route, peerRunsFastPath);
+  else fastPath.deleteRoute(subnet);
 }
 
 function udpPort(options: BackendOptions): number {
@@ -135,9 +175,12 @@ function udpPort(options: BackendOptions): number {
   return port === 0 ? UDP_DEFAULT_PORT : port; // flannel treats 0 as "the default"
 }
 
+function counter(name: string, help: string, labels: Record<string, string>, value: number): MetricSample {
+  return { name, help, type: 'counter', labels, value };
+}
+
 /** The engine's counters under the metric names operators already scrape. */
 export function datapathMetrics(c: DatapathCounters): MetricSample[] {
-  const counter = (name: string, help: string, labels: Record<string, string>, value: number): MetricSample => ({ name, help, type: 'counter', labels, value });
   const packets = 'Packets carried';
   const bytes = 'Bytes carried';
   const offload = 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)';
@@ -156,5 +199,27 @@ export function datapathMetrics(c: DatapathCounters): MetricSample[] {
       counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'tx' }, q.txPackets),
       counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'rx' }, q.rxPackets),
     ]),
+  ];
+}
+
+/** The fast path's counters beside the engine's; `flannel_fastpath_enabled` says whether it runs at all. */
+export function fastPathMetrics(c: FastPathCounters | undefined): MetricSample[] {
+  const enabled: MetricSample = { name: 'flannel_fastpath_enabled', help: 'Whether the udp fast path runs in the kernel (1) or the engine carries everything (0)', type: 'gauge', value: c ? 1 : 0 };
+  if (!c) return [enabled];
+  const packets = 'Datagrams carried by the fast path in the kernel (a super packet counts its segments)';
+  const bytes = 'Inner IPv4 bytes carried by the fast path in the kernel';
+  const whole = 'TCP super packets the fast path carried whole, not cut into datagrams on this host';
+  const drops = 'Packets the fast path dropped, by reason';
+  const passed = 'Packets the fast path left to the engine, by reason';
+  return [
+    enabled,
+    counter('flannel_fastpath_packets_total', packets, { direction: 'tx' }, c.txPackets),
+    counter('flannel_fastpath_packets_total', packets, { direction: 'rx' }, c.rxPackets),
+    counter('flannel_fastpath_bytes_total', bytes, { direction: 'tx' }, c.txBytes),
+    counter('flannel_fastpath_bytes_total', bytes, { direction: 'rx' }, c.rxBytes),
+    counter('flannel_fastpath_super_packets_total', whole, { direction: 'tx' }, c.txSuperPackets),
+    counter('flannel_fastpath_super_packets_total', whole, { direction: 'rx' }, c.rxSuperPackets),
+    ...Object.entries(c.drops).map(([reason, n]) => counter('flannel_fastpath_drops_total', drops, { reason }, n)),
+    ...Object.entries(c.passed).map(([reason, n]) => counter('flannel_fastpath_passed_total', passed, { reason }, n)),
   ];
 }

@@ -1,0 +1,38 @@
+import { FastPathUnavailableError, UsageError, errorMessage } from '../../errors.js';
+import { log } from '../../log.js';
+import { UdpFastPath, type FastPathAttach } from '../../datapath/udp-fastpath.js';
+import type { BackendSettings } from '../backend.js';
+
+/** How to load the fast path. Both fields are testing aids, set from the environment only. */
+export interface FastPathLoadOptions {
+  /** `FLANNELD_UDP_FASTPATH_OBJECT`: another BPF object than the one the install step built. */
+  readonly objectPath?: string;
+  /** `FLANNELD_UDP_FASTPATH_ATTACH`: `tc` forces the clsact filters that kernels before 6.6 get. */
+  readonly attach: FastPathAttach;
+}
+
+export function fastPathLoadOptions(env: NodeJS.ProcessEnv = process.env): FastPathLoadOptions {
+  const attach = env.FLANNELD_UDP_FASTPATH_ATTACH || 'auto';
+  if (attach !== 'auto' && attach !== 'tcx' && attach !== 'tc') {
+    throw new UsageError(`FLANNELD_UDP_FASTPATH_ATTACH must be auto, tcx or tc, got ${JSON.stringify(attach)}`);
+  }
+  return { objectPath: env.FLANNELD_UDP_FASTPATH_OBJECT || undefined, attach };
+}
+
+/**
+ * Whether this host runs the fast path, decided once, before our lease is written, because the lease tells peers
+ * so (they then send us what only a decapsulating kernel takes). `off` never loads it; `auto` loads it to let the
+ * kernel verify it and, where the object was not built or the kernel refuses it, logs one line and leaves the
+ * engine alone; `on` makes that a startup error.
+ */
+export function chooseFastPath(mode: BackendSettings['udpFastpath'], load: FastPathLoadOptions): boolean {
+  if (mode === 'off') return false;
+  try {
+    UdpFastPath.load(load).close();
+    return true;
+  } catch (err) {
+    if (mode === 'on') throw new FastPathUnavailableError(`--udp-fastpath=on, but ${errorMessage(err)}`, { cause: err });
+    log.warn({ event: 'fastpath-unavailable', reason: errorMessage(err) }, `udp fast path unavailable, the native engine carries everything: ${errorMessage(err)}`);
+    return false;
+  }
+}

@@ -1,0 +1,147 @@
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { FastPathUnavailableError, KernelError, errorMessage } from '../errors.js';
+import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
+import { packageRoot } from '../package-info.js';
+import type { LeaseAttrs } from '../subnet/lease.js';
+import type { PeerRoute } from './datapath.js';
+import { loadNativeAddon, type NativeFastPath } from './native.js';
+
+/** How the fast path's programs hook in: tcx links (Linux 6.6+), clsact filters, or whichever the kernel has. */
+export type FastPathAttach = 'auto' | 'tcx' | 'tc';
+
+export interface FastPathCounters {
+  /** Datagrams (a super packet counts its segments) and inner IPv4 bytes carried in the kernel, per direction. */
+  readonly txPackets: number;
+  readonly txBytes: number;
+  readonly rxPackets: number;
+  readonly rxBytes: number;
+  /** TCP super packets sent or received whole, without being cut into datagrams on this host. */
+  readonly txSuperPackets: number;
+  readonly rxSuperPackets: number;
+  /** Dropped in BPF, by the engine's reason names: `ttl_exceeded`, `spoofed_source`, `unknown_source`; and
+   *  `encap_failed` (the kernel failed us half way through rewriting a packet). */
+  readonly drops: Readonly<Record<string, number>>;
+  /** Left to the engine (the slow path), by reason: `no_route` (it answers ICMP net unreachable), `plain_peer`
+   *  (the peer does not run the fast path), `unusual` (IP options, fragments, odd lengths), `too_big`,
+   *  `helper_failed`. */
+  readonly passed: Readonly<Record<string, number>>;
+}
+
+export interface FastPathStart {
+  /** The external interface: encapsulated datagrams leave and arrive here. */
+  readonly extIfindex: number;
+  /** flannel0, whose egress the fast path takes over; the engine must have created it. */
+  readonly tunName: string;
+  /** Our address on the external interface (the engine's socket binds it). */
+  readonly localIp: Ipv4;
+  readonly port: number;
+  readonly antiSpoofing: boolean;
+}
+
+/**
+ * What a lease says about its host: flannel-ts with the fast path publishes `BackendData: {"FastPath": true}`, and
+ * only such peers are sent what the kernel hands the fast path as is (TCP super packets, unfinished checksums),
+ * which only a kernel that decapsulates can take on a link without a wire (veth). flannel's udp backend writes no
+ * BackendData and ignores ours.
+ */
+export const FAST_PATH_LEASE_DATA = { FastPath: true } as const;
+
+export function leaseRunsFastPath(attrs: LeaseAttrs): boolean {
+  const data = attrs.BackendData;
+  return typeof data === 'object' && data !== null && (data as Record<string, unknown>).FastPath === true;
+}
+
+/** Where the install step put the BPF object, or why it could not build one. */
+export function fastPathObject(buildDir = join(packageRoot(), 'build')): { path: string } | { unavailable: string } {
+  for (const kind of ['Release', 'Debug']) {
+    const path = join(buildDir, kind, 'flannel_udp.bpf.o');
+    if (existsSync(path)) return { path };
+    if (existsSync(`${path}.unavailable`)) return { unavailable: readFileSync(`${path}.unavailable`, 'utf8').trim() };
+  }
+  return { unavailable: `the BPF object was not built (no build/Release/flannel_udp.bpf.o); run: npm run build:native` };
+}
+
+/**
+ * The udp backend's fast path (native/bpf/flannel_udp.bpf.c): tc programs on flannel0 egress and on the external
+ * interface's ingress that carry flannel's wire format inside the kernel. The native engine keeps running beside
+ * it and gets whatever the programs leave alone. Routes mirror the engine's (both are fed from the lease watch).
+ */
+export class UdpFastPath {
+  private native: NativeFastPath | undefined;
+
+  private constructor(native: NativeFastPath) {
+    this.native = native;
+  }
+
+  /** Loads the programs into the kernel, which verifies them; attaches nothing yet. */
+  static load(opts: { attach?: FastPathAttach; objectPath?: string } = {}): UdpFastPath {
+    const object = opts.objectPath ? { path: opts.objectPath } : fastPathObject();
+    if ('unavailable' in object) throw new FastPathUnavailableError(object.unavailable);
+    const { FastPath } = loadNativeAddon();
+    try {
+      return new UdpFastPath(new FastPath({ objectPath: object.path, attach: opts.attach ?? 'auto' }));
+    } catch (err) {
+      throw new FastPathUnavailableError(errorMessage(err), { cause: err });
+    }
+  }
+
+  /** Removes programs that a crashed flanneld left attached as clsact filters (tcx links die with their process). */
+  static removeLeftovers(ifindex: number): number {
+    return ifindex > 0 ? loadNativeAddon().FastPath.removeLeftovers(ifindex) : 0;
+  }
+
+  /** removeLeftovers() on every interface of this network namespace; returns how many filters it removed. */
+  static removeLeftoversEverywhere(): number {
+    // Not every entry is an interface (bonding_masters is a file).
+    const names = readdirSync('/sys/class/net').filter((name) => existsSync(`/sys/class/net/${name}/ifindex`));
+    return names.reduce((n, name) => n + UdpFastPath.removeLeftovers(interfaceIndex(name)), 0);
+  }
+
+  /** Attaches both programs; on failure nothing stays attached. */
+  start(opts: FastPathStart): void {
+    const tunIfindex = interfaceIndex(opts.tunName);
+    try {
+      this.live().start({ extIfindex: opts.extIfindex, tunIfindex, localIp: opts.localIp, port: opts.port, antiSpoofing: opts.antiSpoofing });
+    } catch (err) {
+      throw new FastPathUnavailableError(errorMessage(err), { cause: err });
+    }
+  }
+
+  /** "tcx" or "tc". */
+  get attachMode(): string {
+    return this.live().attachMode;
+  }
+
+  setRoute(route: PeerRoute, peerRunsFastPath: boolean): void {
+    this.live().setRoute(route.subnet.ip, route.subnet.prefixLen, route.publicIp, route.port, peerRunsFastPath);
+  }
+
+  deleteRoute(subnet: Ipv4Net): void {
+    this.live().deleteRoute(subnet.ip, subnet.prefixLen);
+  }
+
+  counters(): FastPathCounters {
+    return this.live().counters();
+  }
+
+  /** Detaches the programs. Idempotent. */
+  close(): void {
+    this.native?.close();
+    this.native = undefined;
+  }
+
+  private live(): NativeFastPath {
+    if (!this.native) throw new KernelError('the udp fast path is closed');
+    return this.native;
+  }
+}
+
+/** The kernel's index of a network interface, which the programs are attached by. */
+export function interfaceIndex(name: string): number {
+  try {
+    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
+  } catch (err) {
+    throw new FastPathUnavailableError(`no interface ${name} to attach the fast path to: ${errorMessage(err)}`, { cause: err });
+  }
+}

@@ -1,0 +1,307 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import type { DatapathCounters } from '../../src/datapath/datapath.js';
+import { FAST_PATH_LEASE_DATA, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { FLANNELD } from '../../testbed/flanneld.js';
+import { waitFor } from '../../testbed/netns.js';
+import { useTestbed } from '../helpers/fixtures.js';
+import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
+import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
+
+// The udp backend's fast path (tc programs on flannel0 egress and eth0 ingress) beside the engine, driven like
+// datapath.test.ts: agents in host namespaces, peers fed by hand. h1 and h2 run the fast path, h3 only the engine
+// with offloads off (it reads the wire one datagram at a time, as flannel does), and 198.18.0.9 plays a flannel
+// peer with raw datagrams. Every behaviour of the engine must hold; what the fast path carries, the engine must not.
+const NETWORK = '198.19.0.0/16';
+const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
+
+type Host = AgentHost;
+type Snapshot = { engine: DatapathCounters; fastPath?: FastPathCounters };
+
+const bed = useTestbed('fp');
+const hosts: Host[] = [];
+let peerNs: string;
+
+beforeAll(async () => {
+  const specs = [
+    { name: 'h1', n: 1, offload: true, fastPath: true },
+    { name: 'h2', n: 2, offload: true, fastPath: true },
+    { name: 'h3', n: 3, offload: false },
+  ];
+  hosts.push(...(await startAgentHosts(bed, NETWORK, specs)));
+  peerNs = await bed.addHost('peer', PEER.ip);
+  await h1().agent.addPeer(PEER.subnet, PEER.ip); // flannel's udp writes no BackendType and no BackendData
+}, 90_000);
+
+const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
+
+const ping = (from: Host, toIp: string, count = 1) => bed.ping(from.container.ns, toIp, count);
+
+const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64) => ipv4Packet({ src, dst, payload, ttl, protocol: 1, flagsFragment: 0x4000 });
+const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
+const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port);
+const snapshot = (h: Host): Promise<Snapshot> => h.agent.allCounters();
+const dataOf = (h: Host) => h.leaseData;
+
+/** What moved between two snapshots: engine datagrams, fast-path datagrams and super packets, drops and hand-offs. */
+function moved(before: Snapshot, after: Snapshot) {
+  const fp = (k: 'txPackets' | 'rxPackets' | 'txSuperPackets' | 'rxSuperPackets') => (after.fastPath?.[k] ?? 0) - (before.fastPath?.[k] ?? 0);
+  const delta = (a: Readonly<Record<string, number>> = {}, b: Readonly<Record<string, number>> = {}) =>
+    Object.fromEntries(Object.entries(b).filter(([k, v]) => v !== (a[k] ?? 0)).map(([k, v]) => [k, v - (a[k] ?? 0)]));
+  return {
+    engineTx: after.engine.txPackets - before.engine.txPackets,
+    engineRx: after.engine.rxPackets - before.engine.rxPackets,
+    engineDrops: dropDelta(before.engine, after.engine),
+    tx: fp('txPackets'),
+    rx: fp('rxPackets'),
+    txSuper: fp('txSuperPackets'),
+    rxSuper: fp('rxSuperPackets'),
+    drops: delta(before.fastPath?.drops, after.fastPath?.drops),
+    passed: delta(before.fastPath?.passed, after.fastPath?.passed),
+  };
+}
+
+describe('udp fast path in real network namespaces (no etcd: peers fed directly)', () => {
+  it('carries pings between fast-path hosts in the kernel, TTL decremented as the engine does; the engine sees none', async () => {
+    const before = await Promise.all([snapshot(h1()), snapshot(h2())]);
+    const r = await waitFor('h1 -> h2', async () => {
+      const p = await ping(h1(), h2().container.ip, 3);
+      return p.ok && p;
+    }, 10_000);
+    // 64 from the container, -1 for each host's forwarding and -1 on each side of the tunnel: the engine's count.
+    expect(r.output).toMatch(/ttl=60/);
+    const after = await Promise.all([snapshot(h1()), snapshot(h2())]);
+    for (const [i, m] of [0, 1].map((i) => [i, moved(before[i], after[i])] as const)) {
+      expect(m.tx, `h${i + 1}`).toBeGreaterThanOrEqual(3);
+      expect(m.rx, `h${i + 1}`).toBeGreaterThanOrEqual(3);
+      expect([m.engineTx, m.engineRx], `h${i + 1}`).toEqual([0, 0]);
+    }
+    // The same count through a host that runs only the engine.
+    expect((await ping(h1(), h3().container.ip)).output).toMatch(/ttl=60/);
+  });
+
+  it('answers a raw flannel datagram in flannel wire format, through the fast path both ways', async () => {
+    // Tell h1 the flannel peer takes offloaded packets, so h1's fast path (not its engine) sends the reply.
+    await h1().agent.changePeer(PEER.subnet, PEER.ip, FAST_PATH_LEASE_DATA);
+    try {
+      const before = await snapshot(h1());
+      const replies = await sendAsPeer(h1().ip, [ipv4('198.19.9.5', h1().container.ip, icmpEcho(0x4242, 7, 'flannel-ts fast path'))]);
+      const m = moved(before, await snapshot(h1()));
+      expect(replies).toHaveLength(1);
+      const { from, packet } = replies[0];
+      expect(from).toBe(`${h1().ip}:8285`);
+      // Exactly one IPv4 packet, nothing around it; TTL 64, -1 forwarding on h1, -1 by the fast path's egress.
+      expect(readEchoReply(packet)).toEqual(flannelEchoReply({ ttl: 62, src: h1().container.ip, dst: '198.19.9.5', id: 0x4242, seq: 7, data: 'flannel-ts fast path' }));
+      expect([m.rx, m.tx, m.engineRx, m.engineTx]).toEqual([1, 1, 0, 0]);
+    } finally {
+      await h1().agent.changePeer(PEER.subnet, PEER.ip);
+    }
+  });
+
+  it('drops expired and spoofed datagrams in BPF by reason, and leaves malformed ones to the engine, forwarding none', async () => {
+    const to = h1().container.ip;
+    const good = ipv4('198.19.9.5', to, icmpEcho(1, 1, 'x'));
+    const cases: [Buffer, string, 'engine' | 'fastPath'][] = [
+      ...malformedCopies(good).map(([packet, reason]) => [packet, reason, 'engine'] as [Buffer, string, 'engine']),
+      [ipv4('198.19.9.5', to, icmpEcho(1, 2, 'x'), 1), 'ttl_exceeded', 'fastPath'],
+      [ipv4(h2().container.ip, to, icmpEcho(1, 3, 'x')), 'spoofed_source', 'fastPath'],
+      [ipv4('198.19.200.5', to, icmpEcho(1, 4, 'x')), 'unknown_source', 'fastPath'],
+    ];
+    for (const [packet, reason, where] of cases) {
+      const before = await snapshot(h1());
+      const replies = await sendAsPeer(h1().ip, [packet], 400);
+      const m = moved(before, await snapshot(h1()));
+      expect(replies, reason).toEqual([]);
+      if (where === 'engine') {
+        expect([m.engineDrops, m.drops, m.passed], reason).toEqual([{ [reason]: 1 }, {}, { unusual: 1 }]);
+      } else {
+        expect([m.engineDrops, m.drops, m.passed], reason).toEqual([{}, { [reason]: 1 }, {}]);
+      }
+      expect([m.rx, m.tx, m.engineRx, m.engineTx], reason).toEqual([0, 0, 0, 0]);
+    }
+  });
+
+  it('leaves packets for a subnet no lease holds to the engine, which answers ICMP net unreachable', async () => {
+    await h1().agent.removePeer(h2().lease, h2().ip);
+    const before = await snapshot(h1());
+    const r = await ping(h1(), h2().container.ip);
+    const after = await snapshot(h1());
+    expect(r.ok).toBe(false);
+    expect(r.output).toMatch(/Destination Net Unreachable/i);
+    const m = moved(before, after);
+    expect([m.passed, m.engineDrops, m.tx, m.engineTx]).toEqual([{ no_route: 1 }, { no_route: 1 }, 0, 0]);
+    expect(after.engine.icmpUnreachableSent).toBe(before.engine.icmpUnreachableSent + 1);
+
+    await h1().agent.addPeer(h2().lease, h2().ip, 'udp', FAST_PATH_LEASE_DATA);
+    const back = await snapshot(h1());
+    expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
+    expect(moved(back, await snapshot(h1())).tx).toBeGreaterThanOrEqual(2);
+  });
+
+  it('moves 200 MB between fast-path hosts intact, as TCP super packets, without the engine', async () => {
+    const before = await Promise.all([snapshot(h1()), snapshot(h2())]);
+    const [sent, received] = await transfer(h1(), h2(), 200 << 20, 5201);
+    expect(received).toBe(sent);
+    const after = await Promise.all([snapshot(h1()), snapshot(h2())]);
+    const [m1, m2] = [moved(before[0], after[0]), moved(before[1], after[1])];
+    expect(m1.txSuper).toBeGreaterThan(0);
+    expect(m2.rxSuper).toBeGreaterThan(0);
+    // 200 MB in datagrams of at most 1420 bytes of TCP payload each.
+    expect(m1.tx).toBeGreaterThanOrEqual(Math.ceil((200 << 20) / 1420));
+    for (const m of [m1, m2]) {
+      expect([m.engineTx, m.engineRx, m.drops, m.engineDrops]).toEqual([0, 0, {}, {}]);
+    }
+  }, 240_000);
+
+  it('delivers received super packets intact where they must be cut again (a container port without TSO)', async () => {
+    // Decapsulation in 6.18 leaves the UDP-tunnel GSO bits on the inner super packet; the bridge port to h2's
+    // container cannot take super packets, so the kernel segments each one there, and TCP checks every segment.
+    const port = (await bed.ip(h2().ns, '-o', 'link', 'show', 'master', 'cbr0')).split(': ')[1].split('@')[0];
+    const features = ['tso', 'gso', 'tx-udp_tnl-segmentation'];
+    await bed.exec(h2().ns, ['ethtool', '-K', port, ...features.flatMap((f) => [f, 'off'])]);
+    try {
+      const before = await snapshot(h2());
+      const [sent, received] = await transfer(h1(), h2(), 30 << 20, 5205);
+      expect(received).toBe(sent);
+      const m = moved(before, await snapshot(h2()));
+      expect(m.rxSuper).toBeGreaterThan(0);
+      expect([m.engineRx, m.drops]).toEqual([0, {}]);
+    } finally {
+      await bed.exec(h2().ns, ['ethtool', '-K', port, ...features.flatMap((f) => [f, 'on'])]);
+    }
+  }, 240_000);
+
+  it('works both ways with a host that runs only the engine: datagrams to it come from our engine, its own we take in BPF', async () => {
+    for (const [from, to, port] of [[h1(), h3(), 5202], [h3(), h1(), 5203]] as const) {
+      const before = await Promise.all([snapshot(h1()), snapshot(h3())]);
+      const [sent, received] = await transfer(from, to, 30 << 20, port);
+      expect(received, `${from.name} -> ${to.name}`).toBe(sent);
+      const after = await Promise.all([snapshot(h1()), snapshot(h3())]);
+      const [m1, m3] = [moved(before[0], after[0]), moved(before[1], after[1])];
+      // h3 cannot take super packets or unfinished checksums: nothing goes to it from h1's fast path.
+      expect(m1.tx).toBe(0);
+      expect(m1.passed.plain_peer).toBeGreaterThan(0);
+      expect(m1.rx).toBeGreaterThan(0);
+      expect([m1.drops, m1.engineDrops, m3.engineDrops]).toEqual([{}, {}, {}]);
+    }
+  }, 240_000);
+
+  it('puts plain flannel datagrams on the wire where the NIC cannot carry super packets', async () => {
+    // eth0 without UDP tunnel segmentation or checksum offload behaves like a NIC: the kernel cuts each super packet
+    // into datagrams and finishes every checksum before it leaves. h3 reads them as flannel would, one a time, so
+    // h1 may treat it as a fast-path peer here.
+    const features = ['tx-udp_tnl-segmentation', 'tx-udp_tnl-csum-segmentation', 'tx-checksum-ip-generic'];
+    await bed.exec(h1().ns, ['ethtool', '-K', 'eth0', ...features.flatMap((f) => [f, 'off'])]);
+    await h1().agent.changePeer(h3().lease, h3().ip, FAST_PATH_LEASE_DATA);
+    const capture = bed.spawn(h3().ns, ['tcpdump', '-i', 'eth0', '-nn', '-l', '-c', '400', 'udp dst port 8285 and src host 198.18.0.1']);
+    let dump = '';
+    let status = '';
+    capture.stdout!.on('data', (d: Buffer) => (dump += d.toString()));
+    capture.stderr!.on('data', (d: Buffer) => (status += d.toString()));
+    try {
+      await waitFor('tcpdump listening', async () => status.includes('listening on'), 10_000);
+      const before = await Promise.all([snapshot(h1()), snapshot(h3())]);
+      const [sent, received] = await transfer(h1(), h3(), 30 << 20, 5204);
+      expect(received).toBe(sent);
+      const [m1, m3] = [moved(before[0], await snapshot(h1())), moved(before[1], await snapshot(h3()))];
+      expect(m1.txSuper).toBeGreaterThan(0);
+      expect(m3.engineDrops).toEqual({});
+      // Every datagram h3's engine read was one IPv4 packet of at most 1472 bytes: 30 MB need this many at least.
+      expect(m3.engineRx).toBeGreaterThanOrEqual(Math.ceil((30 << 20) / 1420));
+      const lengths = [...dump.matchAll(/UDP, length (\d+)/g)].map((x) => Number(x[1]));
+      expect(lengths.length).toBeGreaterThan(100);
+      expect(Math.max(...lengths)).toBeLessThanOrEqual(1472);
+    } finally {
+      capture.kill('SIGKILL');
+      await h1().agent.changePeer(h3().lease, h3().ip);
+      await bed.exec(h1().ns, ['ethtool', '-K', 'eth0', ...features.flatMap((f) => [f, 'on'])]);
+    }
+  }, 240_000);
+
+  it('reaches a late joiner once its lease arrives, and drops its datagrams as unknown_source once the lease is gone', async () => {
+    const h4 = await startAgentHost(bed, NETWORK, { name: 'h4', n: 4, offload: true, fastPath: true });
+    hosts.push(h4);
+    for (const h of [h1(), h2()]) {
+      await h.agent.addPeer(h4.lease, h4.ip, undefined, dataOf(h4));
+      await h4.agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
+    }
+    const before = await snapshot(h4);
+    expect((await waitFor('h1 -> h4', async () => (await ping(h1(), h4.container.ip, 2)).ok, 10_000))).toBe(true);
+    expect((await ping(h2(), h4.container.ip, 2)).ok).toBe(true);
+    const m = moved(before, await snapshot(h4));
+    expect(m.rx).toBeGreaterThanOrEqual(4);
+    expect(m.tx).toBeGreaterThanOrEqual(4);
+
+    await h1().agent.removePeer(h4.lease, h4.ip);
+    expect((await ping(h1(), h4.container.ip)).output).toMatch(/Destination Net Unreachable/i);
+    const gone = await snapshot(h1());
+    expect((await ping(h4, h1().container.ip)).ok).toBe(false);
+    expect(moved(gone, await snapshot(h1())).drops).toEqual({ unknown_source: 1 });
+  });
+});
+
+describe('fast path attachment: leftovers and removal', () => {
+  const tcFilters = async (ns: string) =>
+    (await bed.exec(ns, ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout.split('\n').filter((l) => l.includes('flannel_ingress'));
+  /** h1 and `h` learn each other's leases, as their lease watches would. */
+  const pairWithH1 = async (h: Host) => {
+    await h.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
+    await h1().agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
+  };
+  const join = async (name: string, n: number, fastPath: 'tc' | 'tcx') => {
+    const h = await startAgentHost(bed, NETWORK, { name, n, offload: true, fastPath });
+    hosts.push(h);
+    await pairWithH1(h);
+    return h;
+  };
+  /** Starts the host's agent again after it died, as systemd would restart flanneld. */
+  const restart = async (h: Host, fastPath: false | 'tc') => {
+    const { agent, first } = await DatapathAgent.start(bed, h.ns, { localIp: h.ip, lease: h.lease, network: NETWORK, offload: true, fastPath });
+    expect(first, agent.stderr).toMatchObject({ ready: true, mtu: 1472 });
+    h.agent = agent;
+    h.leaseData = first.leaseData;
+    expect(runsFastPath(h)).toBe(Boolean(fastPath));
+    await pairWithH1(h);
+  };
+
+  it('with clsact filters, a crash leaves them behind, the next start replaces them and SIGTERM removes them', async () => {
+    const h5 = await join('h5', 5, 'tc');
+    expect(await tcFilters(h5.ns)).toHaveLength(1);
+    expect((await ping(h1(), h5.container.ip)).ok).toBe(true);
+
+    h5.agent.child.kill('SIGKILL');
+    await h5.agent.exited;
+    expect(await tcFilters(h5.ns)).toHaveLength(1); // still attached, redirecting into a flannel0 that is gone
+
+    await restart(h5, 'tc');
+    expect(await tcFilters(h5.ns)).toHaveLength(1);
+    const before = await snapshot(h5);
+    expect((await ping(h1(), h5.container.ip, 2)).ok).toBe(true);
+    expect(moved(before, await snapshot(h5)).rx).toBeGreaterThanOrEqual(2);
+
+    h5.agent.child.kill('SIGTERM');
+    expect(await h5.agent.exited).toBe(0);
+    expect(await tcFilters(h5.ns)).toEqual([]);
+
+    // Uninstalling after a crash: flanneld teardown finds our filters by handle, without a Network.
+    await restart(h5, 'tc');
+    h5.agent.child.kill('SIGKILL');
+    await h5.agent.exited;
+    expect(await tcFilters(h5.ns)).toHaveLength(1);
+    await bed.exec(h5.ns, [process.execPath, FLANNELD, 'teardown', '--subnet-file', `/tmp/${bed.prefix}-none.env`]);
+    expect(await tcFilters(h5.ns)).toEqual([]);
+  });
+
+  it('with tcx links, a crash leaves nothing: an engine started after it receives every datagram', async () => {
+    const h6 = await join('h6', 6, 'tcx');
+    expect((await ping(h1(), h6.container.ip)).ok).toBe(true);
+    expect(await tcFilters(h6.ns)).toEqual([]);
+
+    h6.agent.child.kill('SIGKILL');
+    await h6.agent.exited;
+    // A program left on eth0 would take these datagrams and redirect them into the old, vanished flannel0.
+    await restart(h6, false);
+    const before = await snapshot(h6);
+    expect((await ping(h1(), h6.container.ip, 2)).ok).toBe(true);
+    expect(moved(before, await snapshot(h6)).engineRx).toBeGreaterThanOrEqual(2);
+  });
+});
