@@ -13,45 +13,53 @@ export interface MalformedFloodOptions {
 
 const METRICS = 9102;
 const FLOOD = builtFile('faults/flood.js');
-const ROGUE = { ip: '198.18.0.3', subnet: '198.19.250.0' };
+const ROGUE_IP = '198.18.0.3';
 
 /**
  * 4. A rogue host with a lease of its own sends `count` malformed and hostile datagrams to host a's port 8285 at a
  * bounded rate (random bytes, empty, truncated and bad headers, wrong versions, destinations ours, foreign and
  * multicast, spoofed sources, expiring TTLs) while b's container pings a's. Expected: no crash, no legitimate ping
- * lost, every datagram sent accounted for (a's datapath received or dropped it by reason, or the kernel dropped
- * it before the socket), and a's RSS flat.
+ * lost, every datagram sent accounted for (the fast path or the engine received or dropped it by reason, or the
+ * kernel dropped it before the socket), and a's RSS flat.
  */
 export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult> {
   return run('malformed-flood', (f) =>
     withTwoHosts('fflood', { a: { FLANNELD_METRICS_PORT: String(METRICS), FLANNELD_HEALTHZ_IP: '127.0.0.1' } }, async ({ cluster, a, b }) => {
-      const rogueNs = await cluster.bed.addHost('rogue', ROGUE.ip);
-      await cluster.etcd.put(`${cluster.prefix}/subnets/${ROGUE.subnet}-24`, JSON.stringify({ PublicIP: ROGUE.ip, BackendType: 'udp' }));
-      await a.daemon.waitForEvent('peer-added', { subnet: `${ROGUE.subnet}/24` });
+      const rogueNs = await cluster.bed.addHost('rogue', ROGUE_IP);
+      // A /24 neither a nor b holds: writing over theirs would move them (and cut their containers off).
+      const taken = [a.bridgeCidr, b.bridgeCidr].map((cidr) => cidr!.replace(/\.1\/24$/, '.0'));
+      const rogueSubnet = ['198.19.250.0', '198.19.251.0', '198.19.252.0'].find((s) => !taken.includes(s))!;
+      await cluster.etcd.put(`${cluster.prefix}/subnets/${rogueSubnet}-24`, JSON.stringify({ PublicIP: ROGUE_IP, BackendType: 'udp' }));
+      await a.daemon.waitForEvent('peer-added', { subnet: `${rogueSubnet}/24` });
       await cluster.expectReachable(b, a);
       await sleep(1_000);
 
+      // Every datagram ends in exactly one place: carried or dropped by the eBPF fast path in tc ingress (what it
+      // passes on reaches the engine's socket), carried or dropped by the engine, or dropped by the kernel before it.
       const counted = async (host: OverlayHost) => {
         const m = parseMetrics(await cluster.metrics(host, METRICS));
-        return sumOf(m, 'flannel_datapath_packets_total{direction="rx"}') + sumOf(m, 'flannel_datapath_drops_total') + (await kernelUdpDrops(cluster.bed, host.ns));
+        const fastPath = sumOf(m, 'flannel_fastpath_packets_total{direction="rx"}') + sumOf(m, 'flannel_fastpath_drops_total');
+        const engine = sumOf(m, 'flannel_datapath_packets_total{direction="rx"}') + sumOf(m, 'flannel_datapath_drops_total');
+        return { all: fastPath + engine + (await kernelUdpDrops(cluster.bed, host.ns)), fastPath };
       };
       const pid = a.daemon.child.pid!;
       const before = { counted: await counted(a), rss: await rssKiB(pid) };
       const floodS = o.count / o.rate;
       const pings = pingFor(cluster.bed, b.container!.ns, a.container!.ip, floodS + 3, 0.1);
-      const options = { bind: ROGUE.ip, target: a.underlayIp, port: 8285, count: o.count, rate: o.rate, seed: 2544, rogue: ROGUE.subnet, ours: a.container!.ip, foreign: b.container!.ip };
+      const options = { bind: ROGUE_IP, target: a.underlayIp, port: 8285, count: o.count, rate: o.rate, seed: 2544, rogue: rogueSubnet, ours: a.container!.ip, foreign: b.container!.ip };
       const { stdout } = await cluster.bed.exec(rogueNs, [process.execPath, FLOOD, JSON.stringify(options)], { timeoutMs: (floodS * 3 + 60) * 1000 });
       const flood = JSON.parse(stdout) as { sent: number; errors: number; byKind: Record<string, number> };
       const ping = await pings;
       await sleep(1_000);
       const after = { counted: await counted(a), rss: await rssKiB(pid) };
 
-      const accounted = after.counted - before.counted - ping.transmitted;
+      const accounted = after.counted.all - before.counted.all - ping.transmitted;
       const rssGrowth = (after.rss - before.rss) / before.rss;
       f.set('sent', flood.sent);
       f.set('send_errors', flood.errors);
       f.set('rate_per_s', o.rate);
       f.set('accounted', accounted);
+      f.set('by_fast_path', after.counted.fastPath - before.counted.fastPath);
       f.set('kinds', Object.keys(flood.byKind).length);
       f.set('pings', ping.transmitted);
       f.set('pings_lost', ping.transmitted - ping.received);

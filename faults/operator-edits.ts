@@ -9,24 +9,41 @@ import { run, type ScenarioResult } from './scenario.js';
 const PREFIX = '/faults-edits/network';
 const CONFIG = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
 
+/** The hosts' keys, and two /24 keys neither holds (for garbage: writing over a host's key would move it). */
+interface Keys {
+  readonly own: string;
+  readonly peer: string;
+  readonly spare: readonly [string, string];
+}
+
 /** One operator mistake, what it does to etcd, and the line (event) flanneld must log for it exactly once. */
 interface Edit {
   readonly name: string;
-  readonly apply: (etcd: EtcdServer, ownKey: string, peerKey: string) => Promise<void>;
+  readonly apply: (etcd: EtcdServer, keys: Keys) => Promise<void>;
   readonly event: string;
-  readonly fields?: Record<string, unknown>;
+  readonly fields?: (keys: Keys) => Record<string, unknown>;
 }
 
 const EDITS: Edit[] = [
-  { name: 'own_lease_deleted', apply: (etcd, own) => etcd.ctl(['del', `${PREFIX}/subnets/${own}`]).then(() => undefined), event: 'lease-lost' },
-  { name: 'garbage_value', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.19.201.0-24`, '{"PublicIP": not json'), event: 'lease-value-invalid', fields: { key: `${PREFIX}/subnets/198.19.201.0-24` } },
-  { name: 'garbage_public_ip', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.19.202.0-24`, '{"PublicIP":"banana"}'), event: 'lease-value-invalid', fields: { key: `${PREFIX}/subnets/198.19.202.0-24` } },
-  { name: 'lease_outside_network', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.18.200.0-24`, '{"PublicIP":"198.18.8.200"}'), event: 'lease-ignored', fields: { reason: 'outside_network' } },
+  { name: 'own_lease_deleted', apply: (etcd, k) => etcd.ctl(['del', `${PREFIX}/subnets/${k.own}`]).then(() => undefined), event: 'lease-lost' },
+  {
+    name: 'garbage_value',
+    apply: (etcd, k) => etcd.put(`${PREFIX}/subnets/${k.spare[0]}`, '{"PublicIP": not json'),
+    event: 'lease-value-invalid',
+    fields: (k) => ({ key: `${PREFIX}/subnets/${k.spare[0]}` }),
+  },
+  {
+    name: 'garbage_public_ip',
+    apply: (etcd, k) => etcd.put(`${PREFIX}/subnets/${k.spare[1]}`, '{"PublicIP":"banana"}'),
+    event: 'lease-value-invalid',
+    fields: (k) => ({ key: `${PREFIX}/subnets/${k.spare[1]}` }),
+  },
+  { name: 'lease_outside_network', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.18.200.0-24`, '{"PublicIP":"198.18.8.200"}'), event: 'lease-ignored', fields: () => ({ reason: 'outside_network' }) },
   {
     name: 'overlapping_lease',
-    apply: (etcd, _own, peer) => etcd.put(`${PREFIX}/subnets/${peer.replace(/\.0-24$/, '.128-25')}`, '{"PublicIP":"198.18.8.201"}'),
+    apply: (etcd, k) => etcd.put(`${PREFIX}/subnets/${k.peer.replace(/\.0-24$/, '.128-25')}`, '{"PublicIP":"198.18.8.201"}'),
     event: 'lease-ignored',
-    fields: { reason: 'overlap' },
+    fields: () => ({ reason: 'overlap' }),
   },
   { name: 'config_deleted', apply: (etcd) => etcd.ctl(['del', `${PREFIX}/config`]).then(() => undefined), event: 'network-config-deleted' },
   { name: 'config_network_changed', apply: (etcd) => etcd.put(`${PREFIX}/config`, '{"Network":"198.19.0.0/17","Backend":{"Type":"alloc"}}'), event: 'network-config-changed' },
@@ -59,12 +76,14 @@ export function operatorEdits(): Promise<ScenarioResult> {
         return Object.entries(leases).find(([, v]) => v.includes(`"${publicIp}"`))![0].slice(`${PREFIX}/subnets/`.length);
       };
       const [ownKey, peerKey] = [await keyOf('198.18.8.1'), await keyOf('198.18.8.2')];
+      const spare = ['198.19.201.0-24', '198.19.202.0-24', '198.19.203.0-24', '198.19.204.0-24'].filter((k) => k !== ownKey && k !== peerKey);
+      const keys: Keys = { own: ownKey, peer: peerKey, spare: [spare[0], spare[1]] };
       // What a host started without a subnet file knows of its subnet: nothing on disk.
       await rm(join(dir, '1.env'));
-      const count = (edit: Edit) => a.events().filter((e) => e.event === edit.event && Object.entries(edit.fields ?? {}).every(([k, v]) => e[k] === v)).length;
+      const count = (edit: Edit) => a.events().filter((e) => e.event === edit.event && Object.entries(edit.fields?.(keys) ?? {}).every(([k, v]) => e[k] === v)).length;
       for (const edit of EDITS) {
         const before = count(edit);
-        await edit.apply(etcd, ownKey, peerKey);
+        await edit.apply(etcd, keys);
         const deadline = Date.now() + 10_000;
         while (count(edit) === before && Date.now() < deadline) await sleep(100);
         await sleep(1_000); // room for a duplicate line to show up
