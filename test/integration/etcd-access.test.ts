@@ -101,13 +101,17 @@ describe('etcd refusing a running daemon', () => {
     expect(d.events().filter((e) => e.event === 'network-restarted' || e.event === 'lease-lost')).toEqual([]);
   });
 
-  it('a watch etcd cancels (its auth token died with an etcd restart) is re-created and sees new peers', async () => {
+  it('after an etcd restart with auth on (tokens die with it), the peer watch goes on or is re-created, and sees new peers', async () => {
     const d = startFlanneld(args('/acc', 'flannel', 'fpw', 5), { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
     await d.waitForEvent('subnet-file-written');
     await etcd.kill();
     await etcd.launch();
-    await etcd.put('/acc/network/subnets/198.19.200.0-24', '{"PublicIP":"198.18.7.200"}');
-    await d.waitForEvent('peer-added', { subnet: '198.19.200.0/24' }, 20_000);
-    expect(d.events().some((e) => e.event === 'watch-lost' && e.loop === 'watch')).toBe(true);
+    for (const n of [200, 201]) {
+      await etcd.put(`/acc/network/subnets/198.19.${n}.0-24`, `{"PublicIP":"198.18.7.${n}"}`);
+      await d.waitForEvent('peer-added', { subnet: `198.19.${n}.0/24` }, 20_000);
+    }
+    // Whether etcd cancels the watch for the dead token depends on which request reaches it first after the restart;
+    // when it does, the watch is re-created (a cancel by compaction is tested in lease-watcher.test.ts).
+    for (const lost of d.events('watch-lost')) expect(lost.msg).toMatch(/invalid auth token|did not answer|Connection dropped/);
   });
 });
