@@ -72,6 +72,16 @@ export interface SystemErrorInfo {
   readonly syscall?: string;
 }
 
+/**
+ * The `code`/`errno`/`syscall` of an error from a failed system call (the native addon's, or a KernelError that
+ * carries them), so that a wrapping error keeps them; {} for any other error.
+ */
+export function systemErrorInfo(err: unknown): SystemErrorInfo {
+  if (typeof err !== 'object' || err === null) return {};
+  const { code, errno, syscall } = err as Record<string, unknown>;
+  return typeof code === 'string' && typeof errno === 'number' && typeof syscall === 'string' ? { code, errno, syscall } : {};
+}
+
 /** A kernel operation (netlink, TUN ioctl, iptables) failed. */
 export class KernelError extends FlannelError implements SystemErrorInfo {
   readonly code?: string;

@@ -1,4 +1,4 @@
-import { DatapathFailedError, KernelError, errorMessage, type SystemErrorInfo } from '../errors.js';
+import { DatapathFailedError, KernelError, errorMessage, systemErrorInfo } from '../errors.js';
 import { formatIpv4, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
 import type { Datapath, DatapathCounters, PeerRoute } from './datapath.js';
 import { loadNativeAddon, type NativeDatapath } from './native.js';
@@ -72,11 +72,4 @@ export class UdpDatapath implements Datapath {
     if (!this.native) throw new KernelError(`datapath on ${this.tunName} is closed`);
     return this.native;
   }
-}
-
-/** The `code`/`errno`/`syscall` the addon puts on the error of a failed system call; {} for any other error. */
-function systemErrorInfo(err: unknown): SystemErrorInfo {
-  if (typeof err !== 'object' || err === null) return {};
-  const { code, errno, syscall } = err as Record<string, unknown>;
-  return typeof code === 'string' && typeof errno === 'number' && typeof syscall === 'string' ? { code, errno, syscall } : {};
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { FastPathUnavailableError, KernelError, errorMessage } from '../errors.js';
+import { FastPathUnavailableError, KernelError, errorMessage, systemErrorInfo } from '../errors.js';
 import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
 import { packageRoot } from '../package-info.js';
 import type { LeaseAttrs } from '../subnet/lease.js';
@@ -82,7 +82,7 @@ export class UdpFastPath {
     try {
       return new UdpFastPath(new FastPath({ objectPath: object.path, attach: opts.attach ?? 'auto' }));
     } catch (err) {
-      throw new FastPathUnavailableError(errorMessage(err), { cause: err });
+      throw new FastPathUnavailableError(errorMessage(err), { cause: err, ...systemErrorInfo(err) });
     }
   }
 
@@ -104,7 +104,7 @@ export class UdpFastPath {
     try {
       this.live().start({ extIfindex: opts.extIfindex, tunIfindex, localIp: opts.localIp, port: opts.port, antiSpoofing: opts.antiSpoofing });
     } catch (err) {
-      throw new FastPathUnavailableError(errorMessage(err), { cause: err });
+      throw new FastPathUnavailableError(errorMessage(err), { cause: err, ...systemErrorInfo(err) });
     }
   }
 

@@ -77,8 +77,9 @@ describe('fast path BPF object', () => {
     }
     expect(error).toBeInstanceOf(FastPathUnavailableError);
     expect((error as Error).message).toMatch(/^loading the fast path's BPF programs \(.*outside of the packet\) failed: EACCES \(Permission denied\)$/);
-    // The addon's error carries the errno and the call, as every native error does.
+    // The addon's error carries the errno and the call, as every native error does, and so does ours.
     expect((error as Error).cause).toMatchObject({ code: 'EACCES', syscall: 'bpf(BPF_PROG_LOAD)' });
+    expect(error).toMatchObject({ code: 'EACCES', errno: 13, syscall: 'bpf(BPF_PROG_LOAD)' });
   });
 
   it('refuses a file that is not a BPF object, saying which', () => {

@@ -1,4 +1,4 @@
-import { FastPathUnavailableError, UsageError, errorMessage } from '../../errors.js';
+import { FastPathUnavailableError, UsageError, errorMessage, systemErrorInfo } from '../../errors.js';
 import { log } from '../../log.js';
 import { UdpFastPath, type FastPathAttach } from '../../datapath/udp-fastpath.js';
 import type { BackendSettings } from '../backend.js';
@@ -31,7 +31,7 @@ export function chooseFastPath(mode: BackendSettings['udpFastpath'], load: FastP
     UdpFastPath.load(load).close();
     return true;
   } catch (err) {
-    if (mode === 'on') throw new FastPathUnavailableError(`--udp-fastpath=on, but ${errorMessage(err)}`, { cause: err });
+    if (mode === 'on') throw new FastPathUnavailableError(`--udp-fastpath=on, but ${errorMessage(err)}`, { cause: err, ...systemErrorInfo(err) });
     log.warn({ event: 'fastpath-unavailable', reason: errorMessage(err) }, `udp fast path unavailable, the native engine carries everything: ${errorMessage(err)}`);
     return false;
   }
