@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { NativeAddonError } from '../errors.js';
 import { packageRoot } from '../package-info.js';
 import type { DatapathCounters, DatapathFailure } from './datapath.js';
+import type { FastPathAttach, FastPathCounters } from './udp-fastpath.js';
 
 /** The addon version this code speaks to (native/addon.cc `kAbiVersion`); bumped whenever that surface changes. */
 export const NATIVE_ABI_VERSION = 2;
@@ -68,18 +69,6 @@ export type EgressDecision =
 /** What the engine does with a datagram from a peer (DecideIngress): drop it, or write `packet` into the TUN. */
 export type IngressDecision = { drop: string } | { drop?: undefined; packet: Buffer };
 
-/** Counters of the fast path's BPF programs (native/bpf/flannel_udp.h), summed over CPUs. */
-export interface NativeFastPathCounters {
-  txPackets: number;
-  txBytes: number;
-  rxPackets: number;
-  rxBytes: number;
-  txSuperPackets: number;
-  rxSuperPackets: number;
-  drops: Record<string, number>;
-  passed: Record<string, number>;
-}
-
 /** The udp fast path (native/fastpath.h): loaded by the constructor, attached by start(). IPs are uint32. */
 export interface NativeFastPath {
   /** "tcx" or "tc" once started, else "". */
@@ -87,12 +76,13 @@ export interface NativeFastPath {
   start(config: { extIfindex: number; tunIfindex: number; localIp: number; port: number; antiSpoofing: boolean }): void;
   setRoute(subnetIp: number, prefixLen: number, peerIp: number, peerPort: number, peerFastPath: boolean): void;
   deleteRoute(subnetIp: number, prefixLen: number): void;
-  counters(): NativeFastPathCounters;
+  /** Summed over CPUs (native/bpf/flannel_udp.h). */
+  counters(): FastPathCounters;
   close(): void;
 }
 
 export interface NativeFastPathClass {
-  new (options: { objectPath: string; attach?: 'auto' | 'tcx' | 'tc' }): NativeFastPath;
+  new (options: { objectPath: string; attach?: FastPathAttach }): NativeFastPath;
   /** Removes clsact filters a crashed flanneld left on the interface; returns how many. */
   removeLeftovers(ifindex: number): number;
 }
