@@ -112,14 +112,21 @@ let cached: NativeAddon | undefined;
  */
 export function loadNativeAddon(): NativeAddon {
   if (cached) return cached;
-  const root = packageRoot();
-  const candidates = ['Release', 'Debug'].map((kind) => join(root, 'build', kind, 'flannel_datapath.node'));
+  const candidates = builtArtifacts('flannel_datapath.node');
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     throw new NativeAddonError(`native datapath addon not built (looked in ${candidates.join(', ')}); run: npm run build:native`);
   }
   cached = checkAbiVersion(createRequire(import.meta.url)(found) as NativeAddon, found);
   return cached;
+}
+
+/**
+ * The places node-gyp may have put the build product `name`, in the order to look: build/Release, then build/Debug
+ * (`node-gyp --debug`), under `buildDir` (the package's build directory unless a test builds elsewhere).
+ */
+export function builtArtifacts(name: string, buildDir = join(packageRoot(), 'build')): string[] {
+  return ['Release', 'Debug'].map((kind) => join(buildDir, kind, name));
 }
 
 /** Returns `addon` if it speaks NATIVE_ABI_VERSION; else throws one line saying to rebuild it. */

@@ -1,11 +1,9 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { FastPathUnavailableError, KernelError, errorMessage, systemErrorInfo } from '../errors.js';
 import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
-import { packageRoot } from '../package-info.js';
 import type { LeaseAttrs } from '../subnet/lease.js';
 import type { PeerRoute } from './datapath.js';
-import { loadNativeAddon, type NativeFastPath } from './native.js';
+import { builtArtifacts, loadNativeAddon, type NativeFastPath } from './native.js';
 
 /** How the fast path's programs hook in: tcx links (Linux 6.6+), clsact filters, or whichever the kernel has. */
 export type FastPathAttach = 'auto' | 'tcx' | 'tc';
@@ -53,9 +51,8 @@ export function leaseRunsFastPath(attrs: LeaseAttrs): boolean {
 }
 
 /** Where the install step put the BPF object, or why it could not build one. */
-export function fastPathObject(buildDir = join(packageRoot(), 'build')): { path: string } | { unavailable: string } {
-  for (const kind of ['Release', 'Debug']) {
-    const path = join(buildDir, kind, 'flannel_udp.bpf.o');
+export function fastPathObject(buildDir?: string): { path: string } | { unavailable: string } {
+  for (const path of builtArtifacts('flannel_udp.bpf.o', buildDir)) {
     if (existsSync(path)) return { path };
     if (existsSync(`${path}.unavailable`)) return { unavailable: readFileSync(`${path}.unavailable`, 'utf8').trim() };
   }
