@@ -1,7 +1,6 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { FastPathUnavailableError, KernelError, errorMessage, systemErrorInfo } from '../errors.js';
 import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
-import type { LeaseAttrs } from '../subnet/lease.js';
 import type { PeerRoute } from './datapath.js';
 import { builtArtifacts, loadNativeAddon, type NativeFastPath } from './native.js';
 
@@ -35,19 +34,6 @@ export interface FastPathStart {
   readonly localIp: Ipv4;
   readonly port: number;
   readonly antiSpoofing: boolean;
-}
-
-/**
- * What a lease says about its host: flannel-ts with the fast path publishes `BackendData: {"FastPath": true}`, and
- * only such peers are sent what the kernel hands the fast path as is (TCP super packets, unfinished checksums),
- * which only a kernel that decapsulates can take on a link without a wire (veth). flannel's udp backend writes no
- * BackendData and ignores ours.
- */
-export const FAST_PATH_LEASE_DATA = { FastPath: true } as const;
-
-export function leaseRunsFastPath(attrs: LeaseAttrs): boolean {
-  const data = attrs.BackendData;
-  return typeof data === 'object' && data !== null && (data as Record<string, unknown>).FastPath === true;
 }
 
 /** Where the install step put the BPF object, or why it could not build one. */

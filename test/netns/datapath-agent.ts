@@ -2,7 +2,8 @@ import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
-import { leaseRunsFastPath, type FastPathAttach, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
+import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { waitFor, type Testbed } from '../../testbed/netns.js';
 
 export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');

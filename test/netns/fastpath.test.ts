@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
-import { FAST_PATH_LEASE_DATA, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { FAST_PATH_LEASE_DATA } from '../../src/backend/udp/fastpath-lease.js';
+import type { FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { FLANNELD } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useTestbed } from '../helpers/fixtures.js';

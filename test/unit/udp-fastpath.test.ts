@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { fastPathLoadOptions } from '../../src/backend/udp/fastpath-choice.js';
 import { fastPathMetrics } from '../../src/backend/udp/udp-backend.js';
-import { FAST_PATH_LEASE_DATA, leaseRunsFastPath, type FastPathCounters } from '../../src/datapath/udp-fastpath.js';
+import { FAST_PATH_LEASE_DATA, leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
+import type { FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { UsageError } from '../../src/errors.js';
 
 describe('what a lease says about the fast path', () => {

@@ -5,12 +5,13 @@ import { log } from '../../log.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
 import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
 import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
-import { FAST_PATH_LEASE_DATA, UdpFastPath, interfaceIndex, leaseRunsFastPath, type FastPathCounters } from '../../datapath/udp-fastpath.js';
+import { UdpFastPath, interfaceIndex, type FastPathCounters } from '../../datapath/udp-fastpath.js';
 import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import type { BackendContext, BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
 import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
 import { chooseFastPath, fastPathLoadOptions } from './fastpath-choice.js';
+import { FAST_PATH_LEASE_DATA, leaseRunsFastPath } from './fastpath-lease.js';
 
 export const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
