@@ -82,7 +82,8 @@ export interface BackendDefinition<C = unknown> {
   create(ctx: BackendContext<C>): Backend;
   /**
    * Removes every device, route and neighbour this backend may have left in the kernel for `network`
-   * (`flanneld teardown`). Safe to run twice and when nothing is there.
+   * (`flanneld teardown`). Safe to run twice and when nothing is there. Without a `network` (no subnet file) it
+   * removes only what it can find without one, and nothing that depends on the Network.
    */
-  teardown?(network: Ipv4Net): Promise<void>;
+  teardown?(network?: Ipv4Net): Promise<void>;
 }

@@ -1,5 +1,4 @@
 import { backendDefinitions } from '../backend/registry.js';
-import { UdpFastPath } from '../datapath/udp-fastpath.js';
 import { KernelError, UsageError, errorMessage } from '../errors.js';
 import { formatIpv4Net } from '../ip/ipv4.js';
 import { removeFlannelIptables } from '../iptables/flannel-iptables.js';
@@ -17,9 +16,9 @@ import type { FlannelOptions } from './flags.js';
  * Without a subnet file there is no Network to find backend routes by: flanneld writes that file every time it
  * starts and nothing here deletes it, so its absence means flanneld has not run since /run was emptied (a boot),
  * and what it made before is gone with that boot. What needs no Network (our blackhole routes, marked as ours,
- * our iptables chains, known by name, and the udp fast path's clsact filters that a crash left, known by handle) is
- * still removed, and a warning names the file. A subnet file that exists but names no Network is an error and
- * nothing is removed: we would be guessing.
+ * our iptables chains, known by name, and what each backend finds without one, such as the udp fast path's clsact
+ * filters, known by handle) is still removed, and a warning names the file. A subnet file that exists but names
+ * no Network is an error and nothing is removed: we would be guessing.
  */
 export async function teardownCommand(options: FlannelOptions): Promise<number> {
   if (options.args.length > 1) throw new UsageError(`flanneld teardown takes no arguments, got ${JSON.stringify(options.args[1])}`);
@@ -32,19 +31,17 @@ export async function teardownCommand(options: FlannelOptions): Promise<number> 
       failures.push(`${what}: ${errorMessage(err)}`);
     }
   };
-  if (recorded) {
-    for (const definition of backendDefinitions()) {
-      const teardown = definition.teardown?.bind(definition);
-      if (teardown) await step(`${definition.type} backend`, () => teardown(recorded.network));
-    }
-  } else {
+  if (!recorded) {
     process.stderr.write(
       `flanneld teardown: no subnet file at ${options.subnetFile}, so the Network is unknown: removing only the ` +
-        'blackhole route and iptables rules; pass the --subnet-file flanneld ran with to remove its devices and routes too\n',
+        'blackhole route, iptables rules and what the backends find without one; pass the --subnet-file flanneld ran with to remove its devices and routes too\n',
     );
   }
+  for (const definition of backendDefinitions()) {
+    const teardown = definition.teardown?.bind(definition);
+    if (teardown) await step(`${definition.type} backend`, () => teardown(recorded?.network));
+  }
   await step('blackhole routes', () => removeBlackholeRoutes());
-  await step('udp fast path filters', async () => UdpFastPath.removeLeftoversEverywhere());
   // FLANNEL-POSTRTG, FLANNEL-FWD and the jumps to them are known by name: no Network needed.
   await step('iptables rules', removeFlannelIptables);
   if (failures.length) throw new KernelError(`teardown incomplete: ${failures.join('; ')}`);

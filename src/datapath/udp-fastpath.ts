@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { FastPathUnavailableError, KernelError, errorMessage, systemErrorInfo } from '../errors.js';
 import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
 import type { PeerRoute } from './datapath.js';
@@ -72,13 +72,6 @@ export class UdpFastPath {
   /** Removes programs that a crashed flanneld left attached as clsact filters (tcx links die with their process). */
   static removeLeftovers(ifindex: number): number {
     return ifindex > 0 ? loadNativeAddon().FastPath.removeLeftovers(ifindex) : 0;
-  }
-
-  /** removeLeftovers() on every interface of this network namespace; returns how many filters it removed. */
-  static removeLeftoversEverywhere(): number {
-    // Not every entry is an interface (bonding_masters is a file).
-    const names = readdirSync('/sys/class/net').filter((name) => existsSync(`/sys/class/net/${name}/ifindex`));
-    return names.reduce((n, name) => n + UdpFastPath.removeLeftovers(interfaceIndex(name)), 0);
   }
 
   /** Attaches both programs; on failure nothing stays attached. */

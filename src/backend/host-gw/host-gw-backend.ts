@@ -35,7 +35,8 @@ export const hostGwBackend: BackendDefinition<Record<string, never>> = {
       startNetwork: async (lease: Lease) => startHostGwNetwork(ctx, lease),
     };
   },
-  teardown: async (network: Ipv4Net) => {
+  teardown: async (network?: Ipv4Net) => {
+    if (!network) return; // no subnet file: flanneld has not run since boot, and our routes are found by the Network
     const routes = await deleteOwnRoutes(network);
     log.info({ event: 'teardown', backend: 'host-gw', routes }, `deleted ${routes} host-gw route(s)`);
   },

@@ -2,6 +2,7 @@ import { availableParallelism } from 'node:os';
 import { KernelError, errorMessage, type DatapathFailedError } from '../../errors.js';
 import { formatIpv4Net, parseIpv4 } from '../../ip/ipv4.js';
 import { log } from '../../log.js';
+import { withNetlink } from '../../kernel/netlink.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
 import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
 import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
@@ -61,6 +62,14 @@ export const udpBackend: BackendDefinition<UdpBackendConfig> = {
       leaseAttrs: async () => (runsFastPath() ? { BackendType: 'udp', BackendData: FAST_PATH_LEASE_DATA } : { BackendType: 'udp' }),
       startNetwork: (lease: Lease) => startNetwork(ctx, lease, runsFastPath(), load),
     };
+  },
+  // flannel0 and its route go away with the engine's TUN; what can outlive the process are the fast path's clsact
+  // filters (kernels before 6.6), left by a crash on the external interface. They are known by handle, not by
+  // Network, so they are looked for on every interface.
+  teardown: async () => {
+    const indexes = await withNetlink('listing interfaces', async (nl) => (await nl.getLinks()).map((l) => l.data.index ?? 0));
+    const filters = indexes.reduce((n, index) => n + UdpFastPath.removeLeftovers(index), 0);
+    log.info({ event: 'teardown', backend: 'udp', filters }, `removed ${filters} udp fast path filter(s)`);
   },
 };
 

@@ -26,7 +26,8 @@ export const vxlanBackend: BackendDefinition<VxlanConfig> = {
   type: 'vxlan',
   parseConfig: parseVxlanConfig,
   create: (ctx) => new VxlanBackend(ctx),
-  teardown: async (network: Ipv4Net) => {
+  teardown: async (network?: Ipv4Net) => {
+    if (!network) return; // no subnet file: flanneld has not run since boot, so no device or route of ours is left
     const devices = await deleteVxlanLinks(DEVICE_NAME);
     // DirectRouting's routes use the external interface, not the device, so they outlive it.
     const routes = await deleteOwnRoutes(network);
