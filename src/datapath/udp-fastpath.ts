@@ -29,7 +29,7 @@ export interface FastPathStart {
   /** The external interface: encapsulated datagrams leave and arrive here. */
   readonly extIfindex: number;
   /** flannel0, whose egress the fast path takes over; the engine must have created it. */
-  readonly tunName: string;
+  readonly tunIfindex: number;
   /** Our address on the external interface (the engine's socket binds it). */
   readonly localIp: Ipv4;
   readonly port: number;
@@ -76,9 +76,8 @@ export class UdpFastPath {
 
   /** Attaches both programs; on failure nothing stays attached. */
   start(opts: FastPathStart): void {
-    const tunIfindex = interfaceIndex(opts.tunName);
     try {
-      this.live().start({ extIfindex: opts.extIfindex, tunIfindex, localIp: opts.localIp, port: opts.port, antiSpoofing: opts.antiSpoofing });
+      this.live().start(opts);
     } catch (err) {
       throw new FastPathUnavailableError(errorMessage(err), { cause: err, ...systemErrorInfo(err) });
     }
@@ -110,14 +109,5 @@ export class UdpFastPath {
   private live(): NativeFastPath {
     if (!this.native) throw new KernelError('the udp fast path is closed');
     return this.native;
-  }
-}
-
-/** The kernel's index of a network interface, which the programs are attached by. */
-export function interfaceIndex(name: string): number {
-  try {
-    return Number(readFileSync(`/sys/class/net/${name}/ifindex`, 'utf8'));
-  } catch (err) {
-    throw new FastPathUnavailableError(`no interface ${name} to attach the fast path to: ${errorMessage(err)}`, { cause: err });
   }
 }

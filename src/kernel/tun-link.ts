@@ -8,9 +8,10 @@ import { disableIpv6 } from './sysctl.js';
  * Gives the TUN device what flannel's udp backend gives flannel0: the lease's network address as a /32, the
  * overlay MTU, link up, and one route for the whole overlay Network through it. The host's own lease stays on the
  * container bridge (docker0/cbr0, a more specific route), so only traffic for other hosts enters the TUN.
+ * Returns the device's ifindex.
  */
-export async function configureTunLink(name: string, opts: { address: Ipv4; mtu: number; network: Ipv4Net }): Promise<void> {
-  await withNetlink(`configuring ${name} (${formatIpv4(opts.address)}/32, mtu ${opts.mtu}, route ${formatIpv4Net(opts.network)})`, async (nl) => {
+export async function configureTunLink(name: string, opts: { address: Ipv4; mtu: number; network: Ipv4Net }): Promise<number> {
+  return withNetlink(`configuring ${name} (${formatIpv4(opts.address)}/32, mtu ${opts.mtu}, route ${formatIpv4Net(opts.network)})`, async (nl) => {
     const index = await linkIndex(nl, name);
     // ICMP errors we write back into the TUN carry flannel0's own address as source; without accept_local the
     // kernel drops them as martians and `ping` never learns the network is unreachable.
@@ -37,5 +38,6 @@ export async function configureTunLink(name: string, opts: { address: Ipv4; mtu:
       // Another route for the Network (e.g. left by a crashed run) is fine: it points at a name we now own.
       if (!isExists(err)) throw err;
     }
+    return index;
   });
 }

@@ -6,7 +6,7 @@ import { withNetlink } from '../../kernel/netlink.js';
 import { configureTunLink } from '../../kernel/tun-link.js';
 import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
 import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
-import { UdpFastPath, interfaceIndex, type FastPathCounters } from '../../datapath/udp-fastpath.js';
+import { UdpFastPath, type FastPathCounters } from '../../datapath/udp-fastpath.js';
 import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import type { BackendContext, BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
@@ -95,12 +95,12 @@ async function startNetwork(ctx: BackendContext<UdpBackendConfig>, lease: Lease,
   }
   let fastPath: UdpFastPath | undefined;
   try {
-    await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
+    const tunIfindex = await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
     if (runFastPath) {
       // Our lease already tells peers that we decapsulate in the kernel: failing here is an error even in auto mode.
-      UdpFastPath.removeLeftovers(interfaceIndex(datapath.tunName));
+      UdpFastPath.removeLeftovers(tunIfindex);
       fastPath = UdpFastPath.load(load);
-      fastPath.start({ extIfindex: extIface.index, tunName: datapath.tunName, localIp: extIface.address, port, antiSpoofing: settings.antiSpoofing });
+      fastPath.start({ extIfindex: extIface.index, tunIfindex, localIp: extIface.address, port, antiSpoofing: settings.antiSpoofing });
     }
   } catch (err) {
     fastPath?.close();
