@@ -11,7 +11,7 @@ import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import type { BackendContext, BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
 import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
-import { chooseFastPath, fastPathLoadOptions } from './fastpath-choice.js';
+import { FastPathChoice, fastPathLoadOptions } from './fastpath-choice.js';
 import { FAST_PATH_LEASE_DATA, leaseRunsFastPath } from './fastpath-lease.js';
 
 export const UDP_DEFAULT_PORT = 8285;
@@ -52,15 +52,13 @@ export const udpBackend: BackendDefinition<UdpBackendConfig> = {
   type: 'udp',
   parseConfig: (options) => ({ port: udpPort(options) }),
   create: (ctx) => {
-    const load = fastPathLoadOptions();
-    let fastPath: boolean | undefined;
-    const runsFastPath = () => (fastPath ??= chooseFastPath(ctx.settings.udpFastpath, load));
+    const fastPathChoice = new FastPathChoice(ctx.settings.udpFastpath, fastPathLoadOptions());
     return {
       type: 'udp',
       // flannel's udp backend writes only PublicIP; BackendType lets `flanneld leases` show what a host runs, and
       // BackendData tells peers that this host decapsulates in its kernel (flannel ignores it).
-      leaseAttrs: async () => (runsFastPath() ? { BackendType: 'udp', BackendData: FAST_PATH_LEASE_DATA } : { BackendType: 'udp' }),
-      startNetwork: (lease: Lease) => startNetwork(ctx, lease, runsFastPath(), load),
+      leaseAttrs: async () => (fastPathChoice.runs() ? { BackendType: 'udp', BackendData: FAST_PATH_LEASE_DATA } : { BackendType: 'udp' }),
+      startNetwork: (lease: Lease) => startNetwork(ctx, lease, fastPathChoice),
     };
   },
   // flannel0 and its route go away with the engine's TUN; what can outlive the process are the fast path's clsact
@@ -73,7 +71,7 @@ export const udpBackend: BackendDefinition<UdpBackendConfig> = {
   },
 };
 
-async function startNetwork(ctx: BackendContext<UdpBackendConfig>, lease: Lease, runFastPath: boolean, load: ReturnType<typeof fastPathLoadOptions>): Promise<UdpNetwork> {
+async function startNetwork(ctx: BackendContext<UdpBackendConfig>, lease: Lease, fastPathChoice: FastPathChoice): Promise<UdpNetwork> {
   const { port } = ctx.backendConfig;
   const { settings, extIface } = ctx;
   const mtu = extIface.mtu - UDP_OVERHEAD;
@@ -96,10 +94,10 @@ async function startNetwork(ctx: BackendContext<UdpBackendConfig>, lease: Lease,
   let fastPath: UdpFastPath | undefined;
   try {
     const tunIfindex = await configureTunLink(datapath.tunName, { address: lease.subnet.ip, mtu, network: ctx.config.network });
-    if (runFastPath) {
-      // Our lease already tells peers that we decapsulate in the kernel: failing here is an error even in auto mode.
+    // Our lease already tells peers that we decapsulate in the kernel: failing here is an error even in auto mode.
+    fastPath = fastPathChoice.take();
+    if (fastPath) {
       UdpFastPath.removeLeftovers(tunIfindex);
-      fastPath = UdpFastPath.load(load);
       fastPath.start({ extIfindex: extIface.index, tunIfindex, localIp: extIface.address, port, antiSpoofing: settings.antiSpoofing });
     }
   } catch (err) {
