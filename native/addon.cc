@@ -22,6 +22,9 @@ using flannel::ArgU32;
 using flannel::BooleanField;
 using flannel::IntegerField;
 using flannel::Native;
+using flannel::ReadSubnetArgs;
+using flannel::RouteArgs;
+using flannel::SubnetArgs;
 using flannel::U32Field;
 
 using flannel::Engine;
@@ -79,17 +82,12 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
 
   void SetRoute(const Napi::CallbackInfo& info) {
     static const char* usage = "Usage: setRoute(subnetIp: uint32, prefixLen: 0..32, peerIp: uint32, peerPort: 1..65535)";
-    uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
-    uint32_t peer = ArgU32(info, 2, usage), port = ArgU32(info, 3, usage);
-    if (len > 32 || port == 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
-    engine(info).routes().Set(flannel::MakeRoute(net, static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port)));
+    engine(info).routes().Set(RouteArgs(info, usage));
   }
 
   void DeleteRoute(const Napi::CallbackInfo& info) {
-    static const char* usage = "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)";
-    uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
-    if (len > 32) throw Napi::RangeError::New(info.Env(), usage);
-    engine(info).routes().Delete(net, static_cast<uint8_t>(len));
+    SubnetArgs subnet = ReadSubnetArgs(info, "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)");
+    engine(info).routes().Delete(subnet.ip, subnet.prefix_len);
   }
 
   Napi::Value Counters(const Napi::CallbackInfo& info) {
@@ -333,11 +331,9 @@ Napi::Value ProbePlatform(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int iterations = 1000;
   if (info.Length() > 0 && info[0].IsObject()) {
-    Napi::Value n = info[0].As<Napi::Object>().Get("iterations");
-    if (!n.IsUndefined()) {
-      iterations = n.IsNumber() ? n.As<Napi::Number>().Int32Value() : 0;
-      if (iterations < 1 || iterations > 100000) throw Napi::RangeError::New(env, "Usage: probePlatform({ iterations: 1..100000 })");
-    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    if (!o.Get("iterations").IsUndefined())
+      iterations = static_cast<int>(IntegerField(o, "iterations", 1, 100000, "Usage: probePlatform({ iterations: 1..100000 })"));
   }
   Napi::Object out = Napi::Object::New(env);
   out.Set("syscallUs", Napi::Number::New(env, flannel::NullSyscallMicros(iterations * 100)));

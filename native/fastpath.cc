@@ -239,10 +239,10 @@ int FastPath::RemoveLeftovers(uint32_t ifindex) {
   return removed;
 }
 
-void FastPath::SetRoute(uint32_t subnet, uint8_t prefix_len, uint32_t peer_ip, uint16_t peer_port, bool peer_fastpath) {
+void FastPath::SetRoute(const Route& route, bool peer_fastpath) {
   if (!obj_) throw FastPathError("fast path is closed");
-  fp_route_key key{prefix_len, htonl(subnet & Mask(prefix_len))};
-  fp_peer peer{htonl(peer_ip), htons(peer_port), static_cast<__u8>(peer_fastpath ? FP_PEER_FASTPATH : 0), 0};
+  fp_route_key key{route.prefix_len, htonl(route.net)};
+  fp_peer peer{htonl(route.peer_ip), htons(route.peer_port), static_cast<__u8>(peer_fastpath ? FP_PEER_FASTPATH : 0), 0};
   if (bpf_map_update_elem(routes_fd_, &key, &peer, BPF_ANY))
     throw SysError("bpf(BPF_MAP_UPDATE_ELEM)", errno, "adding a fast path route");
 }

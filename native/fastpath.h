@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "bpf/flannel_udp.h"
+#include "route_table.h"
 
 struct bpf_object;
 
@@ -47,7 +48,7 @@ class FastPath {
   // Writes the settings and attaches both programs; on failure nothing stays attached. Throws FastPathError.
   void Start(const FastPathConfig& config);
 
-  void SetRoute(uint32_t subnet, uint8_t prefix_len, uint32_t peer_ip, uint16_t peer_port, bool peer_fastpath);
+  void SetRoute(const Route& route, bool peer_fastpath);
   void DeleteRoute(uint32_t subnet, uint8_t prefix_len);
   // Sums of the per-CPU counters, indexed by fp_counter.
   std::vector<uint64_t> Counters() const;

@@ -73,19 +73,15 @@ class FastPathWrap : public Napi::ObjectWrap<FastPathWrap> {
   void SetRoute(const Napi::CallbackInfo& info) {
     static const char* usage =
         "Usage: setRoute(subnetIp: uint32, prefixLen: 0..32, peerIp: uint32, peerPort: 1..65535, peerFastPath: boolean)";
-    uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
-    uint32_t peer = ArgU32(info, 2, usage), port = ArgU32(info, 3, usage);
-    if (info.Length() < 5 || !info[4].IsBoolean()) throw Napi::TypeError::New(info.Env(), usage);
-    if (len > 32 || port == 0 || port > 65535) throw Napi::RangeError::New(info.Env(), usage);
+    Route route = RouteArgs(info, usage);
+    if (!info[4].IsBoolean()) throw Napi::TypeError::New(info.Env(), usage);
     bool fast = info[4].As<Napi::Boolean>().Value();
-    Native(info.Env(), [&] { live(info).SetRoute(net, static_cast<uint8_t>(len), peer, static_cast<uint16_t>(port), fast); });
+    Native(info.Env(), [&] { live(info).SetRoute(route, fast); });
   }
 
   void DeleteRoute(const Napi::CallbackInfo& info) {
-    static const char* usage = "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)";
-    uint32_t net = ArgU32(info, 0, usage), len = ArgU32(info, 1, usage);
-    if (len > 32) throw Napi::RangeError::New(info.Env(), usage);
-    Native(info.Env(), [&] { live(info).DeleteRoute(net, static_cast<uint8_t>(len)); });
+    SubnetArgs subnet = ReadSubnetArgs(info, "Usage: deleteRoute(subnetIp: uint32, prefixLen: 0..32)");
+    Native(info.Env(), [&] { live(info).DeleteRoute(subnet.ip, subnet.prefix_len); });
   }
 
   // { txPackets, txBytes, rxPackets, rxBytes, txSuperPackets, rxSuperPackets, drops: {reason: n}, passed: {reason: n} }

@@ -5,10 +5,12 @@
 
 #include <napi.h>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <utility>
 
+#include "route_table.h"
 #include "sys_error.h"
 
 namespace flannel {
@@ -32,25 +34,50 @@ auto Native(Napi::Env env, F&& f) -> decltype(f()) {
   }
 }
 
-inline uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
-  if (info.Length() <= i || !info[i].IsNumber()) throw Napi::TypeError::New(info.Env(), usage);
-  double v = info[i].As<Napi::Number>().DoubleValue();
-  if (v < 0 || v > 4294967295.0 || v != static_cast<double>(static_cast<uint32_t>(v)))
-    throw Napi::TypeError::New(info.Env(), usage);
-  return static_cast<uint32_t>(v);
-}
+constexpr double kU32Max = 4294967295.0;
 
-// A required integer property in [min, max]: a cast of -1 or 1e12 to uint32 would silently bind elsewhere.
-inline double IntegerField(const Napi::Object& o, const char* key, double min, double max, const char* usage) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) throw Napi::TypeError::New(o.Env(), usage);
+// The one integer check of every binding: `v` must be a number (else TypeError) that is an integer in [min, max]
+// (else RangeError: a fraction, NaN, or a value a cast would silently wrap, -1 or 1e12 as a uint32).
+inline double CheckInteger(const Napi::Value& v, double min, double max, const char* usage) {
+  if (!v.IsNumber()) throw Napi::TypeError::New(v.Env(), usage);
   double d = v.As<Napi::Number>().DoubleValue();
-  if (!(d >= min && d <= max) || d != static_cast<double>(static_cast<int64_t>(d))) throw Napi::RangeError::New(o.Env(), usage);
+  if (!(d >= min && d <= max) || d != std::floor(d)) throw Napi::RangeError::New(v.Env(), usage);
   return d;
 }
 
+// Argument i, an integer in [min, max]; a missing argument is undefined, so a TypeError.
+inline double ArgInteger(const Napi::CallbackInfo& info, size_t i, double min, double max, const char* usage) {
+  return CheckInteger(info[i], min, max, usage);
+}
+
+inline uint32_t ArgU32(const Napi::CallbackInfo& info, size_t i, const char* usage) {
+  return static_cast<uint32_t>(ArgInteger(info, i, 0, kU32Max, usage));
+}
+
+// A required integer property in [min, max].
+inline double IntegerField(const Napi::Object& o, const char* key, double min, double max, const char* usage) {
+  return CheckInteger(o.Get(key), min, max, usage);
+}
+
 inline uint32_t U32Field(const Napi::Object& o, const char* key, const char* usage) {
-  return static_cast<uint32_t>(IntegerField(o, key, 0, 4294967295.0, usage));
+  return static_cast<uint32_t>(IntegerField(o, key, 0, kU32Max, usage));
+}
+
+// The subnet of setRoute and deleteRoute, both bindings': subnetIp: uint32, prefixLen: 0..32 (arguments 0 and 1).
+struct SubnetArgs {
+  uint32_t ip;
+  uint8_t prefix_len;
+};
+
+inline SubnetArgs ReadSubnetArgs(const Napi::CallbackInfo& info, const char* usage) {
+  return SubnetArgs{ArgU32(info, 0, usage), static_cast<uint8_t>(ArgInteger(info, 1, 0, 32, usage))};
+}
+
+// setRoute(subnetIp: uint32, prefixLen: 0..32, peerIp: uint32, peerPort: 1..65535, ...): the route its first four
+// arguments make.
+inline Route RouteArgs(const Napi::CallbackInfo& info, const char* usage) {
+  SubnetArgs subnet = ReadSubnetArgs(info, usage);
+  return MakeRoute(subnet.ip, subnet.prefix_len, ArgU32(info, 2, usage), static_cast<uint16_t>(ArgInteger(info, 3, 1, 65535, usage)));
 }
 
 inline bool BooleanField(const Napi::Object& o, const char* key, const char* usage) {

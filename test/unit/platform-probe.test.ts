@@ -28,8 +28,8 @@ describe('platform probe (npm run bench)', () => {
     expect(allowed()).toBe(before);
   });
 
-  it('refuses an iteration count outside 1..100000 with a Usage line', () => {
-    for (const iterations of [0, -3, 200_000, Number.NaN]) {
+  it('refuses an iteration count that is not an integer in 1..100000 with a Usage line', () => {
+    for (const iterations of [0, -3, 1.5, 200_000, Number.NaN]) {
       expect(() => addon.probePlatform({ iterations })).toThrow(/^Usage: probePlatform/);
     }
   });
