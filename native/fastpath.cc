@@ -90,8 +90,6 @@ std::string IfName(uint32_t ifindex) {
   return "ifindex " + std::to_string(ifindex);
 }
 
-uint32_t Mask(uint8_t prefix_len) { return prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len); }
-
 bpf_tc_hook TcHook(uint32_t ifindex, bool ingress) {
   bpf_tc_hook hook;
   std::memset(&hook, 0, sizeof hook);
@@ -249,7 +247,7 @@ void FastPath::SetRoute(const Route& route, bool peer_fastpath) {
 
 void FastPath::DeleteRoute(uint32_t subnet, uint8_t prefix_len) {
   if (!obj_) throw FastPathError("fast path is closed");
-  fp_route_key key{prefix_len, htonl(subnet & Mask(prefix_len))};
+  fp_route_key key{prefix_len, htonl(subnet & PrefixMask(prefix_len))};
   if (bpf_map_delete_elem(routes_fd_, &key) && errno != ENOENT)
     throw SysError("bpf(BPF_MAP_DELETE_ELEM)", errno, "deleting a fast path route");
 }

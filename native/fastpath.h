@@ -28,12 +28,13 @@ enum class AttachMode {
   kTc,    // clsact filters with our handle and priority, replaced at start and removed at close
 };
 
+// Every field is set by the caller: the defaults live with the flags, in TypeScript, and nowhere else.
 struct FastPathConfig {
-  uint32_t ext_ifindex = 0;
-  uint32_t tun_ifindex = 0;
-  uint32_t local_ip = 0;  // host order
-  uint16_t port = 8285;
-  bool anti_spoofing = true;
+  uint32_t ext_ifindex;
+  uint32_t tun_ifindex;
+  uint32_t local_ip;  // host order
+  uint16_t port;
+  bool anti_spoofing;
 };
 
 class FastPath {

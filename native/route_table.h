@@ -20,9 +20,12 @@ struct Route {
   uint16_t peer_port;
 };
 
+// The netmask of a prefix length 0..32, in host order (a shift by 32 would be undefined).
+inline uint32_t PrefixMask(uint8_t prefix_len) { return prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len); }
+
 // The route for net/prefix_len (any host bits of net are cleared), prefix_len 0..32.
 inline Route MakeRoute(uint32_t net, uint8_t prefix_len, uint32_t peer_ip, uint16_t peer_port) {
-  uint32_t mask = prefix_len == 0 ? 0 : 0xffffffffu << (32 - prefix_len);
+  uint32_t mask = PrefixMask(prefix_len);
   return Route{net & mask, mask, prefix_len, peer_ip, peer_port};
 }
 
@@ -43,7 +46,7 @@ class RouteTable {
 
   // Removes the route for net/prefix_len (host bits of net are ignored), if there is one.
   void Delete(uint32_t net, uint8_t prefix_len) {
-    Update([&](std::vector<Route>& v) { Erase(v, MakeRoute(net, prefix_len, 0, 0).net, prefix_len); });
+    Update([&](std::vector<Route>& v) { Erase(v, net & PrefixMask(prefix_len), prefix_len); });
   }
 
   Snapshot Load() const { return std::atomic_load_explicit(&routes_, std::memory_order_acquire); }
