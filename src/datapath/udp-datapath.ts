@@ -2,6 +2,7 @@ import { DatapathFailedError, KernelError, errorMessage, systemErrorInfo } from 
 import { formatIpv4, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
 import type { Datapath, DatapathCounters, PeerRoute } from './datapath.js';
 import { loadNativeAddon, type NativeDatapath } from './native.js';
+import { NativeHandle } from './native-handle.js';
 
 export interface UdpDatapathOptions {
   readonly tunName: string;
@@ -18,28 +19,18 @@ export interface UdpDatapathOptions {
 }
 
 /** The udp backend's packet engine: flannel's wire format, run on native threads. */
-export class UdpDatapath implements Datapath {
-  private native: NativeDatapath | undefined;
+export class UdpDatapath extends NativeHandle<NativeDatapath> implements Datapath {
   private failed: DatapathFailedError | undefined;
   readonly tunName: string;
   readonly offloads: { tun: boolean; udpGro: boolean };
   readonly queues: number;
 
   constructor(opts: UdpDatapathOptions) {
-    const { Datapath: NativeCtor } = loadNativeAddon();
-    const { tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues } = opts;
-    try {
-      this.native = new NativeCtor({ tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues });
-    } catch (err) {
-      // e.g. "... (TUN flannel0, UDP 198.18.0.1:8285): bind(198.18.0.1:8285) failed: EADDRINUSE (Address in use)"
-      throw new KernelError(`cannot start the udp datapath (TUN ${tunName}, UDP ${formatIpv4(localIp)}:${port}): ${errorMessage(err)}`, {
-        cause: err,
-        ...systemErrorInfo(err),
-      });
-    }
-    this.tunName = this.native.tunName;
-    this.offloads = this.native.offloads;
-    this.queues = queues;
+    const native = startEngine(opts);
+    super(native, `datapath on ${native.tunName}`);
+    this.tunName = native.tunName;
+    this.offloads = native.offloads;
+    this.queues = opts.queues;
   }
 
   setRoute(route: PeerRoute): void {
@@ -62,14 +53,23 @@ export class UdpDatapath implements Datapath {
     return this.failed;
   }
 
-  close(): void {
+  /** Stops the threads and closes the TUN and socket, keeping failure() as it was. Idempotent. */
+  override close(): void {
     this.failure();
-    this.native?.close();
-    this.native = undefined;
+    super.close();
   }
+}
 
-  private live(): NativeDatapath {
-    if (!this.native) throw new KernelError(`datapath on ${this.tunName} is closed`);
-    return this.native;
+function startEngine(opts: UdpDatapathOptions): NativeDatapath {
+  const { Datapath: NativeCtor } = loadNativeAddon();
+  const { tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues } = opts;
+  try {
+    return new NativeCtor({ tunName, localIp, port, tunIp, mtu, antiSpoofing, offload, queues });
+  } catch (err) {
+    // e.g. "... (TUN flannel0, UDP 198.18.0.1:8285): bind(198.18.0.1:8285) failed: EADDRINUSE (Address in use)"
+    throw new KernelError(`cannot start the udp datapath (TUN ${tunName}, UDP ${formatIpv4(localIp)}:${port}): ${errorMessage(err)}`, {
+      cause: err,
+      ...systemErrorInfo(err),
+    });
   }
 }

@@ -1,8 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { FastPathUnavailableError, KernelError, errorMessage, systemErrorInfo } from '../errors.js';
+import { FastPathUnavailableError, errorMessage, systemErrorInfo } from '../errors.js';
 import type { Ipv4, Ipv4Net } from '../ip/ipv4.js';
 import type { PeerRoute } from './datapath.js';
 import { builtArtifacts, loadNativeAddon, type NativeFastPath } from './native.js';
+import { NativeHandle } from './native-handle.js';
 
 /** How the fast path's programs hook in: tcx links (Linux 6.6+), clsact filters, or whichever the kernel has. */
 export type FastPathAttach = 'auto' | 'tcx' | 'tc';
@@ -50,11 +51,9 @@ export function fastPathObject(buildDir?: string): { path: string } | { unavaila
  * interface's ingress that carry flannel's wire format inside the kernel. The native engine keeps running beside
  * it and gets whatever the programs leave alone. Routes mirror the engine's (both are fed from the lease watch).
  */
-export class UdpFastPath {
-  private native: NativeFastPath | undefined;
-
+export class UdpFastPath extends NativeHandle<NativeFastPath> {
   private constructor(native: NativeFastPath) {
-    this.native = native;
+    super(native, 'the udp fast path');
   }
 
   /** Loads the programs into the kernel, which verifies them; attaches nothing yet. */
@@ -65,7 +64,7 @@ export class UdpFastPath {
     try {
       return new UdpFastPath(new FastPath({ objectPath: object.path, attach: opts.attach ?? 'auto' }));
     } catch (err) {
-      throw new FastPathUnavailableError(errorMessage(err), { cause: err, ...systemErrorInfo(err) });
+      throw unavailable(err);
     }
   }
 
@@ -79,7 +78,7 @@ export class UdpFastPath {
     try {
       this.live().start(opts);
     } catch (err) {
-      throw new FastPathUnavailableError(errorMessage(err), { cause: err, ...systemErrorInfo(err) });
+      throw unavailable(err);
     }
   }
 
@@ -99,15 +98,9 @@ export class UdpFastPath {
   counters(): FastPathCounters {
     return this.live().counters();
   }
+}
 
-  /** Detaches the programs. Idempotent. */
-  close(): void {
-    this.native?.close();
-    this.native = undefined;
-  }
-
-  private live(): NativeFastPath {
-    if (!this.native) throw new KernelError('the udp fast path is closed');
-    return this.native;
-  }
+/** The addon's refusal as our error, with its message, errno and call. */
+function unavailable(err: unknown): FastPathUnavailableError {
+  return new FastPathUnavailableError(errorMessage(err), { cause: err, ...systemErrorInfo(err) });
 }
