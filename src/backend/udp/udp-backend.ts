@@ -187,26 +187,26 @@ function counter(name: string, help: string, labels: Record<string, string>, val
   return { name, help, type: 'counter', labels, value };
 }
 
+/** One counter per direction: `direction="tx"` then `direction="rx"`, beside any other labels. */
+function txRx(name: string, help: string, tx: number, rx: number, labels: Record<string, string> = {}): MetricSample[] {
+  return [counter(name, help, { ...labels, direction: 'tx' }, tx), counter(name, help, { ...labels, direction: 'rx' }, rx)];
+}
+
 /** The engine's counters under the metric names operators already scrape. */
-export function datapathMetrics(c: DatapathCounters): MetricSample[] {
+function datapathMetrics(c: DatapathCounters): MetricSample[] {
   const packets = 'Packets carried';
   const bytes = 'Bytes carried';
   const offload = 'TUN super packets split for the wire (gso_split) and received datagrams merged for the TUN (gro_merge)';
   const drops = 'Packets dropped, by reason';
   const queue = 'Datagrams sent (tx) and received (rx) on each TUN queue and its UDP socket';
   return [
-    counter('flannel_datapath_packets_total', packets, { direction: 'tx' }, c.txPackets),
-    counter('flannel_datapath_packets_total', packets, { direction: 'rx' }, c.rxPackets),
-    counter('flannel_datapath_bytes_total', bytes, { direction: 'tx' }, c.txBytes),
-    counter('flannel_datapath_bytes_total', bytes, { direction: 'rx' }, c.rxBytes),
+    ...txRx('flannel_datapath_packets_total', packets, c.txPackets, c.rxPackets),
+    ...txRx('flannel_datapath_bytes_total', bytes, c.txBytes, c.rxBytes),
     counter('flannel_datapath_offload_total', offload, { kind: 'gso_split' }, c.gsoSplits),
     counter('flannel_datapath_offload_total', offload, { kind: 'gro_merge' }, c.groMerges),
     ...Object.entries(c.drops).map(([reason, n]) => counter('flannel_datapath_drops_total', drops, { reason }, n)),
     counter('flannel_datapath_read_errors_total', 'Reads from the TUN or the UDP socket that failed without stopping the datapath', {}, c.readErrors),
-    ...c.queues.flatMap((q, i) => [
-      counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'tx' }, q.txPackets),
-      counter('flannel_datapath_queue_packets_total', queue, { queue: String(i), direction: 'rx' }, q.rxPackets),
-    ]),
+    ...c.queues.flatMap((q, i) => txRx('flannel_datapath_queue_packets_total', queue, q.txPackets, q.rxPackets, { queue: String(i) })),
   ];
 }
 
@@ -221,12 +221,9 @@ export function fastPathMetrics(c: FastPathCounters | undefined): MetricSample[]
   const passed = 'Packets the fast path left to the engine, by reason';
   return [
     enabled,
-    counter('flannel_fastpath_packets_total', packets, { direction: 'tx' }, c.txPackets),
-    counter('flannel_fastpath_packets_total', packets, { direction: 'rx' }, c.rxPackets),
-    counter('flannel_fastpath_bytes_total', bytes, { direction: 'tx' }, c.txBytes),
-    counter('flannel_fastpath_bytes_total', bytes, { direction: 'rx' }, c.rxBytes),
-    counter('flannel_fastpath_super_packets_total', whole, { direction: 'tx' }, c.txSuperPackets),
-    counter('flannel_fastpath_super_packets_total', whole, { direction: 'rx' }, c.rxSuperPackets),
+    ...txRx('flannel_fastpath_packets_total', packets, c.txPackets, c.rxPackets),
+    ...txRx('flannel_fastpath_bytes_total', bytes, c.txBytes, c.rxBytes),
+    ...txRx('flannel_fastpath_super_packets_total', whole, c.txSuperPackets, c.rxSuperPackets),
     ...Object.entries(c.drops).map(([reason, n]) => counter('flannel_fastpath_drops_total', drops, { reason }, n)),
     ...Object.entries(c.passed).map(([reason, n]) => counter('flannel_fastpath_passed_total', passed, { reason }, n)),
   ];
