@@ -4,6 +4,7 @@ import type { BackendNetwork, BackendSettings, MetricSample } from './backend/ba
 import { prepareBackend } from './backend/registry.js';
 import type { NetworkConfig } from './config/network-config.js';
 import { parseNetworkConfig } from './config/parse-network-config.js';
+import type { DaemonExtension } from './daemon-extension.js';
 import { EtcdUnavailableError, StoppedError, errorMessage } from './errors.js';
 import type { HealthVerdict } from './health/http-server.js';
 import type { MetricsSource } from './health/metrics.js';
@@ -56,15 +57,6 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTunin
     etcdStartupTimeoutMs: num('FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 10_000),
     checkIntervalMs: 1_000,
   };
-}
-
-/**
- * Something that follows the lease and must be in place before the subnet file says we are ready (ip-masq rules),
- * and is undone on shutdown.
- */
-export interface DaemonExtension {
-  leaseReady(lease: Lease, config: NetworkConfig): Promise<void>;
-  stop(): Promise<void>;
 }
 
 export interface DaemonEvents {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Daemon, tuningFromEnv, type DaemonExtension } from '../daemon.js';
+import { Daemon, tuningFromEnv } from '../daemon.js';
+import type { DaemonExtension } from '../daemon-extension.js';
 import { FlannelIptables } from '../iptables/flannel-iptables.js';
 import { healthzRoute, metricsRoute, readyzRoute, serveHttp } from '../health/http-server.js';
 import { createMetrics } from '../health/metrics.js';

@@ -1,5 +1,5 @@
 import type { NetworkConfig } from '../config/network-config.js';
-import type { DaemonExtension } from '../daemon.js';
+import type { DaemonExtension } from '../daemon-extension.js';
 import { errorMessage, IptablesNotFoundError } from '../errors.js';
 import { formatIpv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';

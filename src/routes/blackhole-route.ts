@@ -1,4 +1,4 @@
-import type { DaemonExtension } from '../daemon.js';
+import type { DaemonExtension } from '../daemon-extension.js';
 import { errorMessage } from '../errors.js';
 import { formatIpv4Net, netEquals, type Ipv4Net } from '../ip/ipv4.js';
 import { addBlackholeRoute, deleteBlackholeRoute, flannelBlackholeRoutes } from '../kernel/blackhole-routes.js';
