@@ -7,7 +7,8 @@ import type { Lease } from '../subnet/lease.js';
 import { FORWARD_CHAIN, forwardRuleSet } from './forward.js';
 import { MASQ_CHAIN, masqRuleSet } from './ip-masq.js';
 import { Iptables } from './iptables.js';
-import { removeRuleSet, RuleSetKeeper, type ChainSpec, type RuleSet } from './rule-set.js';
+import { StateKeeper } from '../state-keeper.js';
+import { keptRuleSet, removeRuleSet, type ChainSpec, type RuleSet } from './rule-set.js';
 
 /** The flags that decide which of flannel's rule sets a host keeps. */
 export interface IptablesOptions {
@@ -26,11 +27,11 @@ const ALL_CHAINS: readonly ChainSpec[] = [MASQ_CHAIN, FORWARD_CHAIN];
 
 /**
  * flanneld's iptables rules as a daemon extension: the enabled rule sets follow the lease and the Network, are
- * kept in place while flanneld runs, and stay when it stops (see RuleSetKeeper). A rule set whose flag is off is
+ * kept in place while flanneld runs, and stay when it stops (see StateKeeper). A rule set whose flag is off is
  * removed at startup, so turning a flag off and restarting takes effect.
  */
 export class FlannelIptables implements DaemonExtension {
-  private readonly keeper: RuleSetKeeper;
+  private readonly keeper: StateKeeper;
   private randomFully = false;
   private started = false;
 
@@ -38,7 +39,12 @@ export class FlannelIptables implements DaemonExtension {
     private readonly options: IptablesOptions,
     private readonly iptables: Iptables,
   ) {
-    this.keeper = new RuleSetKeeper(options.iptablesResync, iptables);
+    this.keeper = new StateKeeper({
+      resyncSeconds: options.iptablesResync,
+      what: 'iptables rules',
+      keysField: 'chains',
+      events: { missing: 'iptables-rule-missing', failed: 'iptables-failed', recovered: 'iptables-recovered' },
+    });
   }
 
   /**
@@ -69,7 +75,7 @@ export class FlannelIptables implements DaemonExtension {
     if (this.options.ipMasq) sets.push(masqRuleSet(config.network, lease.subnet, this.randomFully));
     if (this.options.iptablesForwardRules) sets.push(forwardRuleSet(config.network));
     if (sets.length === 0) return;
-    const failed = await this.keeper.apply(sets);
+    const failed = await this.keeper.apply(sets.map((set) => keptRuleSet(this.iptables, set)));
     // Like flannel: no subnet file promising docker that flanneld masquerades (FLANNEL_IPMASQ=true) without the rules.
     const masqFailure = failed.get(MASQ_CHAIN.chain);
     if (masqFailure) throw masqFailure;
