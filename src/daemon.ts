@@ -216,14 +216,17 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
     await supervisor.startFirst(lease);
     this.throwIfStopped();
     watcher.on('lease', (event) => {
-      this.network?.applyLeaseEvent(event).catch((err) => {
+      const network = this.network;
+      // A backend that reconciles takes the first listing whole, below, in one pass.
+      if (!network || (network.reconcile && !watcher.listed)) return;
+      network.applyLeaseEvent(event).catch((err) => {
         log.error({ event: 'peer-apply-failed', subnet: formatIpv4Net(event.lease.subnet) }, `cannot apply peer lease ${event.type}: ${errorMessage(err)}`);
       });
     });
     watcher.on('change', (event) => leaseManager.handleOwnKeyEvent(event));
     await watcher.start();
     this.throwIfStopped();
-    // The listing above replayed every current peer: what the kernel still holds for others is stale.
+    // Every current peer is known now: what the kernel still holds for others is stale.
     await this.network?.reconcile?.(watcher.peers());
     this.configWatcher = new ConfigWatcher({ registry, running: config, retry, status: this.etcd });
     await this.configWatcher.start();
@@ -259,9 +262,9 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
     const config = this.config!;
     if (this.watcher?.listed) {
       const peers = this.watcher.peers();
-      // All at once: a backend may batch them (one kernel read for the lot) rather than one pass per peer.
-      await Promise.all(peers.map((peer) => network.applyLeaseEvent({ type: 'added', lease: peer })));
-      await network.reconcile?.(peers);
+      // One pass over the kernel for the lot where the backend reconciles; otherwise one event per peer.
+      if (network.reconcile) await network.reconcile(peers);
+      else await Promise.all(peers.map((peer) => network.applyLeaseEvent({ type: 'added', lease: peer })));
     }
     for (const extension of this.extensions) await extension.leaseReady(lease, config);
     await writeSubnetFile(this.options.subnetFile, {

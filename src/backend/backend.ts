@@ -53,9 +53,10 @@ export interface BackendNetwork {
   /** Peer leases as the watch reports them (our own lease is filtered out before this is called). */
   applyLeaseEvent(event: LeaseEvent): Promise<void>;
   /**
-   * Called once every current peer lease has been given to applyLeaseEvent (after the first watch listing, and after
-   * a replay when the network is started again): kernel state the backend left behind for leases that no longer
-   * exist can now be removed. Backends whose state goes away with the process (udp) need not implement it.
+   * Every current peer lease at once, in place of one applyLeaseEvent per lease, after the first watch listing and
+   * whenever the network is started again: the backend can program them in one pass, and remove the kernel state it
+   * left behind for leases that no longer exist. Events that follow go to applyLeaseEvent. Backends whose state goes
+   * away with the process (udp) need not implement it: they get one `added` event per current peer instead.
    */
   reconcile?(peers: readonly Lease[]): Promise<void>;
   /** Undefined while the network carries traffic; otherwise why it stopped (a deleted device, a dead socket). */

@@ -25,7 +25,7 @@ export interface PeerNetworkOptions<W> {
 
 /**
  * A network carried entirely by the kernel (vxlan, host-gw): peer leases become kernel entries through a PeerSync,
- * which also adopts what a previous run left, removes what no lease claims once the daemon has replayed them all,
+ * which also adopts what a previous run left, removes what no lease claims once the daemon has given them all,
  * and repairs what goes missing. Closing leaves every entry in place, so traffic flows while flanneld restarts.
  */
 export class PeerNetwork<W> implements BackendNetwork {
@@ -53,7 +53,7 @@ export class PeerNetwork<W> implements BackendNetwork {
     await this.sync.set(lease.subnet, event.type === 'removed' ? undefined : this.wantOf(lease));
   }
 
-  /** After the daemon replayed every current peer: make the kernel hold exactly these, and nothing else of ours. */
+  /** Every current peer, from the daemon: make the kernel hold exactly these, and nothing else of ours. */
   async reconcile(peers: readonly Lease[]): Promise<void> {
     const wanted: WantedPeer<W>[] = [];
     const current = new Set(peers.map((l) => formatIpv4Net(l.subnet)));

@@ -39,7 +39,8 @@ type Cause = 'lease' | 'reconcile' | 'repair';
  * without ever flapping what is already right:
  * - lease events update the wanted set and mark their subnet; one pass (one kernel read) serves every event queued
  *   meanwhile, so a burst of thousands at startup costs one dump, and entries a restart left in place are adopted;
- * - `reconcile` (once the daemon has replayed every current lease) also removes what no lease claims any more;
+ * - `reconcile` (every current lease at once, after the first listing and at each start) also removes what no lease
+ *   claims any more;
  * - a periodic repair puts back whatever went missing or changed, as flannel's host-gw does every 10 s.
  * Passes run one at a time; a peer that fails stays marked and is retried on the next pass.
  */
@@ -78,7 +79,7 @@ export class PeerSync<W> {
   }
 
   /**
-   * Makes `peers` the whole wanted set (every current lease, replayed by the daemon) and runs a full pass that
+   * Makes `peers` the whole wanted set (every current lease, given by the daemon) and runs a full pass that
    * also removes what the kernel holds of ours for leases that no longer exist. Later repairs do the same.
    */
   async reconcile(peers: readonly WantedPeer<W>[]): Promise<void> {
