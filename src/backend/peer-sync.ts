@@ -68,14 +68,17 @@ export class PeerSync<W> {
     return this.wanted.size;
   }
 
-  /** Wants `want` for `subnet` (undefined: nothing); resolves once a pass has applied it. */
+  /**
+   * Wants `want` for `subnet` (undefined: nothing); resolves once a pass has run for it. Never rejects: a pass that
+   * failed has logged why, once for every event it served, and left the subnet marked for the next pass.
+   */
   async set(subnet: Ipv4Net, want: W | undefined): Promise<void> {
     if (this.closed) return;
     const key = subnetKey(subnet);
     if (want === undefined) this.wanted.delete(key);
     else this.wanted.set(key, { subnet, want });
     this.dirty.set(key, subnet);
-    await this.schedule('lease');
+    await this.schedule('lease').catch(() => undefined);
   }
 
   /**
