@@ -1,6 +1,6 @@
 import { FlagsNew } from 'netlink';
 import { formatIpv4Net, makeNet, type Ipv4Net } from '../ip/ipv4.js';
-import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, ipBytes, ipv4FromBytes, isNotFound, withNetlink } from './netlink.js';
+import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTN_BLACKHOLE, ignoreMissing, ipBytes, mainRoutes, withNetlink } from './netlink.js';
 
 /**
  * The metric of our blackhole routes: the highest there is, so any other route for the same prefix wins. A bridge
@@ -12,9 +12,7 @@ export const BLACKHOLE_METRIC = 0xffffffff;
 /** Our blackhole routes in the main table (marked with FLANNEL_ROUTE_PROTOCOL), by destination. */
 export async function flannelBlackholeRoutes(): Promise<Ipv4Net[]> {
   return withNetlink('listing blackhole routes', async (nl) =>
-    (await nl.getRoutes({ family: AF_INET }))
-      .filter((r) => r.data.type === 'BLACKHOLE' && r.data.protocol === FLANNEL_ROUTE_PROTOCOL && (r.attrs.table ?? r.data.table) === MAIN_TABLE)
-      .map((r) => makeNet(ipv4FromBytes(r.attrs.dst) ?? 0, r.data.dstLen ?? 0)),
+    (await mainRoutes(nl)).filter((r) => r.type === RTN_BLACKHOLE && r.protocol === FLANNEL_ROUTE_PROTOCOL).map((r) => makeNet(r.dst, r.dstLen)),
   );
 }
 
@@ -28,13 +26,9 @@ export async function addBlackholeRoute(subnet: Ipv4Net): Promise<void> {
 
 /** Deletes our blackhole route for `subnet`; one that is already gone is fine. */
 export async function deleteBlackholeRoute(subnet: Ipv4Net): Promise<void> {
-  await withNetlink(`deleting blackhole route ${formatIpv4Net(subnet)}`, async (nl) => {
-    try {
-      await nl.delRoute(blackhole(subnet), { dst: ipBytes(subnet.ip), priority: BLACKHOLE_METRIC });
-    } catch (err) {
-      if (!isNotFound(err)) throw err;
-    }
-  });
+  await withNetlink(`deleting blackhole route ${formatIpv4Net(subnet)}`, (nl) =>
+    ignoreMissing(nl.delRoute(blackhole(subnet), { dst: ipBytes(subnet.ip), priority: BLACKHOLE_METRIC })),
+  );
 }
 
 function blackhole(subnet: Ipv4Net) {

@@ -1,7 +1,7 @@
 import { FlagsNew } from 'netlink';
 import type { Ipv4 } from '../ip/ipv4.js';
 import { macBytes, macFromBytes, type Mac } from '../ip/mac.js';
-import { AF_BRIDGE, AF_INET, ipBytes, ipv4FromBytes, isNotFound, type RtNetlinkSocket } from './netlink.js';
+import { AF_BRIDGE, AF_INET, RTN_UNICAST, ignoreMissing, ipBytes, ipv4FromBytes, type RtNetlinkSocket } from './netlink.js';
 
 /**
  * Static entries of a vxlan device, as flannel's vxlan backend programs them per peer: an ARP neighbour (peer's
@@ -17,8 +17,6 @@ export interface FdbEntry {
   readonly mac: Mac;
   readonly dst: Ipv4;
 }
-
-const RTN_UNICAST = 1;
 
 /** Permanent entries of `family` on device `ifindex` that map an IPv4 address and a MAC, in either direction. */
 async function permanentEntries(nl: RtNetlinkSocket, family: number, ifindex: number): Promise<{ ip: Ipv4; mac: Mac }[]> {
@@ -65,12 +63,4 @@ export async function replaceFdb(nl: RtNetlinkSocket, ifindex: number, e: FdbEnt
 
 export async function deleteFdb(nl: RtNetlinkSocket, ifindex: number, e: FdbEntry): Promise<void> {
   await ignoreMissing(nl.delNeighbor({ family: AF_BRIDGE, ifindex, flags: { self: true } }, { lladdr: macBytes(e.mac), dst: ipBytes(e.dst) }));
-}
-
-async function ignoreMissing(op: Promise<unknown>): Promise<void> {
-  try {
-    await op;
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
 }

@@ -18,6 +18,9 @@ export const MAIN_TABLE = 254;
 export const FLANNEL_ROUTE_PROTOCOL = 241 as rt.RouteProtocol;
 /** RTNH_F_ONLINK: `netlink`'s RouteFlags has no onlink, and `{ onlink: true }` is dropped silently. */
 export const RTNH_F_ONLINK = 4;
+/** rtm_type (and ndm_type) values policy code compares with RouteInfo.type. */
+export const RTN_UNICAST = 1;
+export const RTN_BLACKHOLE = 6;
 
 export type { RtNetlinkSocket };
 
@@ -55,6 +58,27 @@ export function isExists(err: unknown): boolean {
 
 export function isNotFound(err: unknown): boolean {
   return /ENOENT|ESRCH|ENODEV|No such/i.test(errorMessage(err));
+}
+
+/** Awaits `op`; a failure `fine` accepts resolves false instead of rejecting. True if `op` itself succeeded. */
+async function succeededUnless(op: Promise<unknown>, fine: (err: unknown) => boolean): Promise<boolean> {
+  try {
+    await op;
+    return true;
+  } catch (err) {
+    if (!fine(err)) throw err;
+    return false;
+  }
+}
+
+/** Awaits a delete for which "already gone" is fine; true if it deleted something, false if it was gone. */
+export function ignoreMissing(op: Promise<unknown>): Promise<boolean> {
+  return succeededUnless(op, isNotFound);
+}
+
+/** Awaits a create for which "already there" is fine; true if it created something, false if it was there. */
+export function ignoreExists(op: Promise<unknown>): Promise<boolean> {
+  return succeededUnless(op, isExists);
 }
 
 /** A link with its IPv4 addresses. */

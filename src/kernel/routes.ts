@@ -1,8 +1,6 @@
 import { FlagsNew } from 'netlink';
 import { formatIpv4Net, netContains, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
-import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTNH_F_ONLINK, ipBytes, isNotFound, mainRoutes, withNetlink, type RouteInfo, type RtNetlinkSocket } from './netlink.js';
-
-const RTN_UNICAST = 1;
+import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTNH_F_ONLINK, RTN_UNICAST, ignoreMissing, ipBytes, mainRoutes, withNetlink, type RouteInfo, type RtNetlinkSocket } from './netlink.js';
 
 /**
  * A peer route as we install it: `dst via gateway dev oif [onlink] proto 241`. Reconcile and teardown only ever delete
@@ -110,14 +108,12 @@ async function replaceRoute(nl: RtNetlinkSocket, route: PeerRoute): Promise<void
 
 /** Deletes the main-table route `have` exactly (destination, gateway, device); one already gone is fine. */
 async function deleteRoute(nl: RtNetlinkSocket, have: RouteInfo): Promise<void> {
-  try {
-    await nl.delRoute(
+  await ignoreMissing(
+    nl.delRoute(
       { family: AF_INET, dstLen: have.dstLen, table: MAIN_TABLE, protocol: have.protocol, scope: 'NOWHERE' },
       { dst: ipBytes(have.dst), ...(have.gateway !== undefined ? { gateway: ipBytes(have.gateway) } : {}), ...(have.oif ? { oif: have.oif } : {}) },
-    );
-  } catch (err) {
-    if (!isNotFound(err)) throw err;
-  }
+    ),
+  );
 }
 
 /** Deletes every peer route of ours inside `network` (`flanneld teardown`); returns how many there were. */

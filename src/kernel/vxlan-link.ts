@@ -2,7 +2,7 @@ import { FlagsNew, ifla } from 'netlink';
 import { formatIpv4, netContains, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
 import { macBytes, macFromBytes, randomMac, type Mac } from '../ip/mac.js';
 import { log } from '../log.js';
-import { AF_INET, ipBytes, ipv4FromBytes, isExists, isNotFound, withNetlink, type RtNetlinkSocket } from './netlink.js';
+import { AF_INET, ignoreExists, ignoreMissing, ipBytes, ipv4FromBytes, isExists, withNetlink, type RtNetlinkSocket } from './netlink.js';
 import { disableIpv6 } from './sysctl.js';
 
 /** The UDP port the kernel gives a vxlan device created without one (Linux's pre-IANA VXLAN port, flannel's default). */
@@ -167,11 +167,7 @@ export async function configureVxlanAddress(name: string, index: number, address
       }
     }
     if (!present) {
-      try {
-        await nl.newAddress({ family: AF_INET, prefixlen: 32, index, scope: 0 }, { local: ipBytes(address), address: ipBytes(address) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL });
-      } catch (err) {
-        if (!isExists(err)) throw err;
-      }
+      await ignoreExists(nl.newAddress({ family: AF_INET, prefixlen: 32, index, scope: 0 }, { local: ipBytes(address), address: ipBytes(address) }, { flags: FlagsNew.CREATE | FlagsNew.EXCL }));
     }
     await nl.setLink({ family: 0, index, flags: { up: true }, change: { up: true } });
   });
@@ -184,12 +180,7 @@ export async function deleteVxlanLinks(name: RegExp): Promise<string[]> {
     for (const l of await nl.getLinks()) {
       const ifname = l.attrs.ifname ?? '';
       if (!name.test(ifname) || linkState(l).kind !== 'vxlan') continue;
-      try {
-        await nl.delLink({ family: 0, index: l.data.index });
-        deleted.push(ifname);
-      } catch (err) {
-        if (!isNotFound(err)) throw err;
-      }
+      if (await ignoreMissing(nl.delLink({ family: 0, index: l.data.index }))) deleted.push(ifname);
     }
     return deleted;
   });
