@@ -3,8 +3,11 @@ import { formatIpv4Net, netContains, type Ipv4, type Ipv4Net } from '../ip/ipv4.
 import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTNH_F_ONLINK, RTN_UNICAST, ignoreMissing, ipBytes, mainRoutes, withNetlink, type RouteInfo, type RtNetlinkSocket } from './netlink.js';
 
 /**
- * A peer route as we install it: `dst via gateway dev oif [onlink] proto 241`. Reconcile and teardown only ever delete
- * gateway routes carrying our protocol (flannel itself leaves `proto boot`, which we never delete).
+ * A peer route as we install it: `dst via gateway dev oif [onlink] proto 241`. On a device that is not ours (the
+ * external interface: host-gw, DirectRouting), reconcile and teardown only ever delete gateway routes carrying our
+ * protocol, so an operator's route or one flannel left (`proto boot`) stays. On our own vxlan device every route is
+ * ours whoever added it (a flannel that ran before us adds them as `proto boot`): reconcile deletes those inside the
+ * Network that no lease claims, and teardown deletes the device with them.
  */
 export interface PeerRoute {
   readonly dst: Ipv4Net;
