@@ -12,6 +12,17 @@ export const REPAIR_INTERVAL_MS = 10_000;
 /** What a peer lease asks of a backend, or why the backend cannot use it. */
 export type PeerVerdict<W> = { readonly want: W } | { readonly ignore: string };
 
+/**
+ * A backend's translation of peer leases: a lease of another BackendType is ignored, as flannel ignores it (the hosts
+ * of one Network must run one backend); the others go to `translate`.
+ */
+export function peersOfType<W>(backendType: string, translate: (lease: Lease) => PeerVerdict<W>): (lease: Lease) => PeerVerdict<W> {
+  return (lease) => {
+    const type = lease.attrs.BackendType;
+    return type === backendType ? translate(lease) : { ignore: `its BackendType is ${JSON.stringify(type ?? null)}, not "${backendType}"` };
+  };
+}
+
 export interface PeerNetworkOptions<W> {
   readonly mtu: number;
   readonly driver: PeerDriver<W>;

@@ -58,10 +58,6 @@ export class RouteSnapshot {
     return new RouteSnapshot(nl, await mainRoutes(nl));
   }
 
-  all(): readonly RouteInfo[] {
-    return this.routes;
-  }
-
   /** The unicast route for exactly `dst`, if any. */
   get(dst: Ipv4Net): RouteInfo | undefined {
     return this.routes.find((r) => r.dst === dst.ip && r.dstLen === dst.prefixLen && r.type === RTN_UNICAST);
@@ -78,6 +74,18 @@ export class RouteSnapshot {
     this.forget(want.dst.ip, want.dst.prefixLen);
     this.routes.push({ dst: want.dst.ip, dstLen: want.dst.prefixLen, gateway: want.gateway, oif: want.oif, onlink: want.onlink, protocol: FLANNEL_ROUTE_PROTOCOL, type: RTN_UNICAST });
     return 1;
+  }
+
+  /**
+   * Deletes every route inside `network` that `isOurs` and whose destination no peer `claimed` (leases gone while we
+   * were down); returns how many.
+   */
+  async deleteUnclaimed(network: Ipv4Net, isOurs: (r: RouteInfo) => boolean, claimed: (dst: Ipv4Net) => boolean): Promise<number> {
+    let deleted = 0;
+    for (const r of [...this.routes]) {
+      if (isOurs(r) && routeWithin(r, network) && !claimed({ ip: r.dst, prefixLen: r.dstLen })) deleted += await this.delete(r);
+    }
+    return deleted;
   }
 
   async delete(have: RouteInfo): Promise<number> {
@@ -121,9 +129,7 @@ async function deleteRoute(nl: RtNetlinkSocket, have: RouteInfo): Promise<void> 
 
 /** Deletes every peer route of ours inside `network` (`flanneld teardown`); returns how many there were. */
 export async function deleteOwnRoutes(network: Ipv4Net): Promise<number> {
-  return withNetlink(`deleting flannel-ts routes in ${formatIpv4Net(network)}`, async (nl) => {
-    const ours = (await mainRoutes(nl)).filter((r) => isOwnPeerRoute(r) && routeWithin(r, network));
-    for (const r of ours) await deleteRoute(nl, r);
-    return ours.length;
-  });
+  return withNetlink(`deleting flannel-ts routes in ${formatIpv4Net(network)}`, async (nl) =>
+    (await RouteSnapshot.read(nl)).deleteUnclaimed(network, isOwnPeerRoute, () => false),
+  );
 }

@@ -1,13 +1,13 @@
 import { ConfigError } from '../../errors.js';
 import { formatIpv4, formatIpv4Net, parseIpv4, type Ipv4, type Ipv4Net } from '../../ip/ipv4.js';
 import { withNetlink } from '../../kernel/netlink.js';
-import { RouteSnapshot, deleteOwnRoutes, isOwnPeerRoute, routeWithin } from '../../kernel/routes.js';
+import { RouteSnapshot, deleteOwnRoutes, isOwnPeerRoute } from '../../kernel/routes.js';
 import { log } from '../../log.js';
 import { subnetKey } from '../../subnet/subnet-key.js';
 import type { Lease } from '../../subnet/lease.js';
 import type { BackendContext, BackendDefinition } from '../backend.js';
-import { PeerNetwork, type PeerVerdict } from '../peer-network.js';
-import type { PeerDriver, PeerPass, WantedPeer } from '../peer-sync.js';
+import { PeerNetwork, peersOfType, type PeerVerdict } from '../peer-network.js';
+import type { PeerDriver, PeerPass } from '../peer-sync.js';
 
 /** What a peer's host-gw lease asks for: a route to its subnet via its PublicIP. */
 interface HostGwPeer {
@@ -55,11 +55,7 @@ function startHostGwNetwork(ctx: BackendContext, lease: Lease): PeerNetwork<Host
   });
 }
 
-export function hostGwPeerOf(lease: Lease): PeerVerdict<HostGwPeer> {
-  const type = lease.attrs.BackendType;
-  if (type !== 'host-gw') return { ignore: `its BackendType is ${JSON.stringify(type ?? null)}, not "host-gw"` };
-  return { want: { publicIp: parseIpv4(lease.attrs.PublicIP) } };
-}
+export const hostGwPeerOf = peersOfType('host-gw', (lease): PeerVerdict<HostGwPeer> => ({ want: { publicIp: parseIpv4(lease.attrs.PublicIP) } }));
 
 function hostGwDriver(ifaceName: string, ifaceIndex: number, network: Ipv4Net): PeerDriver<HostGwPeer> {
   /** Peers we reported as not directly connected, so each is logged once, not on every repair. */
@@ -92,13 +88,7 @@ function hostGwDriver(ifaceName: string, ifaceIndex: number, network: Ipv4Net): 
             unreachable.delete(subnetKey(subnet));
             return dropRoute(subnet);
           },
-          removeUnclaimed: async (wanted: ReadonlyMap<string, WantedPeer<HostGwPeer>>) => {
-            let removed = 0;
-            for (const r of [...routes.all()]) {
-              if (isOwnPeerRoute(r) && routeWithin(r, network) && !wanted.has(subnetKey({ ip: r.dst, prefixLen: r.dstLen }))) removed += await routes.delete(r);
-            }
-            return removed;
-          },
+          removeUnclaimed: (wanted) => routes.deleteUnclaimed(network, isOwnPeerRoute, (dst) => wanted.has(subnetKey(dst))),
         };
         return fn(pass);
       }),

@@ -6,7 +6,7 @@ import { configureVxlanAddress, deleteVxlanLinks, ensureVxlanLink, type VxlanLin
 import { log } from '../../log.js';
 import type { Lease, LeaseAttrs } from '../../subnet/lease.js';
 import type { Backend, BackendContext, BackendDefinition } from '../backend.js';
-import { PeerNetwork, type PeerVerdict } from '../peer-network.js';
+import { PeerNetwork, peersOfType, type PeerVerdict } from '../peer-network.js';
 import { parseVxlanConfig, vxlanOverlayMtu, type VxlanConfig } from './vxlan-config.js';
 import { vxlanPeerDriver, type VxlanPeer } from './vxlan-peers.js';
 
@@ -98,12 +98,11 @@ class VxlanBackend implements Backend {
 }
 
 /** What a peer lease asks of us: a vxlan lease with a usable VtepMAC; anything else is ignored (as flannel does). */
-export function vxlanPeerOf(lease: Lease): PeerVerdict<VxlanPeer> {
-  const { BackendType, BackendData, PublicIP } = lease.attrs;
-  if (BackendType !== 'vxlan') return { ignore: `its BackendType is ${JSON.stringify(BackendType ?? null)}, not "vxlan"` };
+export const vxlanPeerOf = peersOfType('vxlan', (lease): PeerVerdict<VxlanPeer> => {
+  const { BackendData, PublicIP } = lease.attrs;
   const data = typeof BackendData === 'object' && BackendData !== null && !Array.isArray(BackendData) ? (BackendData as Record<string, unknown>) : {};
   // flannel decodes BackendData with encoding/json: key names match case-insensitively.
   const vtepMac = parseMac(goJsonFields(data)('VtepMAC'));
   if (!vtepMac) return { ignore: `its BackendData has no valid VtepMAC (${JSON.stringify(BackendData ?? null)})` };
   return { want: { publicIp: parseIpv4(PublicIP), vtepMac } };
-}
+});

@@ -2,7 +2,7 @@ import type { Ipv4, Ipv4Net } from '../../ip/ipv4.js';
 import type { Mac } from '../../ip/mac.js';
 import { withNetlink, type RouteInfo, type RtNetlinkSocket } from '../../kernel/netlink.js';
 import { deleteArp, deleteFdb, permanentArp, permanentFdb, replaceArp, replaceFdb } from '../../kernel/neighbours.js';
-import { RouteSnapshot, isOwnPeerRoute, routeWithin } from '../../kernel/routes.js';
+import { RouteSnapshot, isOwnPeerRoute } from '../../kernel/routes.js';
 import { subnetKey } from '../../subnet/subnet-key.js';
 import type { PeerDriver, PeerPass, WantedPeer } from '../peer-sync.js';
 
@@ -92,12 +92,7 @@ class VxlanPass implements PeerPass<VxlanPeer> {
   }
 
   async removeUnclaimed(wanted: ReadonlyMap<string, WantedPeer<VxlanPeer>>): Promise<number> {
-    let changed = 0;
-    for (const r of [...this.routes.all()]) {
-      const dst = { ip: r.dst, prefixLen: r.dstLen };
-      if (!this.isOurs(r) || !routeWithin(r, this.opts.network) || wanted.has(subnetKey(dst))) continue;
-      changed += await this.routes.delete(r);
-    }
+    let changed = await this.routes.deleteUnclaimed(this.opts.network, (r) => this.isOurs(r), (dst) => wanted.has(subnetKey(dst)));
     const claimed = new Set([...wanted.values()].map((p) => p.subnet.ip));
     for (const ip of [...this.arp.keys()]) if (!claimed.has(ip)) changed += await this.dropArp(ip);
     for (const mac of [...this.fdb.keys()]) changed += await this.dropFdbIfUnused(mac);
