@@ -6,7 +6,7 @@ import { parseNetworkConfig } from '../src/config/parse-network-config.js';
 import { formatIpv4Net } from '../src/ip/ipv4.js';
 import { packageRoot } from '../src/package-info.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
-import { retrySchedule } from '../src/subnet/etcd-retry.js';
+import { retrySchedule } from '../src/retry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
 import { EtcdServer } from '../testbed/etcd.js';
 import { publishResultFiles, runStamp, writeRunFiles } from './results.js';

@@ -1,7 +1,7 @@
 import { parseNetworkConfig } from '../src/config/parse-network-config.js';
 import { formatIpv4Net } from '../src/ip/ipv4.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
-import { retrySchedule } from '../src/subnet/etcd-retry.js';
+import { retrySchedule } from '../src/retry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
 import { log } from '../src/log.js';
 import { EtcdServer } from '../testbed/etcd.js';

@@ -14,7 +14,8 @@ import { log } from './log.js';
 import { NetworkSupervisor } from './network-supervisor.js';
 import { ConfigWatcher } from './subnet/config-watcher.js';
 import { EtcdRegistry, type EtcdOptions } from './subnet/etcd-registry.js';
-import { retryEtcd, retrySchedule } from './subnet/etcd-retry.js';
+import { DEFAULT_RETRY_INTERVAL_MS, retrySchedule } from './retry.js';
+import { retryEtcd } from './subnet/etcd-retry.js';
 import { EtcdStatus, type EtcdErrorKind } from './subnet/etcd-status.js';
 import type { Lease } from './subnet/lease.js';
 import { DEFAULT_LEASE_TTL_SECONDS, LeaseManager } from './subnet/lease-manager.js';
@@ -53,7 +54,7 @@ export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTunin
   };
   return {
     leaseTtlSeconds: num('FLANNELD_SUBNET_LEASE_TTL', DEFAULT_LEASE_TTL_SECONDS),
-    retryIntervalMs: num('FLANNELD_RETRY_INTERVAL_MS', 5_000),
+    retryIntervalMs: num('FLANNELD_RETRY_INTERVAL_MS', DEFAULT_RETRY_INTERVAL_MS),
     etcdStartupTimeoutMs: num('FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 10_000),
     checkIntervalMs: 1_000,
   };

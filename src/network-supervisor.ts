@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ExponentialBackoff, type IBackoff } from 'cockatiel';
+import type { IBackoff } from 'cockatiel';
 import type { Backend, BackendNetwork } from './backend/backend.js';
 import { errorMessage } from './errors.js';
 import { formatIpv4Net, netEquals } from './ip/ipv4.js';
 import { log } from './log.js';
-import type { RetrySchedule } from './subnet/etcd-retry.js';
+import { backoffOf, type RetrySchedule } from './retry.js';
 import type { Lease } from './subnet/lease.js';
 
 export interface NetworkSupervisorOptions {
@@ -128,16 +128,12 @@ export class NetworkSupervisor {
       this.attempts = 0;
       this.backoff = undefined;
     } catch (err) {
-      this.backoff = this.backoff ? this.backoff.next(undefined) : this.newBackoff().next();
+      this.backoff = this.backoff ? this.backoff.next(undefined) : backoffOf(this.opts.retry).next();
       const retryInMs = Math.round(this.backoff.duration);
       this.nextAttemptAt = Date.now() + retryInMs;
       this.problem = `cannot start the network: ${errorMessage(err)}`;
       log.warn({ event: 'network-start-failed', attempt: this.attempts, retryInMs }, this.problem);
     }
-  }
-
-  private newBackoff(): ExponentialBackoff<unknown> {
-    return new ExponentialBackoff({ initialDelay: this.opts.retry.initialDelayMs, maxDelay: this.opts.retry.maxDelayMs });
   }
 
   private async open(lease: Lease): Promise<void> {

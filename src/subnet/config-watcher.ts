@@ -3,8 +3,8 @@ import { parseNetworkConfig } from '../config/parse-network-config.js';
 import { errorMessage } from '../errors.js';
 import { formatIpv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
+import { DEFAULT_RETRY, type RetrySchedule } from '../retry.js';
 import type { Registry } from './etcd-registry.js';
-import { retrySchedule, type RetrySchedule } from './etcd-retry.js';
 import type { EtcdStatus } from './etcd-status.js';
 import { ResilientWatch } from './resilient-watch.js';
 
@@ -29,7 +29,7 @@ export class ConfigWatcher {
   constructor(private readonly opts: ConfigWatcherOptions) {
     this.watch = new ResilientWatch({
       loop: 'config-watch',
-      schedule: opts.retry ?? retrySchedule(5_000),
+      schedule: opts.retry ?? DEFAULT_RETRY,
       status: opts.status,
       list: async () => {
         const { raw, revision } = await opts.registry.getNetworkConfig();

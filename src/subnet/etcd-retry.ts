@@ -1,16 +1,7 @@
-import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
+import { handleWhen, retry } from 'cockatiel';
 import { EtcdAccessDeniedError, EtcdError, StoppedError } from '../errors.js';
+import { backoffOf, type RetrySchedule } from '../retry.js';
 import type { EtcdLoop, EtcdStatus } from './etcd-status.js';
-
-/** Exponential backoff with jitter between attempts, from `initialDelayMs` up to `maxDelayMs`. */
-export interface RetrySchedule {
-  readonly initialDelayMs: number;
-  readonly maxDelayMs: number;
-}
-
-export function retrySchedule(maxDelayMs: number): RetrySchedule {
-  return { initialDelayMs: Math.min(100, maxDelayMs), maxDelayMs };
-}
 
 export interface EtcdRetryOptions {
   readonly loop: EtcdLoop;
@@ -47,7 +38,7 @@ export async function retryEtcd<T>(fn: () => Promise<T>, opts: EtcdRetryOptions)
   };
   const policy = retry(handleWhen(worthRetrying), {
     maxAttempts: Infinity,
-    backoff: new ExponentialBackoff({ initialDelay: opts.schedule.initialDelayMs, maxDelay: opts.schedule.maxDelayMs }),
+    backoff: backoffOf(opts.schedule),
   });
   policy.onRetry((reason) => {
     if (!('error' in reason)) return;

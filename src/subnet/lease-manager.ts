@@ -4,9 +4,10 @@ import type { NetworkConfig } from '../config/network-config.js';
 import { LeaseContentionError, StoppedError, SubnetsExhaustedError, errorMessage } from '../errors.js';
 import { formatIpv4, formatIpv4Net, netEquals, netsOverlap, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
+import { DEFAULT_RETRY, type RetrySchedule } from '../retry.js';
 import { fitsConfig, freeSubnets, pickRandom } from './allocator.js';
 import type { Registry, RegistryEvent } from './etcd-registry.js';
-import { retryEtcd, retrySchedule, type RetrySchedule } from './etcd-retry.js';
+import { retryEtcd } from './etcd-retry.js';
 import type { EtcdStatus } from './etcd-status.js';
 import type { Lease, LeaseAttrs } from './lease.js';
 
@@ -62,7 +63,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   constructor(private readonly opts: LeaseManagerOptions) {
     super();
     this.ttlSeconds = opts.ttlSeconds ?? DEFAULT_LEASE_TTL_SECONDS;
-    this.schedule = opts.retry ?? retrySchedule(5_000);
+    this.schedule = opts.retry ?? DEFAULT_RETRY;
     this.lastHeld = opts.previousSubnet;
   }
 

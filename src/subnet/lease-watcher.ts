@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import { formatIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
+import { DEFAULT_RETRY, type RetrySchedule } from '../retry.js';
 import type { Registry, RegistryEvent } from './etcd-registry.js';
-import { retrySchedule, type RetrySchedule } from './etcd-retry.js';
 import type { EtcdStatus } from './etcd-status.js';
 import type { Lease, LeaseEvent } from './lease.js';
 import { screenLeases, type IgnoredLease, type IgnoreReason } from './lease-screen.js';
@@ -47,7 +47,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     super();
     this.watch = new ResilientWatch({
       loop: 'watch',
-      schedule: opts.retry ?? retrySchedule(5_000),
+      schedule: opts.retry ?? DEFAULT_RETRY,
       status: opts.status,
       list: () => this.list(),
       watch: (revision, onError) => opts.registry.watchSubnets(revision, (ev) => this.onChange(ev), onError),

@@ -1,7 +1,8 @@
 import { StoppedError, errorMessage } from '../errors.js';
 import { log } from '../log.js';
+import type { RetrySchedule } from '../retry.js';
 import type { RegistryWatch } from './etcd-registry.js';
-import { retryEtcd, type RetrySchedule } from './etcd-retry.js';
+import { retryEtcd } from './etcd-retry.js';
 import type { EtcdLoop, EtcdStatus } from './etcd-status.js';
 
 export interface ResilientWatchOptions {

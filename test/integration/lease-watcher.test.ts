@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { EtcdUnavailableError } from '../../src/errors.js';
 import { formatIpv4Net, parseIpv4Net } from '../../src/ip/ipv4.js';
 import { EtcdRegistry, type Registry } from '../../src/subnet/etcd-registry.js';
-import { retrySchedule } from '../../src/subnet/etcd-retry.js';
+import { retrySchedule } from '../../src/retry.js';
 import type { LeaseEvent } from '../../src/subnet/lease.js';
 import { LeaseWatcher } from '../../src/subnet/lease-watcher.js';
 import { waitFor } from '../../testbed/netns.js';
