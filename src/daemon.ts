@@ -14,11 +14,11 @@ import { log } from './log.js';
 import { NetworkSupervisor } from './network-supervisor.js';
 import { ConfigWatcher } from './subnet/config-watcher.js';
 import { EtcdRegistry, type EtcdOptions } from './subnet/etcd-registry.js';
-import { DEFAULT_RETRY_INTERVAL_MS, retrySchedule } from './retry.js';
+import { retrySchedule } from './retry.js';
 import { retryEtcd } from './subnet/etcd-retry.js';
 import { EtcdStatus, type EtcdErrorKind } from './subnet/etcd-status.js';
 import type { Lease } from './subnet/lease.js';
-import { DEFAULT_LEASE_TTL_SECONDS, LeaseManager } from './subnet/lease-manager.js';
+import { LeaseManager } from './subnet/lease-manager.js';
 import type { IgnoreReason } from './subnet/lease-screen.js';
 import { LeaseWatcher } from './subnet/lease-watcher.js';
 import { checkSubnetFileWritable, readPreviousSubnetFile, writeSubnetFile } from './subnet/subnet-file.js';
@@ -35,7 +35,7 @@ export interface DaemonOptions {
   readonly backend: BackendSettings;
 }
 
-/** Knobs that only tests and benchmarks change (set through FLANNELD_* variables, not flags). */
+/** Knobs that only tests and benchmarks change (the CLI reads them from FLANNELD_* variables, not flags). */
 export interface DaemonTuning {
   /** etcd lease TTL; flannel's is 24 h. */
   readonly leaseTtlSeconds: number;
@@ -45,19 +45,6 @@ export interface DaemonTuning {
   readonly etcdStartupTimeoutMs: number;
   /** How often the backend network's failure() is read (and the liveness loop turns). */
   readonly checkIntervalMs: number;
-}
-
-export function tuningFromEnv(env: NodeJS.ProcessEnv = process.env): DaemonTuning {
-  const num = (name: string, fallback: number) => {
-    const n = Number(env[name]);
-    return env[name] && Number.isFinite(n) && n > 0 ? n : fallback;
-  };
-  return {
-    leaseTtlSeconds: num('FLANNELD_SUBNET_LEASE_TTL', DEFAULT_LEASE_TTL_SECONDS),
-    retryIntervalMs: num('FLANNELD_RETRY_INTERVAL_MS', DEFAULT_RETRY_INTERVAL_MS),
-    etcdStartupTimeoutMs: num('FLANNELD_ETCD_STARTUP_TIMEOUT_MS', 10_000),
-    checkIntervalMs: 1_000,
-  };
 }
 
 export interface DaemonEvents {
@@ -91,7 +78,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
 
   constructor(
     readonly options: DaemonOptions,
-    private readonly tuning: DaemonTuning = tuningFromEnv(),
+    private readonly tuning: DaemonTuning,
     private readonly extensions: readonly DaemonExtension[] = [],
   ) {
     super();

@@ -29,12 +29,9 @@ function destination(): DestinationStream {
 
 /**
  * One structured logger for the daemon, one line per event on stderr: JSON (for journald and log shippers)
- * unless stderr is a terminal, where the same events are printed for people. `FLANNELD_LOG_LEVEL` (or
- * `LOG_LEVEL`) overrides the default `info`.
+ * unless stderr is a terminal, where the same events are printed for people. The level starts at `info`; flanneld
+ * sets it from FLANNELD_LOG_LEVEL (or LOG_LEVEL) and -v once its flags are parsed.
  */
-export const log: Logger = pino(
-  { base: { name: 'flanneld' }, level: process.env.FLANNELD_LOG_LEVEL ?? process.env.LOG_LEVEL ?? 'info' },
-  destination(),
-);
+export const log: Logger = pino({ base: { name: 'flanneld' }, level: 'info' }, destination());
 
 export type { Logger };

@@ -2,6 +2,7 @@ import type { NetworkConfig } from '../config/network-config.js';
 import type { ExternalInterface } from '../iface/external-interface.js';
 import type { Ipv4Net } from '../ip/ipv4.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../subnet/lease.js';
+import type { FastPathLoadOptions } from './udp/fastpath-choice.js';
 
 /** The `Backend` object of the network config, keys as the operator wrote them (Go's JSON matches them case-insensitively). */
 export type BackendOptions = Readonly<Record<string, unknown>>;
@@ -16,6 +17,8 @@ export interface BackendSettings {
   readonly queues: number;
   /** The udp backend's eBPF fast path: `auto` uses it where the kernel allows, `on` requires it, `off` never loads it. */
   readonly udpFastpath: 'auto' | 'on' | 'off';
+  /** Testing aids for loading the fast path (FLANNELD_UDP_FASTPATH_OBJECT, _ATTACH), checked by the CLI at startup. */
+  readonly udpFastpathLoad: FastPathLoadOptions;
 }
 
 export interface BackendContext<C = unknown> {

@@ -1,4 +1,6 @@
 import { UsageError } from '../errors.js';
+import { DEFAULT_RETRY_INTERVAL_MS } from '../retry.js';
+import { DEFAULT_LEASE_TTL_SECONDS } from '../subnet/lease-manager.js';
 
 /** `list`: repeatable and comma-separated; `repeated`: repeatable only, for values that may hold a comma (regexes). */
 type FlagKind = 'string' | 'bool' | 'int' | 'list' | 'repeated';
@@ -16,6 +18,8 @@ interface FlagSpec {
   readonly refused?: string;
   /** Accepted for compatibility with flannel's glog/klog flags; not listed in --help. */
   readonly compat?: boolean;
+  /** Another environment variable read when the FLANNELD_* one is unset (testing aids only). */
+  readonly alsoFrom?: string;
 }
 
 const KUBE_REFUSED = 'flannel-ts takes its subnets from etcd (--etcd-endpoints, --etcd-prefix); the Kubernetes subnet manager is not supported';
@@ -65,15 +69,29 @@ export const FLAGS: readonly FlagSpec[] = [
   ...['kube-api-url', 'kubeconfig-file', 'kube-annotation-prefix', 'net-config-path'].map((name) => ({ name, kind: 'string' as const, default: '', help: '', refused: KUBE_REFUSED })),
 ];
 
-/** FLANNELD_* variables that set no flag but are read elsewhere (testing aids and the log level). */
-const OTHER_FLANNELD_VARIABLES = [
-  'FLANNELD_SUBNET_LEASE_TTL',
-  'FLANNELD_RETRY_INTERVAL_MS',
-  'FLANNELD_ETCD_STARTUP_TIMEOUT_MS',
-  'FLANNELD_LOG_LEVEL',
-  'FLANNELD_UDP_FASTPATH_OBJECT',
-  'FLANNELD_UDP_FASTPATH_ATTACH',
+/**
+ * Testing aids: FLANNELD_* variables that set no flag (tests and benchmarks change them, operators have no reason to).
+ * Read from the environment only, and checked like flags, so a bad value is one line before anything touches etcd.
+ */
+const TESTING_AIDS: readonly FlagSpec[] = [
+  // setTimeout, which schedules the renewal, overflows past 2^31 ms.
+  { name: 'subnet-lease-ttl', kind: 'int', default: String(DEFAULT_LEASE_TTL_SECONDS), range: [1, 2_147_483], help: 'seconds of the etcd lease on our key' },
+  { name: 'retry-interval-ms', kind: 'int', default: String(DEFAULT_RETRY_INTERVAL_MS), range: [1, 3_600_000], help: 'the longest pause between retries' },
+  { name: 'etcd-startup-timeout-ms', kind: 'int', default: '10000', range: [1, 86_400_000], help: 'how long an unreachable etcd is retried at startup' },
+  { name: 'log-level', kind: 'string', default: 'info', choices: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], alsoFrom: 'LOG_LEVEL', help: 'log level' },
+  { name: 'udp-fastpath-object', kind: 'string', default: '', help: 'another BPF object for the udp fast path' },
+  { name: 'udp-fastpath-attach', kind: 'string', default: 'auto', choices: ['auto', 'tcx', 'tc'], help: 'tc forces the clsact filters that kernels before 6.6 get' },
 ];
+
+/** The testing aids' values, named after their variables (FLANNELD_RETRY_INTERVAL_MS is retryIntervalMs). */
+export interface Tuning {
+  readonly subnetLeaseTtl: number;
+  readonly retryIntervalMs: number;
+  readonly etcdStartupTimeoutMs: number;
+  readonly logLevel: string;
+  readonly udpFastpathObject: string;
+  readonly udpFastpathAttach: 'auto' | 'tcx' | 'tc';
+}
 
 export interface FlannelOptions {
   readonly etcdEndpoints: string[];
@@ -105,6 +123,8 @@ export interface FlannelOptions {
   readonly version: boolean;
   /** glog's -v: 1 or more turns on debug logging. */
   readonly v: number;
+  /** The testing aids, from the environment. */
+  readonly tuning: Tuning;
   /** Positional arguments (a subcommand and its arguments). */
   readonly args: string[];
   /** Things worth a warning that are not errors (an unknown FLANNELD_* variable). */
@@ -122,7 +142,8 @@ function camel(name: string): string {
 
 /**
  * Parses flags the way Go's `flag` package does (`-flag`, `--flag`, `--flag=value`, `--flag value`, bare bools),
- * then fills every flag not given on the command line from its FLANNELD_* variable. Flag > env > default.
+ * then fills every flag not given on the command line from its FLANNELD_* variable. Flag > env > default. The
+ * testing aids come from the environment only.
  */
 export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): FlannelOptions {
   const given = new Map<string, string[]>();
@@ -164,12 +185,21 @@ export function parseFlags(argv: readonly string[], env: NodeJS.ProcessEnv = pro
     if (values && spec.refused) throw new UsageError(`${source}: ${spec.refused}`);
     out[camel(spec.name)] = convert(spec, values ?? [spec.default], source);
   }
+  out.tuning = Object.fromEntries(TESTING_AIDS.map((spec) => [camel(spec.name), fromEnvOnly(spec, env)]));
   return out as unknown as FlannelOptions;
+}
+
+function fromEnvOnly(spec: FlagSpec, env: NodeJS.ProcessEnv): unknown {
+  for (const name of [envName(spec.name), ...(spec.alsoFrom ? [spec.alsoFrom] : [])]) {
+    const value = env[name];
+    if (value !== undefined && value !== '') return convert(spec, [value], name);
+  }
+  return convert(spec, [spec.default], envName(spec.name));
 }
 
 /** A FLANNELD_* variable that no flag reads is most likely a typo that silently does nothing: say so. */
 function unknownVariables(env: NodeJS.ProcessEnv): string[] {
-  const known = new Set([...FLAGS.map((f) => envName(f.name)), ...OTHER_FLANNELD_VARIABLES]);
+  const known = new Set([...FLAGS, ...TESTING_AIDS].map((f) => envName(f.name)));
   return Object.keys(env)
     .filter((name) => name.startsWith('FLANNELD_') && !known.has(name))
     .sort()

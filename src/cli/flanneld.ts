@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Daemon, tuningFromEnv } from '../daemon.js';
+import { Daemon } from '../daemon.js';
 import type { DaemonExtension } from '../daemon-extension.js';
 import { FlannelIptables } from '../iptables/flannel-iptables.js';
 import { healthzRoute, metricsRoute, readyzRoute, serveHttp } from '../health/http-server.js';
@@ -10,7 +10,7 @@ import { log } from '../log.js';
 import { packageVersion } from '../package-info.js';
 import { BlackholeRoute } from '../routes/blackhole-route.js';
 import { notifyReadyOnSubnetFile } from '../systemd/sd-notify.js';
-import { daemonOptions } from './daemon-options.js';
+import { daemonOptions, daemonTuning } from './daemon-options.js';
 import { exitOnUnhandled } from './fatal.js';
 import { helpText, parseFlags, type FlannelOptions } from './flags.js';
 
@@ -29,7 +29,7 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
   // Before anything touches etcd: with --ip-masq, a missing iptables is a startup error.
   const extensions: DaemonExtension[] = [await FlannelIptables.create(options)];
   extensions.push(new BlackholeRoute(options.ipBlackholeRoute, options.iptablesResync));
-  const daemon = new Daemon(daemonOptions(options), tuningFromEnv(), extensions);
+  const daemon = new Daemon(daemonOptions(options), daemonTuning(options), extensions);
   let stopping: Promise<never> | undefined;
   // SIGHUP means what SIGTERM means: flanneld reads its network config once, like flannel, so there is nothing to
   // reload, and a hang-up that silently killed the process (Node's default) would skip the cleanup.
@@ -75,6 +75,7 @@ async function runDaemon(options: FlannelOptions): Promise<number> {
 
 async function main(argv: string[]): Promise<number> {
   const options = parseFlags(argv);
+  log.level = options.tuning.logLevel;
   // glog's -v: flannel logs its datapath chatter from -v=1 on; here that is the debug level.
   if (options.v > 0 && log.levelVal > log.levels.values.debug) log.level = 'debug';
   for (const warning of options.warnings) log.warn({ event: 'flag-warning' }, warning);

@@ -49,6 +49,10 @@ describe('bad input: one line, exit 1, etcd untouched', () => {
   it('--iface naming no interface', () => expectRejected(ALLOC, /no interface matches --iface nosuchif0/, ['--iface', 'nosuchif0']));
   it('--iface naming no address', () => expectRejected(ALLOC, /no interface matches --iface 198.18.77.77/, ['--iface', '198.18.77.77']));
   it('unknown flag', () => expectRejected(undefined, /unknown flag: --etcd-prefixx/, ['--etcd-prefixx', '/x']));
+  it('a testing aid out of range, or not one of its values', async () => {
+    await expectRejected(ALLOC, /^flanneld: invalid value "-5" for FLANNELD_RETRY_INTERVAL_MS: expected a whole number from 1 to 3600000$/, [], { FLANNELD_RETRY_INTERVAL_MS: '-5' });
+    await expectRejected(ALLOC, /^flanneld: invalid value "loud" for FLANNELD_LOG_LEVEL: expected one of trace, debug, info, warn, error, fatal, silent$/, [], { FLANNELD_LOG_LEVEL: 'loud' });
+  });
   it('unreadable TLS files', async () => {
     await expectRejected(ALLOC, /cannot read etcd CA file .*missing-ca\.crt: ENOENT/, ['--etcd-cafile', dir.file('missing-ca.crt')]);
     // root reads mode-000 files, so a directory stands in for an unreadable key file.

@@ -59,6 +59,24 @@ describe('flags', () => {
     expect(() => parseFlags(['--udp-fastpath=fast'], {})).toThrow(/expected one of auto, on, off/);
     expect(() => parseFlags(['-stderrthreshold=LOUD'], {})).toThrow(UsageError);
   });
+  it('reads the testing aids from the environment only, with their defaults, and checks them like flags', () => {
+    expect(parseFlags([], {}).tuning).toEqual({
+      subnetLeaseTtl: 86400,
+      retryIntervalMs: 5000,
+      etcdStartupTimeoutMs: 10000,
+      logLevel: 'info',
+      udpFastpathObject: '',
+      udpFastpathAttach: 'auto',
+    });
+    const env = { FLANNELD_SUBNET_LEASE_TTL: '4', FLANNELD_RETRY_INTERVAL_MS: '300', FLANNELD_UDP_FASTPATH_ATTACH: 'tc', LOG_LEVEL: 'debug' };
+    expect(parseFlags([], env).tuning).toMatchObject({ subnetLeaseTtl: 4, retryIntervalMs: 300, udpFastpathAttach: 'tc', logLevel: 'debug' });
+    expect(parseFlags([], { ...env, FLANNELD_LOG_LEVEL: 'warn' }).tuning.logLevel).toBe('warn');
+    expect(() => parseFlags([], { FLANNELD_RETRY_INTERVAL_MS: 'soon' })).toThrow('invalid value "soon" for FLANNELD_RETRY_INTERVAL_MS: expected a whole number from 1 to 3600000');
+    expect(() => parseFlags([], { FLANNELD_SUBNET_LEASE_TTL: '0' })).toThrow(/FLANNELD_SUBNET_LEASE_TTL: expected a whole number from 1/);
+    expect(() => parseFlags([], { FLANNELD_UDP_FASTPATH_ATTACH: 'xdp' })).toThrow('invalid value "xdp" for FLANNELD_UDP_FASTPATH_ATTACH: expected one of auto, tcx, tc');
+    expect(() => parseFlags([], { LOG_LEVEL: 'loud' })).toThrow(/for LOG_LEVEL: expected one of trace, debug/);
+    expect(() => parseFlags(['--retry-interval-ms=300'], {})).toThrow(/unknown flag: --retry-interval-ms/);
+  });
   it('warns about FLANNELD_* variables no flag reads, and only about those', () => {
     const o = parseFlags([], { FLANNELD_IFACE: 'eth0', FLANNELD_ETCD_PREFX: '/x', FLANNELD_SUBNET_LEASE_TTL: '60', FLANNELD_LOG_LEVEL: 'debug', OTHER: '1' });
     expect(o.warnings).toEqual(['unknown environment variable FLANNELD_ETCD_PREFX is ignored (no flag of that name)']);
