@@ -167,7 +167,7 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
       registry,
       config,
       attrs,
-      previousSubnet: previous.network && netEquals(previous.network, config.network) ? previous.subnet : undefined,
+      previousSubnet: previous && netEquals(previous.network, config.network) ? previous.subnet : undefined,
       ttlSeconds: ttl,
       // A margin longer than the TTL would renew in a loop; half the TTL is the most that makes sense.
       renewMarginSeconds: Math.min(o.renewMarginMinutes * 60, ttl / 2),

@@ -33,19 +33,17 @@ export async function checkSubnetFileWritable(path: string): Promise<void> {
   await checkWritable(path, 'subnet file');
 }
 
-/** The previous run's network and subnet, used to ask for the same subnet again. Missing or garbled → {}. */
-export async function readPreviousSubnetFile(path: string): Promise<{ network?: Ipv4Net; subnet?: Ipv4Net }> {
-  const text = await readFile(path, 'utf8').catch(() => undefined);
-  if (text === undefined) return {};
-  const vars = parseEnvFile(text);
-  return { network: tryNet(vars.FLANNEL_NETWORK), subnet: tryNet(vars.FLANNEL_SUBNET) };
+/** What a flanneld run recorded in its subnet file. */
+export interface RecordedSubnet {
+  readonly network: Ipv4Net;
+  readonly subnet?: Ipv4Net;
 }
 
 /**
  * The Network and subnet a flanneld run recorded, for commands that act on them (`flanneld teardown`). Undefined if
  * the file does not exist; a file that cannot be read or names no valid FLANNEL_NETWORK is a one-line error.
  */
-export async function readSubnetFile(path: string): Promise<{ network: Ipv4Net; subnet?: Ipv4Net } | undefined> {
+export async function readSubnetFile(path: string): Promise<RecordedSubnet | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -57,6 +55,14 @@ export async function readSubnetFile(path: string): Promise<{ network: Ipv4Net; 
   const network = tryNet(vars.FLANNEL_NETWORK);
   if (!network) throw new ConfigError(`subnet file ${path} has no valid FLANNEL_NETWORK (found ${JSON.stringify(vars.FLANNEL_NETWORK ?? '')})`);
   return { network, subnet: tryNet(vars.FLANNEL_SUBNET) };
+}
+
+/**
+ * The previous run's record, used at startup to ask for the same subnet again: only a hint, so a file that is
+ * missing, unreadable or garbled is simply no hint.
+ */
+export async function readPreviousSubnetFile(path: string): Promise<RecordedSubnet | undefined> {
+  return readSubnetFile(path).catch(() => undefined);
 }
 
 export function parseEnvFile(text: string): Record<string, string> {
