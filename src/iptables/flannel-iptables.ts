@@ -6,7 +6,7 @@ import { log } from '../log.js';
 import type { Lease } from '../subnet/lease.js';
 import { FORWARD_CHAIN, forwardRuleSet } from './forward.js';
 import { MASQ_CHAIN, masqRuleSet } from './ip-masq.js';
-import { Iptables } from './iptables.js';
+import { Iptables, supportsRandomFully } from './iptables.js';
 import { StateKeeper } from '../state-keeper.js';
 import { keptRuleSet, removeRuleSet, type ChainSpec, type RuleSet } from './rule-set.js';
 
@@ -55,13 +55,14 @@ export class FlannelIptables implements DaemonExtension {
   static async create(options: IptablesOptions, iptables = new Iptables()): Promise<FlannelIptables> {
     const extension = new FlannelIptables(options, iptables);
     if (options.ipMasq) {
+      let version: string;
       try {
-        await iptables.checkAvailable();
+        version = await iptables.checkAvailable();
       } catch (err) {
         if (err instanceof IptablesNotFoundError) throw new IptablesNotFoundError(err.binary, '--ip-masq');
         throw err;
       }
-      extension.randomFully = !options.ipMasqFullyRandomDisable && (await iptables.supportsRandomFully());
+      extension.randomFully = !options.ipMasqFullyRandomDisable && supportsRandomFully(version);
     }
     return extension;
   }

@@ -76,9 +76,11 @@ export class Iptables {
     await this.exec(['-t', rule.table, '-A', rule.chain, ...rule.spec], `append ${describeRule(rule)}`);
   }
 
-  /** Deletes every copy of the rule; a missing rule is fine. */
-  async deleteAll(rule: Rule): Promise<void> {
-    while (await this.exists(rule)) await this.exec(['-t', rule.table, '-D', rule.chain, ...rule.spec], `delete ${describeRule(rule)}`);
+  /** Deletes every copy of the rule; a missing rule is fine. Resolves with how many copies there were. */
+  async deleteAll(rule: Rule): Promise<number> {
+    let deleted = 0;
+    for (; await this.exists(rule); deleted++) await this.exec(['-t', rule.table, '-D', rule.chain, ...rule.spec], `delete ${describeRule(rule)}`);
+    return deleted;
   }
 
   /**
@@ -114,21 +116,21 @@ export class Iptables {
     throw new KernelError(`iptables-restore failed writing ${chains.join(', ')} (-t ${table}): ${stderr}${where}`, { cause: result.error });
   }
 
-  /** Fails with IptablesNotFoundError unless both binaries we use can be run. */
-  async checkAvailable(): Promise<void> {
-    await this.version();
+  /**
+   * Fails with IptablesNotFoundError unless both binaries we use can be run; resolves with what `iptables --version`
+   * says (`iptables v1.8.9 (nf_tables)`).
+   */
+  async checkAvailable(): Promise<string> {
+    const version = (await this.exec(['--version'], '--version')).trim();
     await runBinary('iptables-restore', ['--version']);
+    return version;
   }
+}
 
-  async version(): Promise<string> {
-    return (await this.exec(['--version'], '--version')).trim();
-  }
-
-  /** --random-fully needs iptables 1.6.2 or later (flannel checks the version the same way). */
-  async supportsRandomFully(): Promise<boolean> {
-    const match = /v(\d+)\.(\d+)\.(\d+)/.exec(await this.version());
-    if (!match) return false;
-    const [major, minor, patch] = match.slice(1).map(Number);
-    return major > 1 || (major === 1 && (minor > 6 || (minor === 6 && patch >= 2)));
-  }
+/** --random-fully needs iptables 1.6.2 or later (flannel checks the version the same way); `version` as checkAvailable gives it. */
+export function supportsRandomFully(version: string): boolean {
+  const match = /v(\d+)\.(\d+)\.(\d+)/.exec(version);
+  if (!match) return false;
+  const [major, minor, patch] = match.slice(1).map(Number);
+  return major > 1 || (major === 1 && (minor > 6 || (minor === 6 && patch >= 2)));
 }

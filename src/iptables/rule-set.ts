@@ -34,9 +34,8 @@ async function writeRuleSet(iptables: Iptables, set: RuleSet): Promise<void> {
 
 /** Removes every jump to the chain and the chain itself. Safe to repeat; true if there was anything to remove. */
 export async function removeRuleSet(iptables: Iptables, spec: ChainSpec): Promise<boolean> {
-  const jumped = await iptables.exists(spec.jump);
-  await iptables.deleteAll(spec.jump);
-  return (await iptables.deleteChain(spec.table, spec.chain)) || jumped;
+  const jumps = await iptables.deleteAll(spec.jump);
+  return (await iptables.deleteChain(spec.table, spec.chain)) || jumps > 0;
 }
 
 /** The first rule of the set (jump included) that is not in place, if any. */
