@@ -24,7 +24,7 @@ import {
 import { log } from '../log.js';
 import type { Ipv4Net } from '../ip/ipv4.js';
 import { parseLeaseValue, parseSubnetKey, subnetKey } from './subnet-key.js';
-import type { Lease, LeaseAttrs } from './lease.js';
+import type { Lease, LeaseAttrs, StoredLease } from './lease.js';
 
 export interface EtcdOptions {
   readonly endpoints: readonly string[];
@@ -38,7 +38,7 @@ export interface EtcdOptions {
 
 /** A change under `<prefix>/subnets/` as the watch saw it. */
 export type RegistryEvent =
-  | { readonly type: 'put'; readonly lease: Lease; readonly revision: string }
+  | { readonly type: 'put'; readonly lease: StoredLease; readonly revision: string }
   | { readonly type: 'delete'; readonly subnet: Ipv4Net; readonly ipv6Subnet?: string; readonly revision: string };
 
 export interface RegistryWatch {
@@ -61,12 +61,16 @@ export interface Registry {
   readonly prefix: string;
   getNetworkConfig(): Promise<ConfigSnapshot>;
   /** Every lease under `<prefix>/subnets/` and the revision of that snapshot. Unparsable values are skipped. */
-  getSubnets(): Promise<{ leases: Lease[]; revision: string }>;
-  getSubnet(subnet: Ipv4Net): Promise<Lease | undefined>;
+  getSubnets(): Promise<{ leases: StoredLease[]; revision: string }>;
+  getSubnet(subnet: Ipv4Net): Promise<StoredLease | undefined>;
   /** Creates the key only if absent. Returns the lease, or undefined if another host got there first. */
   createSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease | undefined>;
-  /** Rewrites the key with a fresh etcd lease (TTL 0 keeps a reservation without one). */
-  updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease>;
+  /**
+   * Rewrites the key with a fresh etcd lease (TTL 0 keeps a reservation without one), only if nothing wrote it since
+   * `modRevision` (the StoredLease read before). Returns the lease, or undefined if the key was deleted or written
+   * meanwhile: it may be another host's now, and is never overwritten.
+   */
+  updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number, modRevision: string): Promise<Lease | undefined>;
   /** Deletes the key of `subnet`, or of its dual-stack form when `ipv6Subnet` is given. */
   deleteSubnet(subnet: Ipv4Net, ipv6Subnet?: string): Promise<void>;
   /**
@@ -153,9 +157,9 @@ export class EtcdRegistry implements Registry {
     return { raw: res.kvs[0]?.value.toString(), revision: res.header.revision };
   }
 
-  async getSubnets(): Promise<{ leases: Lease[]; revision: string }> {
+  async getSubnets(): Promise<{ leases: StoredLease[]; revision: string }> {
     const res = await this.call('list', this.subnetsPrefix, () => this.client.getAll().prefix(this.subnetsPrefix).exec());
-    const leases: Lease[] = [];
+    const leases: StoredLease[] = [];
     for (const kv of res.kvs) {
       const lease = this.leaseFromKv(kv);
       if (lease) leases.push(lease);
@@ -163,34 +167,19 @@ export class EtcdRegistry implements Registry {
     return { leases, revision: res.header.revision };
   }
 
-  async getSubnet(subnet: Ipv4Net): Promise<Lease | undefined> {
+  async getSubnet(subnet: Ipv4Net): Promise<StoredLease | undefined> {
     const key = this.keyOf(subnet);
     const res = await this.call('read', key, () => this.client.get(key).exec());
     return res.kvs.length ? this.leaseFromKv(res.kvs[0]) : undefined;
   }
 
   async createSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease | undefined> {
-    const key = this.keyOf(subnet);
-    const value = JSON.stringify(attrs);
-    const leaseId = ttlSeconds > 0 ? await this.grant(key, ttlSeconds) : undefined;
-    const put = this.client.put(key).value(value);
-    if (leaseId) put.lease(leaseId);
-    const res = await this.withLease(leaseId, () => this.call('write', key, () => this.client.if(key, 'Create', '==', 0).then(put).commit()));
-    if (!res.succeeded) {
-      // Another host won the race for this subnet; our fresh etcd lease must not linger for 24 h.
-      await this.revoke(leaseId);
-      return undefined;
-    }
-    return leaseOf(subnet, attrs, ttlSeconds, leaseId);
+    // A key that never existed (or was deleted) has create revision 0.
+    return this.writeIf(subnet, attrs, ttlSeconds, 'Create', 0);
   }
 
-  async updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number): Promise<Lease> {
-    const key = this.keyOf(subnet);
-    const put = this.client.put(key).value(JSON.stringify(attrs));
-    const leaseId = ttlSeconds > 0 ? await this.grant(key, ttlSeconds) : undefined;
-    if (leaseId) put.lease(leaseId);
-    await this.withLease(leaseId, () => this.call('write', key, () => put.exec()));
-    return leaseOf(subnet, attrs, ttlSeconds, leaseId);
+  async updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number, modRevision: string): Promise<Lease | undefined> {
+    return this.writeIf(subnet, attrs, ttlSeconds, 'Mod', modRevision);
   }
 
   async deleteSubnet(subnet: Ipv4Net, ipv6Subnet?: string): Promise<void> {
@@ -235,7 +224,7 @@ export class EtcdRegistry implements Registry {
     return ttl > 0 ? new Date(Date.now() + ttl * 1000) : undefined;
   }
 
-  private leaseFromKv(kv: IKeyValue): Lease | undefined {
+  private leaseFromKv(kv: IKeyValue): StoredLease | undefined {
     const key = kv.key.toString();
     const parts = parseSubnetKey(key.slice(this.subnetsPrefix.length));
     if (!parts) return undefined; // other keys under subnets/ are not ours to interpret
@@ -244,7 +233,25 @@ export class EtcdRegistry implements Registry {
       log.warn({ event: 'lease-value-invalid', key }, 'skipping lease whose value is not valid flannel lease JSON');
       return undefined;
     }
-    return { ...parts, attrs, ...(kv.lease && kv.lease !== '0' ? { leaseId: kv.lease } : {}) };
+    return { ...parts, attrs, modRevision: kv.mod_revision, ...(kv.lease && kv.lease !== '0' ? { leaseId: kv.lease } : {}) };
+  }
+
+  /**
+   * Writes our lease value to the key of `subnet` in one transaction, if the key's `column` still equals `value`;
+   * undefined if it did not (another host got there first).
+   */
+  private async writeIf(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number, column: 'Create' | 'Mod', value: number | string): Promise<Lease | undefined> {
+    const key = this.keyOf(subnet);
+    const leaseId = ttlSeconds > 0 ? await this.grant(key, ttlSeconds) : undefined;
+    const put = this.client.put(key).value(JSON.stringify(attrs));
+    if (leaseId) put.lease(leaseId);
+    const res = await this.withLease(leaseId, () => this.call('write', key, () => this.client.if(key, column, '==', value).then(put).commit()));
+    if (!res.succeeded) {
+      // Our fresh etcd lease must not linger for 24 h.
+      await this.revoke(leaseId);
+      return undefined;
+    }
+    return leaseOf(subnet, attrs, ttlSeconds, leaseId);
   }
 
   private keyOf(subnet: Ipv4Net, ipv6Subnet?: string): string {

@@ -104,7 +104,10 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
         // A dual-stack lease does not fit an IPv4-only network; flannel deletes it the same way.
         if (fitsConfig(config, own.subnet) && !own.ipv6Subnet) {
           // A reservation (no etcd lease) stays TTL-less, as flannel does.
-          return registry.updateSubnet(own.subnet, attrs, own.leaseId ? this.ttlSeconds : 0);
+          const lease = await registry.updateSubnet(own.subnet, attrs, own.leaseId ? this.ttlSeconds : 0, own.modRevision);
+          if (lease) return lease;
+          // The key changed since the listing (deleted, perhaps taken by another host): look again.
+          continue;
         }
         log.info({ event: 'lease-deleted-misfit', subnet: formatIpv4Net(own.subnet) }, 'deleting our old lease: it no longer fits the network config');
         await registry.deleteSubnet(own.subnet, own.ipv6Subnet);
@@ -218,14 +221,15 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
 
   /**
    * Rewrites our key with a fresh TTL. If the key expired while etcd was unreachable it is created again (create-only,
-   * so a host that took the subnet meanwhile keeps it); if another host holds it, the lease is lost.
+   * so a host that took the subnet meanwhile keeps it); if another host holds it, or the key changed between our read
+   * and our write (deleted and taken meanwhile), the lease is lost: we never overwrite another host's key.
    */
   private async renewOnce(lease: Lease): Promise<RenewOutcome> {
     const { registry, attrs } = this.opts;
     const existing = await registry.getSubnet(lease.subnet);
     if (existing && existing.attrs.PublicIP !== attrs.PublicIP) return 'lost';
     const renewed = existing
-      ? await registry.updateSubnet(lease.subnet, attrs, this.ttlSeconds)
+      ? await registry.updateSubnet(lease.subnet, attrs, this.ttlSeconds, existing.modRevision)
       : await registry.createSubnet(lease.subnet, attrs, this.ttlSeconds);
     return renewed ?? 'lost';
   }

@@ -22,6 +22,11 @@ export interface Lease {
   readonly leaseId?: string;
 }
 
+/** A lease as read from etcd: with the revision that last wrote its key, which a rewrite must find unchanged. */
+export interface StoredLease extends Lease {
+  readonly modRevision: string;
+}
+
 /** What the peer watch publishes to backends. `changed` carries the new lease. */
 export type LeaseEvent =
   | { readonly type: 'added'; readonly lease: Lease }
