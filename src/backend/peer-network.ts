@@ -7,7 +7,7 @@ import type { BackendNetwork, MetricSample } from './backend.js';
 import { PeerSync, type PeerDriver, type WantedPeer } from './peer-sync.js';
 
 /** flannel re-checks host-gw routes this often (pkg/backend/route_network.go); vxlan entries get the same care. */
-export const REPAIR_INTERVAL_MS = 10_000;
+const REPAIR_INTERVAL_MS = 10_000;
 
 /** What a peer lease asks of a backend, or why the backend cannot use it. */
 export type PeerVerdict<W> = { readonly want: W } | { readonly ignore: string };
@@ -31,7 +31,6 @@ export interface PeerNetworkOptions<W> {
   readonly translate: (lease: Lease) => PeerVerdict<W>;
   /** The device the network stands on (flannel.<VNI>, or the external interface for host-gw): its deletion is a failure. */
   readonly device: { readonly name: string; readonly index: number };
-  readonly repairIntervalMs?: number;
 }
 
 /**
@@ -55,7 +54,7 @@ export class PeerNetwork<W> implements BackendNetwork {
       this.sync.stopRepairs();
       log.error({ event: 'network-failed', device: name }, this.failed.message);
     });
-    this.sync.startRepairs(opts.repairIntervalMs ?? REPAIR_INTERVAL_MS);
+    this.sync.startRepairs(REPAIR_INTERVAL_MS);
   }
 
   async applyLeaseEvent(event: LeaseEvent): Promise<void> {

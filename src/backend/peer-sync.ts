@@ -64,10 +64,6 @@ export class PeerSync<W> {
     private readonly what: string,
   ) {}
 
-  get size(): number {
-    return this.wanted.size;
-  }
-
   /**
    * Wants `want` for `subnet` (undefined: nothing); resolves once a pass has run for it. Never rejects: a pass that
    * failed has logged why, once for every event it served, and left the subnet marked for the next pass.

@@ -11,7 +11,7 @@ const DEFINITIONS: ReadonlyMap<string, BackendDefinition<never>> = new Map(
   [udpBackend, vxlanBackend, hostGwBackend, allocBackend].map((d) => [d.type, d as BackendDefinition<never>]),
 );
 
-export function backendTypes(): string[] {
+function backendTypes(): string[] {
   return [...DEFINITIONS.keys()];
 }
 

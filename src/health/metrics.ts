@@ -77,7 +77,7 @@ export function createMetrics(source: MetricsSource): Registry {
 }
 
 /** Prometheus text for the backend's samples, grouped by name in the order they first appear. */
-export function formatSamples(samples: readonly MetricSample[]): string {
+function formatSamples(samples: readonly MetricSample[]): string {
   const byName = new Map<string, MetricSample[]>();
   for (const s of samples) byName.set(s.name, [...(byName.get(s.name) ?? []), s]);
   let text = '';

@@ -17,7 +17,7 @@ export interface PeerRoute {
 }
 
 /** True when the kernel holds `want` as we install it, our protocol included (a route of flannel's is re-tagged). */
-export function routeMatches(have: RouteInfo | undefined, want: PeerRoute): boolean {
+function routeMatches(have: RouteInfo | undefined, want: PeerRoute): boolean {
   return have !== undefined && have.gateway === want.gateway && have.oif === want.oif && have.onlink === want.onlink && have.protocol === FLANNEL_ROUTE_PROTOCOL;
 }
 

@@ -6,7 +6,7 @@ import { AF_INET, ignoreExists, ignoreMissing, ipBytes, ipv4FromBytes, isExists,
 import { disableIpv6 } from './sysctl.js';
 
 /** The UDP port the kernel gives a vxlan device created without one (Linux's pre-IANA VXLAN port, flannel's default). */
-export const KERNEL_VXLAN_PORT = 8472;
+const KERNEL_VXLAN_PORT = 8472;
 
 /** What flannel's vxlan backend asks of its device. */
 export interface VxlanLinkSpec {
@@ -68,7 +68,7 @@ function linkState(l: LinkMessage): VxlanLinkState {
 }
 
 /** The link named `name`, or undefined. */
-export async function readLink(nl: RtNetlinkSocket, name: string): Promise<VxlanLinkState | undefined> {
+async function readLink(nl: RtNetlinkSocket, name: string): Promise<VxlanLinkState | undefined> {
   const link = (await nl.getLinks()).find((l) => l.attrs.ifname === name);
   return link ? linkState(link) : undefined;
 }

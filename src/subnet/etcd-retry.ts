@@ -58,7 +58,7 @@ export async function retryEtcd<T>(fn: () => Promise<T>, opts: EtcdRetryOptions)
 }
 
 /** Settles with `work`, or rejects with StoppedError as soon as `signal` aborts (work's outcome is then ignored). */
-export function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new StoppedError(`stopped during ${what}`));
     if (signal.aborted) onAbort();

@@ -7,7 +7,7 @@ export type EtcdLoop = 'startup' | 'acquisition' | 'renewal' | 'watch' | 'config
 /** What kind of failure an etcd error is, as counted by `flannel_etcd_errors_total{kind}`. */
 export type EtcdErrorKind = 'unavailable' | 'denied' | 'other';
 
-export function etcdErrorKind(err: EtcdError): EtcdErrorKind {
+function etcdErrorKind(err: EtcdError): EtcdErrorKind {
   if (err instanceof EtcdUnavailableError) return 'unavailable';
   if (err instanceof EtcdAccessDeniedError) return 'denied';
   return 'other';

@@ -13,7 +13,7 @@ import { vxlanPeerDriver, type VxlanPeer } from './vxlan-peers.js';
 /** flannel's device names, `flannel.<VNI>`; teardown deletes every vxlan device named so. */
 const DEVICE_NAME = /^flannel\.\d+$/;
 
-export function vxlanDeviceName(vni: number): string {
+function vxlanDeviceName(vni: number): string {
   return `flannel.${vni}`;
 }
 

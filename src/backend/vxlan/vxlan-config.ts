@@ -3,7 +3,7 @@ import type { BackendOptions } from '../backend.js';
 import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
 
 /** VXLAN header, UDP, outer IPv4 and the inner Ethernet header around each packet. */
-export const VXLAN_OVERHEAD = 50;
+const VXLAN_OVERHEAD = 50;
 /** The smallest MTU IPv4 allows, so the overlay's must be at least this. */
 const MIN_OVERLAY_MTU = 68;
 
