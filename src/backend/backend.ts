@@ -50,6 +50,16 @@ export interface MetricSample {
   readonly value: number;
 }
 
+/** One sample; labels may be empty. */
+export function sample(type: MetricSample['type'], name: string, help: string, labels: Readonly<Record<string, string>>, value: number): MetricSample {
+  return { name, help, type, labels, value };
+}
+
+/** A counter's sample, the kind most backend metrics are. */
+export function counter(name: string, help: string, labels: Readonly<Record<string, string>>, value: number): MetricSample {
+  return sample('counter', name, help, labels, value);
+}
+
 export interface BackendNetwork {
   /** The overlay MTU, written to the subnet file as FLANNEL_MTU. */
   readonly mtu: number;

@@ -3,7 +3,7 @@ import { formatIpv4Net } from '../ip/ipv4.js';
 import { watchLinkDeletion } from '../kernel/link-watch.js';
 import { log } from '../log.js';
 import type { Lease, LeaseEvent } from '../subnet/lease.js';
-import type { BackendNetwork, MetricSample } from './backend.js';
+import { sample, type BackendNetwork, type MetricSample } from './backend.js';
 import { PeerSync, type PeerDriver, type WantedPeer } from './peer-sync.js';
 
 /** flannel re-checks host-gw routes this often (pkg/backend/route_network.go); vxlan entries get the same care. */
@@ -82,7 +82,7 @@ export class PeerNetwork<W> implements BackendNetwork {
   metrics(): readonly MetricSample[] {
     return [
       ...this.sync.metrics(),
-      { name: 'flannel_backend_peers_ignored', help: 'Peer leases this backend cannot use (another backend type, bad BackendData)', type: 'gauge', value: this.ignored.size },
+      sample('gauge', 'flannel_backend_peers_ignored', 'Peer leases this backend cannot use (another backend type, bad BackendData)', {}, this.ignored.size),
     ];
   }
 

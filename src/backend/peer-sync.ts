@@ -2,7 +2,7 @@ import { errorMessage } from '../errors.js';
 import { formatIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
 import { subnetKey } from '../subnet/subnet-key.js';
-import type { MetricSample } from './backend.js';
+import { counter, sample, type MetricSample } from './backend.js';
 
 /** A peer this host should reach, and what the backend needs to program for it. */
 export interface WantedPeer<W> {
@@ -116,8 +116,8 @@ export class PeerSync<W> {
   metrics(): MetricSample[] {
     const help = 'Kernel entries (routes, neighbours, FDB entries) written or removed for peers, by cause';
     return [
-      { name: 'flannel_backend_peers', help: 'Peer leases this backend programs into the kernel', type: 'gauge', value: this.wanted.size },
-      ...(Object.entries(this.counts) as [Cause, number][]).map(([cause, value]): MetricSample => ({ name: 'flannel_backend_kernel_writes_total', help, type: 'counter', labels: { cause }, value })),
+      sample('gauge', 'flannel_backend_peers', 'Peer leases this backend programs into the kernel', {}, this.wanted.size),
+      ...Object.entries(this.counts).map(([cause, value]) => counter('flannel_backend_kernel_writes_total', help, { cause }, value)),
     ];
   }
 
