@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
+import { isJsonObject } from '../config/go-json.js';
 import { FlannelError, UsageError, errorMessage } from '../errors.js';
 import { envName, parseFlags, type FlannelOptions } from './flags.js';
 
@@ -50,11 +51,11 @@ export function translateCloudConfig(text: string, source: string): string {
     throw fail(`invalid YAML: ${first}`);
   }
   const root: unknown = doc.toJS({ maxAliasCount: 100 });
-  const coreos = isMapping(root) ? root.coreos : undefined;
-  if (coreos === undefined || (isMapping(coreos) && coreos.flannel === undefined)) throw fail('no coreos.flannel section');
-  if (!isMapping(coreos)) throw fail('coreos is not a mapping');
+  const coreos = isJsonObject(root) ? root.coreos : undefined;
+  if (coreos === undefined || (isJsonObject(coreos) && coreos.flannel === undefined)) throw fail('no coreos.flannel section');
+  if (!isJsonObject(coreos)) throw fail('coreos is not a mapping');
   const flannel = coreos.flannel;
-  if (!isMapping(flannel)) throw fail('coreos.flannel is not a mapping of keys to values');
+  if (!isJsonObject(flannel)) throw fail('coreos.flannel is not a mapping of keys to values');
 
   const known = new Map(KEYS);
   const unknown = Object.keys(flannel).filter((k) => !known.has(k));
@@ -79,10 +80,6 @@ export function translateCloudConfig(text: string, source: string): string {
     lines.push(environmentLine(envName(flag), value));
   }
   return lines.join('\n') + '\n';
-}
-
-function isMapping(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 async function readInput(file: string): Promise<string> {

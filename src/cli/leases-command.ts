@@ -53,7 +53,7 @@ export async function leasesCommand(options: FlannelOptions): Promise<number> {
     leases.sort((a, b) => a.subnet.ip - b.subnet.ip || a.subnet.prefixLen - b.subnet.prefixLen);
     const rows = await Promise.all(leases.map((l) => rowOf(registry, l)));
     process.stdout.write(formatLeaseTable(rows));
-    if (!rows.length) process.stderr.write(`no leases under ${registry.prefix}/subnets/\n`);
+    if (!rows.length) process.stderr.write(`no leases under ${registry.subnetsPrefix}\n`);
     return 0;
   } finally {
     registry.close();

@@ -1,3 +1,8 @@
+/** A JSON object (a YAML mapping) as parsed: not null, not an array. What Go decodes into a struct. */
+export function isJsonObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
 /**
  * Go's encoding/json matches object keys case-insensitively (the first key wins), and flannel's configs are read
  * that way: operators write "network" as often as "Network". Returns a lookup by field name.

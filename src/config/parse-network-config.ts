@@ -10,7 +10,7 @@ import {
   type Ipv4,
   type Ipv4Net,
 } from '../ip/ipv4.js';
-import { goJsonFields } from './go-json.js';
+import { goJsonFields, isJsonObject } from './go-json.js';
 import type { BackendConfig, NetworkConfig } from './network-config.js';
 
 /**
@@ -26,10 +26,8 @@ export function parseNetworkConfig(text: string): NetworkConfig {
   } catch (err) {
     throw new ConfigError(`network config is not valid JSON: ${(err as Error).message}`);
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new ConfigError('network config must be a JSON object');
-  }
-  const field = goJsonFields(raw as Record<string, unknown>);
+  if (!isJsonObject(raw)) throw new ConfigError('network config must be a JSON object');
+  const field = goJsonFields(raw);
   refuseIpv6(field);
 
   const networkText = field('Network');
@@ -105,8 +103,8 @@ function parseBound(name: string, value: unknown, network: Ipv4Net, subnetLen: n
 function parseBackend(value: unknown): BackendConfig {
   // flannel runs udp when the config names no backend at all.
   if (value === undefined || value === null) return { type: 'udp', options: {} };
-  if (typeof value !== 'object' || Array.isArray(value)) throw new ConfigError('"Backend" must be a JSON object');
-  const options = value as Record<string, unknown>;
+  if (!isJsonObject(value)) throw new ConfigError('"Backend" must be a JSON object');
+  const options = value;
   const type = goJsonFields(options)('Type');
   if (type === undefined || type === '') throw new ConfigError('"Backend" has no "Type" (for example {"Type":"vxlan"})');
   if (typeof type !== 'string') throw new ConfigError('"Backend.Type" must be a string');

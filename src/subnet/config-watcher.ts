@@ -49,7 +49,7 @@ export class ConfigWatcher {
   }
 
   private check(raw: string | undefined): void {
-    const key = `${this.opts.registry.prefix}/config`;
+    const key = this.opts.registry.configKey;
     const running = this.opts.running;
     let state: string;
     let message: string;

@@ -59,6 +59,10 @@ export interface ConfigSnapshot {
  */
 export interface Registry {
   readonly prefix: string;
+  /** `<prefix>/config`, the network config's key. */
+  readonly configKey: string;
+  /** `<prefix>/subnets/`, under which every lease's key lies. */
+  readonly subnetsPrefix: string;
   getNetworkConfig(): Promise<ConfigSnapshot>;
   /** Every lease under `<prefix>/subnets/` and the revision of that snapshot. Unparsable values are skipped. */
   getSubnets(): Promise<{ leases: StoredLease[]; revision: string }>;
@@ -135,21 +139,19 @@ export function etcdClientOptions(opts: EtcdOptions): IOptions {
 
 export class EtcdRegistry implements Registry {
   readonly prefix: string;
+  readonly configKey: string;
+  readonly subnetsPrefix: string;
   private readonly client: Etcd3;
-  private readonly subnetsPrefix: string;
 
   constructor(private readonly opts: EtcdOptions) {
     this.prefix = opts.prefix.replace(/\/+$/, '') || '/';
+    this.configKey = `${this.prefix}/config`;
     this.subnetsPrefix = `${this.prefix}/subnets/`;
     this.client = new Etcd3(etcdClientOptions(opts));
   }
 
   get endpoints(): readonly string[] {
     return this.opts.endpoints;
-  }
-
-  get configKey(): string {
-    return `${this.prefix}/config`;
   }
 
   async getNetworkConfig(): Promise<ConfigSnapshot> {

@@ -1,4 +1,4 @@
-import { formatIpv4Net, netContains, netLast, type Ipv4Net } from '../ip/ipv4.js';
+import { formatIpv4Net, netContains, netEquals, netLast, type Ipv4Net } from '../ip/ipv4.js';
 import type { Lease } from './lease.js';
 import { keyOf, subnetKey } from './subnet-key.js';
 
@@ -35,7 +35,7 @@ export function screenLeases(leases: readonly Lease[], network: Ipv4Net, own: { 
   }
   // One sweep in address order: a range that starts before the furthest end seen so far overlaps its owner.
   const ranges = leases.map((lease) => ({ lease, key: keyOf(lease), start: lease.subnet.ip, end: netLast(lease.subnet) }));
-  const ownHeldAsLease = own.subnet && leases.some((l) => l.attrs.PublicIP === own.publicIp && l.subnet.ip === own.subnet!.ip && l.subnet.prefixLen === own.subnet!.prefixLen);
+  const ownHeldAsLease = own.subnet && leases.some((l) => l.attrs.PublicIP === own.publicIp && netEquals(l.subnet, own.subnet!));
   if (own.subnet && !ownHeldAsLease) {
     const lease: Lease = { subnet: own.subnet, attrs: { PublicIP: own.publicIp } };
     ranges.push({ lease, key: subnetKey(own.subnet), start: own.subnet.ip, end: netLast(own.subnet) });

@@ -130,7 +130,7 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
    * peer leases that overlap each other get one warning naming both.
    */
   private noteIgnored(next: Map<string, IgnoredLease>): void {
-    const prefix = `${this.opts.registry.prefix}/subnets/`;
+    const prefix = this.opts.registry.subnetsPrefix;
     for (const [key, item] of next) {
       const prev = this.ignored.get(key);
       if (prev && prev.reason === item.reason && prev.conflict === item.conflict) continue;

@@ -1,4 +1,5 @@
 import { isIPv6 } from 'node:net';
+import { isJsonObject } from '../config/go-json.js';
 import { formatIpv4, makeNet, parseIpv4, type Ipv4Net } from '../ip/ipv4.js';
 import type { LeaseAttrs } from './lease.js';
 
@@ -52,8 +53,8 @@ export function parseLeaseValue(text: string): LeaseAttrs | undefined {
   } catch {
     return undefined;
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-  const attrs = value as Record<string, unknown>;
+  if (!isJsonObject(value)) return undefined;
+  const attrs = value;
   if (typeof attrs.PublicIP !== 'string') return undefined;
   try {
     parseIpv4(attrs.PublicIP);

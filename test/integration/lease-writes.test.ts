@@ -26,7 +26,7 @@ class RacedRegistry extends EtcdRegistry {
   override async updateSubnet(subnet: Ipv4Net, attrs: LeaseAttrs, ttlSeconds: number, modRevision: string): Promise<Lease | undefined> {
     if (this.armed) {
       this.armed = false;
-      const key = `${this.prefix}/subnets/${subnetKey(subnet)}`;
+      const key = this.subnetsPrefix + subnetKey(subnet);
       await etcd.ctl(['del', key]);
       await etcd.put(key, THEIRS);
     }

@@ -1,4 +1,4 @@
-import { goJsonFields } from '../../config/go-json.js';
+import { goJsonFields, isJsonObject } from '../../config/go-json.js';
 import { formatIpv4Net, parseIpv4, type Ipv4Net } from '../../ip/ipv4.js';
 import { parseMac, type Mac } from '../../ip/mac.js';
 import { deleteOwnRoutes } from '../../kernel/routes.js';
@@ -100,7 +100,7 @@ class VxlanBackend implements Backend {
 /** What a peer lease asks of us: a vxlan lease with a usable VtepMAC; anything else is ignored (as flannel does). */
 export const vxlanPeerOf = peersOfType('vxlan', (lease): PeerVerdict<VxlanPeer> => {
   const { BackendData, PublicIP } = lease.attrs;
-  const data = typeof BackendData === 'object' && BackendData !== null && !Array.isArray(BackendData) ? (BackendData as Record<string, unknown>) : {};
+  const data = isJsonObject(BackendData) ? BackendData : {};
   // flannel decodes BackendData with encoding/json: key names match case-insensitively.
   const vtepMac = parseMac(goJsonFields(data)('VtepMAC'));
   if (!vtepMac) return { ignore: `its BackendData has no valid VtepMAC (${JSON.stringify(BackendData ?? null)})` };
