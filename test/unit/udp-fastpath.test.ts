@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { fastPathLoadOptions } from '../../src/backend/udp/fastpath-choice.js';
 import { fastPathMetrics } from '../../src/backend/udp/udp-backend.js';
 import { FAST_PATH_LEASE_DATA, leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathCounters } from '../../src/datapath/udp-fastpath.js';
-import { UsageError } from '../../src/errors.js';
 
 describe('what a lease says about the fast path', () => {
   it('only BackendData {"FastPath": true} means the peer decapsulates in its kernel', () => {
@@ -17,17 +15,6 @@ describe('what a lease says about the fast path', () => {
   });
 });
 
-describe('fastPathLoadOptions (testing aids from the environment)', () => {
-  it('defaults to the built object, attached as the kernel allows', () => {
-    expect(fastPathLoadOptions({})).toEqual({ objectPath: undefined, attach: 'auto' });
-    expect(fastPathLoadOptions({ FLANNELD_UDP_FASTPATH_OBJECT: '/x.o', FLANNELD_UDP_FASTPATH_ATTACH: 'tc' })).toEqual({ objectPath: '/x.o', attach: 'tc' });
-  });
-
-  it('refuses an attach mode it does not know, in one line', () => {
-    expect(() => fastPathLoadOptions({ FLANNELD_UDP_FASTPATH_ATTACH: 'xdp' })).toThrow(UsageError);
-    expect(() => fastPathLoadOptions({ FLANNELD_UDP_FASTPATH_ATTACH: 'xdp' })).toThrow('FLANNELD_UDP_FASTPATH_ATTACH must be auto, tcx or tc, got "xdp"');
-  });
-});
 
 describe('fastPathMetrics', () => {
   it('says only that the fast path is off when it does not run', () => {

@@ -1,22 +1,14 @@
-import { FastPathUnavailableError, UsageError, errorMessage, systemErrorInfo } from '../../errors.js';
+import { FastPathUnavailableError, errorMessage, systemErrorInfo } from '../../errors.js';
 import { log } from '../../log.js';
 import { UdpFastPath, type FastPathAttach } from '../../datapath/udp-fastpath.js';
 import type { BackendSettings } from '../backend.js';
 
-/** How to load the fast path. Both fields are testing aids, set from the environment only. */
+/** How to load the fast path. Both fields are testing aids, set from the environment only (parsed by the CLI). */
 export interface FastPathLoadOptions {
   /** `FLANNELD_UDP_FASTPATH_OBJECT`: another BPF object than the one the install step built. */
   readonly objectPath?: string;
   /** `FLANNELD_UDP_FASTPATH_ATTACH`: `tc` forces the clsact filters that kernels before 6.6 get. */
   readonly attach: FastPathAttach;
-}
-
-export function fastPathLoadOptions(env: NodeJS.ProcessEnv = process.env): FastPathLoadOptions {
-  const attach = env.FLANNELD_UDP_FASTPATH_ATTACH || 'auto';
-  if (attach !== 'auto' && attach !== 'tcx' && attach !== 'tc') {
-    throw new UsageError(`FLANNELD_UDP_FASTPATH_ATTACH must be auto, tcx or tc, got ${JSON.stringify(attach)}`);
-  }
-  return { objectPath: env.FLANNELD_UDP_FASTPATH_OBJECT || undefined, attach };
 }
 
 /**

@@ -9,9 +9,9 @@ import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
 import { UdpFastPath, type FastPathCounters } from '../../datapath/udp-fastpath.js';
 import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
-import type { BackendContext, BackendDefinition, BackendNetwork, BackendOptions, MetricSample } from '../backend.js';
+import { counter, type BackendContext, type BackendDefinition, type BackendNetwork, type BackendOptions, type MetricSample } from '../backend.js';
 import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
-import { FastPathChoice, fastPathLoadOptions } from './fastpath-choice.js';
+import { FastPathChoice } from './fastpath-choice.js';
 import { FAST_PATH_LEASE_DATA, leaseRunsFastPath } from './fastpath-lease.js';
 
 export const UDP_DEFAULT_PORT = 8285;
@@ -52,7 +52,7 @@ export const udpBackend: BackendDefinition<UdpBackendConfig> = {
   type: 'udp',
   parseConfig: (options) => ({ port: udpPort(options) }),
   create: (ctx) => {
-    const fastPathChoice = new FastPathChoice(ctx.settings.udpFastpath, fastPathLoadOptions());
+    const fastPathChoice = new FastPathChoice(ctx.settings.udpFastpath, ctx.settings.udpFastpathLoad);
     return {
       type: 'udp',
       // flannel's udp backend writes only PublicIP; BackendType lets `flanneld leases` show what a host runs, and
@@ -181,10 +181,6 @@ function applyToFastPath(fastPath: UdpFastPath, subnet: Ipv4Net, route: PeerRout
 function udpPort(options: BackendOptions): number {
   const port = new BackendOptionReader(options).integer('Port', 0, UDP_PORT_RANGE);
   return port === 0 ? UDP_DEFAULT_PORT : port; // flannel treats 0 as "the default"
-}
-
-function counter(name: string, help: string, labels: Record<string, string>, value: number): MetricSample {
-  return { name, help, type: 'counter', labels, value };
 }
 
 /** One counter per direction: `direction="tx"` then `direction="rx"`, beside any other labels. */
