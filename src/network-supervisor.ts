@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { IBackoff } from 'cockatiel';
 import type { Backend, BackendNetwork } from './backend/backend.js';
-import { errorMessage } from './errors.js';
+import { errorMessage, systemErrorInfo } from './errors.js';
 import { formatIpv4Net, netEquals } from './ip/ipv4.js';
 import { log } from './log.js';
 import { backoffOf, type RetrySchedule } from './retry.js';
@@ -111,9 +111,8 @@ export class NetworkSupervisor {
     const failure = this.current?.network.failure();
     if (failure) {
       this.failures++;
-      const { code, errno, syscall } = failure as Error & { code?: string; errno?: number; syscall?: string };
       this.problem = `the datapath stopped: ${failure.message}`;
-      log.error({ event: 'datapath-failed', code, errno, syscall }, `${this.problem}; restarting the backend`);
+      log.error({ event: 'datapath-failed', ...systemErrorInfo(failure) }, `${this.problem}; restarting the backend`);
       await this.close();
     }
     const wanted = this.wanted;
