@@ -82,7 +82,10 @@ export class Testbed {
 
   /** The container bridge cbr0 in host `hostNs`, holding `bridgeCidr` as docker0 would with --bip (and --mtu). */
   async addBridge(hostNs: string, bridgeCidr: string, mtu?: number): Promise<void> {
-    await this.ip(hostNs, 'link', 'add', 'cbr0', 'address', BRIDGE_MAC.container, 'type', 'bridge').catch(() => undefined);
+    // A second container behind the same host shares its bridge; any other failure is real.
+    await this.ip(hostNs, 'link', 'add', 'cbr0', 'address', BRIDGE_MAC.container, 'type', 'bridge').catch((err: Error) => {
+      if (!/File exists/.test(err.message)) throw err;
+    });
     await this.ip(hostNs, 'addr', 'replace', bridgeCidr, 'dev', 'cbr0');
     await this.ip(hostNs, 'link', 'set', 'cbr0', ...(mtu ? ['mtu', String(mtu)] : []), 'up');
   }
