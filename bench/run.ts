@@ -155,7 +155,7 @@ async function main(): Promise<number> {
 
   const lan = await BenchLan.create();
   let cleaning: Promise<string[]> | undefined;
-  // Once, from the normal path or a signal; returns what had to be killed after cleanup (a leak to report).
+  // Once, from the normal path or a signal; returns what escaped the namespaces' deletion (a leak to report).
   const cleanup = () =>
     (cleaning ??= lan.cleanup().then((left) => left.map((p) => `${p.pid} ${p.command}`)));
   const onSignal = (signal: NodeJS.Signals) => {
@@ -172,7 +172,7 @@ async function main(): Promise<number> {
   } finally {
     const leftovers = await cleanup();
     if (leftovers.length) {
-      process.stderr.write(`bench: these processes of the run were still alive after cleanup and have been killed:\n  ${leftovers.join('\n  ')}\n`);
+      process.stderr.write(`bench: these processes of the run escaped the deletion of its namespaces and were killed on their own:\n  ${leftovers.join('\n  ')}\n`);
       process.exitCode = 1;
     }
   }

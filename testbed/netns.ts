@@ -135,11 +135,37 @@ export class Testbed {
     return (await run('ip', ['netns', 'pids', ns])).stdout.split(/\s+/).filter(Boolean).map(Number);
   }
 
-  /** Kills every process started here or still running in our namespaces, then deletes the namespaces. */
-  async cleanup(): Promise<void> {
-    for (const child of this.processes) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    for (const ns of [...this.namespaces].reverse()) await deleteNamespace(ns);
+  /**
+   * Kills every process started here or still running in our namespaces, deletes the namespaces, and then waits
+   * (bounded) until leftoverProcesses() finds nothing, killing what it finds that escaped the first round (a process
+   * in a namespace whose name someone deleted, a daemon that forked away). Resolves with those escaped processes, a
+   * leak worth reporting; rejects if any is still there after the wait.
+   */
+  async cleanup(): Promise<{ pid: number; command: string }[]> {
+    const killed = new Set<number>();
+    for (const child of this.processes) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      child.kill('SIGKILL');
+      if (child.pid) killed.add(child.pid);
+    }
+    for (const ns of [...this.namespaces].reverse()) for (const pid of await deleteNamespace(ns)) killed.add(pid);
     this.namespaces.length = 0;
+    const escaped = new Map<number, { pid: number; command: string }>();
+    // A SIGKILLed process stays in its namespace until it is gone, a moment later: wait for those, kill the others.
+    await waitFor(
+      `every process in ${this.prefix}'s namespaces to be gone`,
+      async () => {
+        const left = await this.leftoverProcesses();
+        for (const p of left.filter((p) => !killed.has(p.pid))) {
+          escaped.set(p.pid, p);
+          killed.add(p.pid);
+          kill(p.pid);
+        }
+        return left.length === 0;
+      },
+      10_000,
+    );
+    return [...escaped.values()];
   }
 
   /**
@@ -179,16 +205,20 @@ export class Testbed {
   }
 }
 
-async function deleteNamespace(ns: string): Promise<void> {
-  const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter(Boolean), () => []);
-  for (const pid of pids) {
-    try {
-      process.kill(Number(pid), 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+/** SIGKILLs the processes in a namespace and deletes it; resolves with the PIDs it killed. */
+async function deleteNamespace(ns: string): Promise<number[]> {
+  const pids = await run('ip', ['netns', 'pids', ns]).then((r) => r.stdout.split(/\s+/).filter(Boolean).map(Number), () => []);
+  for (const pid of pids) kill(pid);
   await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+  return pids;
+}
+
+function kill(pid: number): void {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
 }
 
 export function alive(pid: number): boolean {

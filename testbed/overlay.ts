@@ -172,10 +172,12 @@ export class OverlayCluster {
     return (await this.bed.exec(host.ns, [process.execPath, '-e', script])).stdout;
   }
 
-  async cleanup(): Promise<void> {
+  /** Stops every daemon and etcd, then the test bed (see Testbed.cleanup, whose escaped processes it resolves with). */
+  async cleanup(): Promise<{ pid: number; command: string }[]> {
     await Promise.all([...this.hosts.values()].map((h) => h.daemon.stop('SIGKILL').catch(() => undefined)));
     await this.etcd.stop().catch(() => undefined);
-    await this.bed.cleanup();
+    const escaped = await this.bed.cleanup();
     await rm(join(this.dir, ETCD_DATA), { recursive: true, force: true });
+    return escaped;
   }
 }
