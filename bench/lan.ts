@@ -1,8 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { OverlayCluster, type DaemonSpec, type OverlayHost } from '../testbed/overlay.js';
 import type { Testbed } from '../testbed/netns.js';
+import { makeTempDir } from '../testbed/tempdir.js';
 
 export interface LanHost {
   readonly name: string;
@@ -30,7 +29,7 @@ export class BenchLan {
   ) {}
 
   static async create(): Promise<BenchLan> {
-    const dir = await mkdtemp(join(tmpdir(), 'ft-bench-'));
+    const dir = await makeTempDir('bench');
     try {
       return new BenchLan(await OverlayCluster.create('bench', dir), dir);
     } catch (err) {

@@ -2,12 +2,12 @@
 // each; a ping every 10 ms from host 2's container to host 1's while host 1's flanneld gets SIGTERM and is started
 // again, ROUNDS times per backend. Writes bench/results/runs/restart-<stamp>.json; `-- --publish` also makes it
 // bench/results/restart-latest.json.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { relative } from 'node:path';
 import { packageRoot } from '../src/package-info.js';
 import { OverlayCluster } from '../testbed/overlay.js';
 import { pingThroughRestart, type RestartLoss } from '../testbed/restart-probe.js';
+import { makeTempDir } from '../testbed/tempdir.js';
 import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
 
 const ROUNDS = 3;
@@ -27,7 +27,7 @@ interface BackendResult {
 }
 
 async function measure(type: string, readyEvent: string): Promise<BackendResult> {
-  const dir = await mkdtemp(join(tmpdir(), 'ft-restart-'));
+  const dir = await makeTempDir('restart');
   const cluster = await OverlayCluster.create('rst', dir, JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }));
   try {
     const [h1, h2] = await cluster.addHostsWithContainers(2);

@@ -1,11 +1,11 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { EtcdCluster } from '../testbed/etcd.js';
 import { FLANNELD, FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
+import { makeTempDir } from '../testbed/tempdir.js';
 import { sleep } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 
@@ -31,7 +31,7 @@ const PREFIX = '/faults-leader/network';
  */
 export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
   return run('etcd-leader-kill', async (f) => {
-    const dir = await mkdtemp(join(tmpdir(), 'ft-fleader-'));
+    const dir = await makeTempDir('fleader');
     const cluster = await EtcdCluster.start(3);
     const daemons: FlanneldProcess[] = [];
     const start = (host: number) => {

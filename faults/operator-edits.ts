@@ -1,8 +1,8 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EtcdServer } from '../testbed/etcd.js';
 import { FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
+import { makeTempDir } from '../testbed/tempdir.js';
 import { sleep } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 
@@ -56,7 +56,7 @@ const EDITS: Edit[] = [
  */
 export function operatorEdits(): Promise<ScenarioResult> {
   return run('operator-edits', async (f) => {
-    const dir = await mkdtemp(join(tmpdir(), 'ft-fedits-'));
+    const dir = await makeTempDir('fedits');
     const etcd = await EtcdServer.start();
     const daemons: FlanneldProcess[] = [];
     try {

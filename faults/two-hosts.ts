@@ -1,7 +1,6 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { OverlayCluster, type OverlayHost } from '../testbed/overlay.js';
+import { makeTempDir } from '../testbed/tempdir.js';
 
 export interface TwoHosts {
   readonly cluster: OverlayCluster;
@@ -17,7 +16,7 @@ const UDP = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
  * overlay. `body` runs on it; everything is removed afterwards, whatever happened.
  */
 export async function withTwoHosts<T>(tag: string, env: { a?: NodeJS.ProcessEnv; b?: NodeJS.ProcessEnv }, body: (hosts: TwoHosts) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(join(tmpdir(), `ft-${tag}-`));
+  const dir = await makeTempDir(tag);
   let cluster: OverlayCluster | undefined;
   try {
     cluster = await OverlayCluster.create(tag, dir, UDP);

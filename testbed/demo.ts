@@ -4,13 +4,13 @@
 //   host namespaces h1..h3: flanneld leasing a subnet of 198.19.0.0/16, udp backend (flannel0, port 8285)
 //   a container namespace behind each host's bridge, addressed from FLANNEL_SUBNET as docker --bip would be
 // Everything it creates is removed when it ends, fails or is interrupted. Only RFC 2544 addresses are used.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { constants, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFile, rm } from 'node:fs/promises';
+import { constants } from 'node:os';
 import { errorMessage } from '../src/errors.js';
 import { flanneldArgs, runFlanneld } from './flanneld.js';
 import { waitFor } from './netns.js';
 import { OverlayCluster, type OverlayHost } from './overlay.js';
+import { makeTempDir } from './tempdir.js';
 
 const CONFIG = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
 const HOSTS = ['h1', 'h2', 'h3'];
@@ -92,7 +92,7 @@ async function main(): Promise<number> {
       interruptedBy ??= signal;
     });
   }
-  const workDir = await mkdtemp(join(tmpdir(), 'flannel-demo-'));
+  const workDir = await makeTempDir('demo');
   let cluster: OverlayCluster | undefined;
   try {
     cluster = await OverlayCluster.create('demo', workDir, CONFIG);

@@ -1,13 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, rmdir, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { chmod, copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/package-info.js';
 import { MK_DOCKER_OPTS } from './built.js';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
-import { alive } from './netns.js';
+import { makeTempDir, removeLeftovers } from './tempdir.js';
 
 const run = promisify(execFile);
 
@@ -17,17 +16,14 @@ const APPLETS = ['sh', 'ping', 'nc', 'httpd', 'sleep', 'cat', 'echo', 'printf', 
 /** What the image's httpd serves at / (from /www/index.html). */
 export const PAGE_BODY = 'served by flannel-ts test container';
 
-const DIR_PREFIX = 'ft-dockerd-';
-const IMAGE_PREFIX = 'ft-busybox-';
-
 /**
  * A real dockerd (Debian's docker.io) inside a test host's network namespace, as real-clients.md describes:
  * entered with nsenter (not `ip netns exec`, which remounts /sys and hides the cgroup mounts), with its own
  * data-root, exec-root, socket, pidfile, config file and cgroup parent under one temp dir, on the vfs driver.
  *
- * Everything it leaves is found again from that dir's name (`ft-dockerd-<test pid>-...`), so stop() — and
- * cleanupStaleDockerds() after a crashed run — removes all of it: containers, containerd and its shims, the
- * cgroups of the containers, and the netns bind mounts under exec-root.
+ * Everything it leaves is found again from that dir's path (`ft-<test pid>-dockerd-...`), so stop() — and, after a
+ * crashed run, the next run's sweep of stale temp dirs — removes all of it (removeLeftovers): containers, containerd
+ * and its shims, the cgroups of the containers, and the netns bind mounts under exec-root.
  */
 export class Dockerd {
   private constructor(
@@ -42,7 +38,7 @@ export class Dockerd {
 
   /** Starts dockerd in namespace `ns` with `args` appended (the flannel options), and waits until it answers. */
   static async start(ns: string, args: readonly string[]): Promise<Dockerd> {
-    const dir = await mkdtemp(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
+    const dir = await makeTempDir('dockerd');
     await writeFile(join(dir, 'daemon.json'), '{}\n'); // not the machine's /etc/docker/daemon.json
     const logFd = openSync(join(dir, 'dockerd.log'), 'a');
     const argv = [
@@ -124,100 +120,13 @@ export class Dockerd {
       const stopped = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 15_000))]);
       if (!stopped) this.child.kill('SIGKILL');
     }
-    await removeDockerdLeftovers(this.dir);
+    await removeLeftovers(this.dir);
   }
 }
 
-/** The cgroup parent of one dockerd's containers, named after its dir so leftovers can be found by name. */
+/** The cgroup parent of one dockerd's containers, named after its dir so that removeLeftovers finds them. */
 function cgroupParent(dir: string): string {
   return dir.split('/').pop()!;
-}
-
-/**
- * Removes what a dockerd using `dir` may have left: every process whose command line names the dir (dockerd,
- * its containerd, the shims), the processes in its containers' cgroups and the cgroups themselves, the mounts
- * under the dir (deepest first, lazily, as its netns bind mounts may still be busy), then the dir.
- */
-async function removeDockerdLeftovers(dir: string): Promise<void> {
-  for (const pid of await pidsMentioning(dir)) kill(pid);
-  await removeCgroups(cgroupParent(dir));
-  const mounts = (await readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .map((line) => line.split(' ')[4])
-    .filter((target) => target && (target === dir || target.startsWith(`${dir}/`)))
-    .sort((a, b) => b.length - a.length);
-  for (const target of mounts) await run('umount', ['-l', target]).catch(() => undefined);
-  await rm(dir, { recursive: true, force: true });
-}
-
-async function pidsMentioning(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) pids.push(Number(entry));
-  }
-  return pids;
-}
-
-function kill(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/**
- * Kills the processes in every cgroup named `name` (dockerd's --cgroup-parent; cgroup v1 has one per controller,
- * some below our own cgroup) and removes the cgroups, deepest first.
- */
-async function removeCgroups(name: string): Promise<void> {
-  const found: string[] = [];
-  const search = async (path: string, depth: number): Promise<void> => {
-    const entries = await readdir(path, { withFileTypes: true }).catch(() => []);
-    for (const e of entries) {
-      if (!e.isDirectory()) continue;
-      if (e.name === name) found.push(join(path, e.name));
-      else if (depth > 0) await search(join(path, e.name), depth - 1);
-    }
-  };
-  await search('/sys/fs/cgroup', 3);
-  for (const root of found) {
-    const dirs = await subdirs(root);
-    for (const d of dirs) {
-      const procs = await readFile(join(d, 'cgroup.procs'), 'utf8').catch(() => '');
-      for (const pid of procs.split('\n').filter(Boolean)) kill(Number(pid));
-    }
-  }
-  for (const root of found) {
-    for (const d of (await subdirs(root)).reverse()) {
-      // A killed process leaves its cgroup a moment later.
-      for (let i = 0; i < 50; i++) {
-        if (await rmdir(d).then(() => true, (err: NodeJS.ErrnoException) => err.code === 'ENOENT')) break;
-        await new Promise((r) => setTimeout(r, 100));
-      }
-    }
-  }
-}
-
-/** A directory and all directories below it, parents first. */
-async function subdirs(root: string): Promise<string[]> {
-  const out = [root];
-  for (const e of await readdir(root, { withFileTypes: true }).catch(() => [])) {
-    if (e.isDirectory()) out.push(...(await subdirs(join(root, e.name))));
-  }
-  return out;
-}
-
-/** Removes what dockerds (and images) of test runs that no longer exist left behind; their dirs name the run's PID. */
-export async function cleanupStaleDockerds(): Promise<void> {
-  for (const entry of await readdir(tmpdir())) {
-    const match = new RegExp(`^(${DIR_PREFIX}|${IMAGE_PREFIX})(\\d+)-`).exec(entry);
-    if (!match || alive(Number(match[2]))) continue;
-    if (match[1] === DIR_PREFIX) await removeDockerdLeftovers(join(tmpdir(), entry));
-    else await rm(join(tmpdir(), entry), { recursive: true, force: true });
-  }
 }
 
 let imageDir: Promise<string> | undefined;
@@ -228,7 +137,7 @@ let imageDir: Promise<string> | undefined;
  */
 export async function busyboxImageTar(): Promise<string> {
   imageDir ??= (async () => {
-    const dir = await mkdtemp(join(tmpdir(), `${IMAGE_PREFIX}${process.pid}-`));
+    const dir = await makeTempDir('busybox');
     const root = join(dir, 'root');
     await mkdir(join(root, 'bin'), { recursive: true });
     await mkdir(join(root, 'www'));

@@ -1,10 +1,9 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { SWITCH_IP, type Testbed } from './netns.js';
+import { makeTempDir } from './tempdir.js';
 
 const run = promisify(execFile);
 
@@ -73,7 +72,7 @@ export class EtcdServer {
     this.placement ??= {
       host: this.opts.host ?? '127.0.0.1',
       port: this.opts.port ?? (await freePort()),
-      dataDir: this.opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'ft-etcd-'))),
+      dataDir: this.opts.dataDir ?? (await makeTempDir('etcd')),
     };
     const member = this.opts.member;
     const name = member?.name ?? 'test';

@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { alive, kill } from './proc.js';
 
 /** Fixed, locally administered bridge addresses (see Testbed.setUp); each cbr0 is its own L2 segment, so one will do. */
 const BRIDGE_MAC = { switch: '02:00:c6:12:00:fe', container: '02:00:c6:13:00:01' } as const;
@@ -211,23 +212,6 @@ async function deleteNamespace(ns: string): Promise<number[]> {
   for (const pid of pids) kill(pid);
   await run('ip', ['netns', 'del', ns]).catch(() => undefined);
   return pids;
-}
-
-function kill(pid: number): void {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Deletes namespaces left by test runs whose process no longer exists. */

@@ -1,10 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { EtcdServer, type EtcdServerOptions } from '../../testbed/etcd.js';
 import { FlanneldProcess } from '../../testbed/flanneld.js';
 import { Testbed } from '../../testbed/netns.js';
+import { makeTempDir } from '../../testbed/tempdir.js';
 
 // Fixtures for the enclosing test file or describe block: call them at its top level. Each registers its own
 // set-up and tear-down hooks, so a failing test still leaves nothing behind.
@@ -39,11 +39,11 @@ export interface TempDir {
   file(...names: string[]): string;
 }
 
-/** A fresh directory under the system temp dir (`ft-<tag>-…`), removed with its contents after the last test. */
+/** A fresh directory under the system temp dir (`ft-<pid>-<tag>-…`, see makeTempDir), removed with its contents after the last test. */
 export function useTempDir(tag: string): TempDir {
   let path: string | undefined;
   beforeAll(async () => {
-    path = await mkdtemp(join(tmpdir(), `ft-${tag}-`));
+    path = await makeTempDir(tag);
   });
   afterAll(async () => {
     if (path) await rm(path, { recursive: true, force: true });

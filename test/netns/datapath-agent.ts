@@ -205,11 +205,11 @@ export function dropDelta(before: DatapathCounters, after: DatapathCounters): Re
 
 /**
  * Sends `bytes` of random data from one host's container to another's over TCP (socat); returns the sha256 of what
- * was sent and of what arrived.
+ * was sent and of what arrived. Both files are made in `dir` (the test's own) and removed afterwards.
  */
-export async function transfer(bed: Testbed, from: AgentHost, to: AgentHost, bytes: number, port: number): Promise<[string, string]> {
-  const src = `/tmp/${bed.prefix}-${from.name}-send.bin`;
-  const dst = `/tmp/${bed.prefix}-${to.name}-recv.bin`;
+export async function transfer(bed: Testbed, from: AgentHost, to: AgentHost, bytes: number, port: number, dir: string): Promise<[string, string]> {
+  const src = join(dir, `${from.name}-send.bin`);
+  const dst = join(dir, `${to.name}-recv.bin`);
   const sha256 = async (ns: string, file: string) => (await bed.exec(ns, ['sha256sum', file])).stdout.split(' ')[0];
   try {
     await bed.exec(from.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`], { timeoutMs: 60_000 });

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Testbed, waitFor } from '../../testbed/netns.js';
+import { useTempDir } from '../helpers/fixtures.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
@@ -12,6 +13,7 @@ const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
 type Host = AgentHost;
 
 let bed: Testbed;
+const dir = useTempDir('dp');
 const hosts: Host[] = [];
 let peerNs: string;
 
@@ -83,9 +85,8 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
   });
 
   it('moves a 50 MB TCP stream across the overlay intact', async () => {
-    const dir = `/tmp/${bed.prefix}`;
-    const src = `${dir}-send.bin`;
-    const dst = `${dir}-recv.bin`;
+    const src = dir.file('send.bin');
+    const dst = dir.file('recv.bin');
     try {
       await bed.exec(h1().container.ns, ['sh', '-c', `head -c 52428800 /dev/urandom > ${src}`]);
       for (const [from, to] of [[h1(), h2()], [h1(), h3()]]) {

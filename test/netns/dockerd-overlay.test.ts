@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupStaleDockerds, Dockerd, flannelDockerOptions, PAGE_BODY, removeBusyboxImage } from '../../testbed/dockerd.js';
+import { Dockerd, flannelDockerOptions, PAGE_BODY, removeBusyboxImage } from '../../testbed/dockerd.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 import { useTempDir } from '../helpers/fixtures.js';
@@ -14,10 +14,6 @@ const BACKENDS = ['udp', 'vxlan', 'host-gw'];
 const NETWORK = '198.19.0.0/17';
 const ISOLATED = '198.19.200.0/24';
 const FLANNELD_ENV = { FLANNELD_IP_MASQ: 'true', FLANNELD_IPTABLES_RESYNC: '1' };
-
-beforeAll(async () => {
-  await cleanupStaleDockerds();
-});
 
 afterAll(async () => {
   await removeBusyboxImage();

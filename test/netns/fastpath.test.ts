@@ -4,7 +4,7 @@ import { FAST_PATH_LEASE_DATA } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { FLANNELD } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
-import { useTestbed } from '../helpers/fixtures.js';
+import { useTempDir, useTestbed } from '../helpers/fixtures.js';
 import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
 
@@ -19,6 +19,7 @@ type Host = AgentHost;
 type Snapshot = { engine: DatapathCounters; fastPath?: FastPathCounters };
 
 const bed = useTestbed('fp');
+const dir = useTempDir('fp');
 const hosts: Host[] = [];
 let peerNs: string;
 
@@ -39,7 +40,7 @@ const ping = (from: Host, toIp: string, count = 1) => bed.ping(from.container.ns
 
 const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64) => ipv4Packet({ src, dst, payload, ttl, protocol: 1, flagsFragment: 0x4000 });
 const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
-const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port);
+const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port, dir.path);
 const snapshot = (h: Host): Promise<Snapshot> => h.agent.allCounters();
 const dataOf = (h: Host) => h.leaseData;
 
@@ -288,7 +289,7 @@ describe('fast path attachment: leftovers and removal', () => {
     h5.agent.child.kill('SIGKILL');
     await h5.agent.exited;
     expect(await tcFilters(h5.ns)).toHaveLength(1);
-    await bed.exec(h5.ns, [process.execPath, FLANNELD, 'teardown', '--subnet-file', `/tmp/${bed.prefix}-none.env`]);
+    await bed.exec(h5.ns, [process.execPath, FLANNELD, 'teardown', '--subnet-file', dir.file('none.env')]);
     expect(await tcFilters(h5.ns)).toEqual([]);
   });
 

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DatapathCounters } from '../../src/datapath/datapath.js';
 import { Testbed } from '../../testbed/netns.js';
+import { useTempDir } from '../helpers/fixtures.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 
 // Multi-queue: flannel0 opened with IFF_MULTI_QUEUE and two queues, each with its own SO_REUSEPORT socket on
@@ -12,6 +13,7 @@ const NETWORK = '198.19.0.0/16';
 const FLOWS = 16;
 
 let bed: Testbed;
+const tmp = useTempDir('mq');
 const hosts: AgentHost[] = [];
 const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
 
@@ -41,7 +43,7 @@ function delta(before: DatapathCounters, after: DatapathCounters) {
  * sender's sha256 and the receiver's, one per flow.
  */
 async function parallelTransfers(from: AgentHost, to: AgentHost, bytes: number, basePort: number): Promise<{ sent: string; received: string[] }> {
-  const dir = `/tmp/${bed.prefix}-${from.name}-${to.name}`;
+  const dir = tmp.file(`${from.name}-${to.name}`);
   const ports = Array.from({ length: FLOWS }, (_, i) => basePort + i);
   try {
     await bed.exec(from.ns, ['sh', '-c', `mkdir -p ${dir} && head -c ${bytes} /dev/urandom > ${dir}/send.bin`], { timeoutMs: 60_000 });

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Testbed } from '../../testbed/netns.js';
+import { useTempDir } from '../helpers/fixtures.js';
 import { dropDelta, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
 
 // Two hosts with offloads on (TSO from the TUN, UDP_SEGMENT on the wire, UDP_GRO + merging back to the TUN) and one
@@ -11,6 +12,7 @@ const NETWORK = '198.19.0.0/16';
 type Host = AgentHost;
 
 let bed: Testbed;
+const dir = useTempDir('ot');
 const hosts: Host[] = [];
 
 beforeAll(async () => {
@@ -25,7 +27,7 @@ afterAll(async () => {
 
 const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
 
-const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port);
+const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port, dir.path);
 
 describe('udp datapath with TSO/GRO offloads', () => {
   it('200 MB between two offloading hosts arrives intact, split into datagrams on one side and merged on the other', async () => {
