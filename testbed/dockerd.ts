@@ -1,11 +1,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { chmod, copyFile, mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { access, chmod, copyFile, mkdir, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/package-info.js';
 import { MK_DOCKER_OPTS } from './built.js';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
+import { waitFor } from './netns.js';
 import { makeTempDir, removeLeftovers } from './tempdir.js';
 
 const run = promisify(execFile);
@@ -16,34 +17,150 @@ const APPLETS = ['sh', 'ping', 'nc', 'httpd', 'sleep', 'cat', 'echo', 'printf', 
 /** What the image's httpd serves at / (from /www/index.html). */
 export const PAGE_BODY = 'served by flannel-ts test container';
 
+/** The binaries of one docker install: dockerd, the client that came with it, and the containerd it runs on. */
+interface DockerBinaries {
+  readonly dockerd: string;
+  readonly docker: string;
+  readonly containerd: string;
+}
+
+let binaries: Promise<DockerBinaries> | undefined;
+
+/**
+ * dockerd from PATH, and the docker client of the same install: beside it, or in the bin/ beside its sbin/ (Debian's
+ * docker.io has /usr/sbin/dockerd and /usr/bin/docker). Not the first `docker` on PATH, which may be another
+ * version's client (a newer one refuses to talk to dockerd 20.10). containerd from PATH, as dockerd itself finds it.
+ */
+function dockerBinaries(): Promise<DockerBinaries> {
+  binaries ??= (async () => {
+    const which = async (name: string) => {
+      const found = (await run('sh', ['-c', `command -v ${name}`]).catch(() => ({ stdout: '' }))).stdout.trim();
+      if (!found) throw new Error(`${name} not found on PATH (install docker.io)`);
+      return realpath(found);
+    };
+    const dockerd = await which('dockerd');
+    const beside = [join(dirname(dockerd), 'docker'), join(dirname(dockerd), '..', 'bin', 'docker')];
+    let docker: string | undefined;
+    for (const candidate of beside) if (!docker && (await access(candidate).then(() => true, () => false))) docker = candidate;
+    if (!docker) throw new Error(`no docker client beside ${dockerd} (looked for ${beside.join(' and ')}; install docker.io)`);
+    return { dockerd, docker, containerd: await which('containerd') };
+  })();
+  return binaries;
+}
+
+/** Sends SIGTERM and waits up to `timeoutMs` for the exit, then SIGKILL; resolves once the process is gone. */
+async function terminate(child: ChildProcess, timeoutMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const stopped = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), timeoutMs))]);
+  if (!stopped) {
+    child.kill('SIGKILL');
+    await exited;
+  }
+}
+
+/**
+ * A containerd of one dockerd's own, with its root, state, sockets and config under `dir`/containerd. dockerd 20.10
+ * would otherwise use the machine's containerd whenever /run/containerd/containerd.sock exists (a systemd host where
+ * installing docker.io started containerd.service), and the test's containers and shims would live there, out of
+ * reach of stop() and of the sweep of stale dirs. Runs in the host's network namespace, as dockerd's own would.
+ */
+async function startContainerd(ns: string, dir: string): Promise<{ child: ChildProcess; socket: string }> {
+  const root = join(dir, 'containerd');
+  await mkdir(root);
+  const socket = join(root, 'containerd.sock');
+  const config = [
+    'version = 2',
+    `root = ${JSON.stringify(join(root, 'root'))}`,
+    `state = ${JSON.stringify(join(root, 'state'))}`,
+    // dockerd needs none of Kubernetes' CRI, which would want /etc/cni and /opt/cni.
+    'disabled_plugins = ["io.containerd.grpc.v1.cri"]',
+    '[grpc]',
+    `  address = ${JSON.stringify(socket)}`,
+    '[ttrpc]',
+    `  address = ${JSON.stringify(`${socket}.ttrpc`)}`,
+    '[plugins."io.containerd.internal.v1.opt"]',
+    `  path = ${JSON.stringify(join(root, 'opt'))}`,
+    '',
+  ].join('\n');
+  await writeFile(join(root, 'config.toml'), config);
+  const logFd = openSync(join(root, 'containerd.log'), 'a');
+  const child = spawn('nsenter', [`--net=/var/run/netns/${ns}`, (await dockerBinaries()).containerd, '--config', join(root, 'config.toml'), '--log-level', 'warn'], {
+    stdio: ['ignore', logFd, logFd],
+  });
+  closeSync(logFd);
+  try {
+    await waitFor(
+      `containerd to listen on ${socket}`,
+      async () => {
+        if (child.exitCode !== null || child.signalCode !== null) throw new ProcessExited(`containerd exited (${child.exitCode ?? child.signalCode})`);
+        return access(socket).then(() => true, () => false);
+      },
+      30_000,
+      (err) => err instanceof ProcessExited,
+    );
+  } catch (err) {
+    await terminate(child, 5_000);
+    const log = await readFile(join(root, 'containerd.log'), 'utf8').catch(() => '');
+    throw new Error(`${(err as Error).message}:\n${log.slice(-3000)}`);
+  }
+  return { child, socket };
+}
+
+class ProcessExited extends Error {}
+
 /**
  * A real dockerd (Debian's docker.io) inside a test host's network namespace, as real-clients.md describes:
  * entered with nsenter (not `ip netns exec`, which remounts /sys and hides the cgroup mounts), with its own
- * data-root, exec-root, socket, pidfile, config file and cgroup parent under one temp dir, on the vfs driver.
+ * data-root, exec-root, socket, pidfile, config file (the trust key it writes included), cgroup parent and
+ * containerd under one temp dir, on the vfs driver.
  *
  * Everything it leaves is found again from that dir's path (`ft-<test pid>-dockerd-...`), so stop() — and, after a
  * crashed run, the next run's sweep of stale temp dirs — removes all of it (removeLeftovers): containers, containerd
  * and its shims, the cgroups of the containers, and the netns bind mounts under exec-root.
  */
 export class Dockerd {
+  private child: ChildProcess | undefined;
+  private containerd: ChildProcess | undefined;
+  private client = 'docker';
+
   private constructor(
     readonly ns: string,
     readonly dir: string,
-    private readonly child: ChildProcess,
   ) {}
 
   get socket(): string {
     return join(this.dir, 'sock');
   }
 
-  /** Starts dockerd in namespace `ns` with `args` appended (the flannel options), and waits until it answers. */
+  /** The address of this dockerd's own containerd. */
+  get containerdSocket(): string {
+    return join(this.dir, 'containerd', 'containerd.sock');
+  }
+
+  /**
+   * Starts a containerd of its own, then dockerd in namespace `ns` with `args` appended (the flannel options), and
+   * waits until it answers.
+   */
   static async start(ns: string, args: readonly string[]): Promise<Dockerd> {
+    const { dockerd: binary, docker } = await dockerBinaries();
     const dir = await makeTempDir('dockerd');
-    await writeFile(join(dir, 'daemon.json'), '{}\n'); // not the machine's /etc/docker/daemon.json
+    const dockerd = new Dockerd(ns, dir);
+    dockerd.client = docker;
+    // Not the machine's /etc/docker/daemon.json, and not its /etc/docker/key.json either.
+    await writeFile(join(dir, 'daemon.json'), `${JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') })}\n`);
+    try {
+      dockerd.containerd = (await startContainerd(ns, dir)).child;
+    } catch (err) {
+      await dockerd.stop();
+      throw err;
+    }
     const logFd = openSync(join(dir, 'dockerd.log'), 'a');
     const argv = [
-      `--net=/var/run/netns/${ns}`, 'dockerd',
+      `--net=/var/run/netns/${ns}`, binary,
       '--config-file', join(dir, 'daemon.json'),
+      '--containerd', dockerd.containerdSocket,
       '--data-root', join(dir, 'data'),
       '--exec-root', join(dir, 'exec'),
       '--pidfile', join(dir, 'dockerd.pid'),
@@ -54,8 +171,8 @@ export class Dockerd {
       ...args,
     ];
     const child = spawn('nsenter', argv, { stdio: ['ignore', logFd, logFd] });
+    dockerd.child = child;
     closeSync(logFd);
-    const dockerd = new Dockerd(ns, dir, child);
     try {
       const deadline = Date.now() + 60_000;
       for (;;) {
@@ -85,7 +202,7 @@ export class Dockerd {
 
   private async cli(args: readonly string[], timeoutMs: number): Promise<{ stdout: string; stderr: string }> {
     try {
-      return await run('docker', ['-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs });
+      return await run(this.client, ['-H', `unix://${this.socket}`, ...args], { timeout: timeoutMs });
     } catch (err) {
       const e = err as { stderr?: string; stdout?: string; message: string };
       throw new Error(`docker ${args.join(' ')} failed: ${(e.stderr || e.stdout || e.message).trim()}`);
@@ -109,17 +226,35 @@ export class Dockerd {
     return this.docker(['exec', container, ...argv], timeoutMs);
   }
 
-  /** Stops dockerd and removes everything it created; safe to call twice, and after a failed start. */
+  /**
+   * The containerd address the shim of a container was started with: which containerd runs it. Undefined when no
+   * shim runs it.
+   */
+  async shimAddress(container: string): Promise<string | undefined> {
+    const id = await this.docker(['inspect', '-f', '{{.Id}}', container]);
+    for (const entry of await readdir('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
+      if (!argv[0]?.includes('containerd-shim') || argv[argv.indexOf('-id') + 1] !== id) continue;
+      return argv[argv.indexOf('-address') + 1];
+    }
+    return undefined;
+  }
+
+  /**
+   * Stops dockerd, then its containerd, and removes everything they created (shims, containers, cgroups, mounts,
+   * the dir); safe to call twice, and after a failed start.
+   */
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
+    const child = this.child;
+    if (child && child.exitCode === null && child.signalCode === null) {
       // Remove containers first: sleeping PID 1s ignore SIGTERM, and dockerd would wait for them on shutdown.
       const ids = await this.docker(['ps', '-aq'], 10_000).catch(() => '');
       if (ids) await this.docker(['rm', '-f', ...ids.split('\n')], 20_000).catch(() => undefined);
-      const exited = new Promise((r) => this.child.once('exit', r));
-      this.child.kill('SIGTERM');
-      const stopped = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), 15_000))]);
-      if (!stopped) this.child.kill('SIGKILL');
+      await terminate(child, 15_000);
     }
+    if (this.containerd) await terminate(this.containerd, 10_000);
+    // The shims of containers that outlived dockerd, and anything else naming the dir.
     await removeLeftovers(this.dir);
   }
 }

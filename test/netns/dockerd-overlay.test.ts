@@ -1,3 +1,5 @@
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dockerd, flannelDockerOptions, PAGE_BODY, removeBusyboxImage } from '../../testbed/dockerd.js';
 import { waitFor } from '../../testbed/netns.js';
@@ -85,6 +87,11 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
     }
     expect(ip1).toMatch(/^198\.19\./);
     expect(ip2).toMatch(/^198\.19\./);
+    // Each dockerd runs its containers on a containerd of its own (never the machine's), and keeps its trust key in
+    // its own dir (not /etc/docker/key.json): stop() removes both.
+    expect(await docker(h1).shimAddress('c1')).toBe(docker(h1).containerdSocket);
+    expect(await docker(h2).shimAddress('c2')).toBe(docker(h2).containerdSocket);
+    for (const h of [h1, h2]) await access(join(docker(h).dir, 'key.json'));
   });
 
   it('a container on host 1 pings a container on host 2 by address and fetches a page from it over TCP', async () => {
