@@ -9,6 +9,7 @@ import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
 import { retrySchedule } from '../src/retry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
 import { EtcdServer } from '../testbed/etcd.js';
+import { exitCode, handleInterrupts, interruptedBy, interruption } from '../testbed/interrupt.js';
 import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
 
 const HOSTS = 200;
@@ -27,11 +28,14 @@ async function main(): Promise<void> {
   if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run bench:leases [-- --publish]`);
   const publish = process.argv.includes('--publish');
   const date = new Date();
-  const etcd = await EtcdServer.start();
+  handleInterrupts((line) => process.stderr.write(`${line}\n`));
+  const etcd = new EtcdServer();
   try {
+    await etcd.launch();
     // Sequential: one host after another, each a fresh client, as separate flanneld processes would be.
     const sequential: number[] = [];
     for (let i = 0; i < HOSTS; i++) {
+      interruption.throwIfAborted();
       const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix: '/bench-seq/network' });
       const m = manager(registry, i);
       const start = performance.now();
@@ -66,7 +70,10 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err) => {
-  process.stderr.write(`lease bench failed: ${err instanceof Error ? err.message : err}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(exitCode(0)),
+  (err) => {
+    if (!interruptedBy()) process.stderr.write(`lease bench failed: ${err instanceof Error ? err.message : err}\n`);
+    process.exit(exitCode(1));
+  },
+);

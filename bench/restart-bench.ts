@@ -5,6 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { relative } from 'node:path';
 import { packageRoot } from '../src/package-info.js';
+import { exitCode, handleInterrupts, interruptedBy } from '../testbed/interrupt.js';
 import { OverlayCluster } from '../testbed/overlay.js';
 import { pingThroughRestart, type RestartLoss } from '../testbed/restart-probe.js';
 import { makeTempDir } from '../testbed/tempdir.js';
@@ -27,9 +28,11 @@ interface BackendResult {
 }
 
 async function measure(type: string, readyEvent: string): Promise<BackendResult> {
-  const dir = await makeTempDir('restart');
-  const cluster = await OverlayCluster.create('rst', dir, JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }));
+  let dir: string | undefined;
+  let cluster: OverlayCluster | undefined;
   try {
+    dir = await makeTempDir('restart');
+    cluster = await OverlayCluster.create('rst', dir, JSON.stringify({ Network: '198.19.0.0/16', Backend: { Type: type } }));
     const [h1, h2] = await cluster.addHostsWithContainers(2);
     await cluster.expectReachable(h2, h1);
     const rounds: RestartLoss[] = [];
@@ -39,8 +42,8 @@ async function measure(type: string, readyEvent: string): Promise<BackendResult>
     }
     return { rounds, lost: rounds.map((r) => r.lost), outageMs: rounds.map((r) => Math.round((r.lost * r.durationMs) / r.sent)) };
   } finally {
-    await cluster.cleanup();
-    await rm(dir, { recursive: true, force: true });
+    await cluster?.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
   }
 }
 
@@ -48,6 +51,7 @@ async function main(): Promise<void> {
   const extra = process.argv.slice(2).filter((a) => a !== '--publish');
   if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run bench:restart [-- --publish]`);
   const date = new Date();
+  handleInterrupts((line) => process.stderr.write(`${line}\n`));
   const results: Record<string, BackendResult> = {};
   for (const [type, readyEvent] of BACKENDS) {
     process.stdout.write(`restarting flanneld (${type}) ${ROUNDS} times under a 10 ms ping ...\n`);
@@ -66,7 +70,10 @@ async function main(): Promise<void> {
   process.stdout.write(`wrote ${files.map((f) => relative(packageRoot(), f)).join(', ')}\n`);
 }
 
-main().catch((err) => {
-  process.stderr.write(`restart bench failed: ${err instanceof Error ? err.message : err}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(exitCode(0)),
+  (err) => {
+    if (!interruptedBy()) process.stderr.write(`restart bench failed: ${err instanceof Error ? err.message : err}\n`);
+    process.exit(exitCode(1));
+  },
+);

@@ -3,12 +3,13 @@
 // only --publish changes the committed reference (bench/results/latest.*) and the README's table.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { constants, cpus, release } from 'node:os';
+import { cpus, release } from 'node:os';
 import { relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadNativeAddon, type PlatformCosts } from '../src/datapath/native.js';
 import { packageRoot, packageVersion } from '../src/package-info.js';
 import { FLANNELD } from '../testbed/flanneld.js';
+import { exitCode, handleInterrupts, interruptedBy, interruption } from '../testbed/interrupt.js';
 import type { Testbed } from '../testbed/netns.js';
 import { renderChart } from './chart.js';
 import { clockTicksPerSecond } from './cpu-time.js';
@@ -77,6 +78,7 @@ interface PathState {
 async function setUpPaths(lan: BenchLan, paths: BenchPath[]): Promise<PathState[]> {
   const states: PathState[] = [];
   for (const [i, path] of paths.entries()) {
+    interruption.throwIfAborted();
     try {
       const ready = await path.setup(lan, `p${i + 1}`);
       await waitReachable(lan.bed, ready);
@@ -97,6 +99,7 @@ async function runRounds(bed: Testbed, states: PathState[], options: BenchOption
     const started = Date.now();
     say(`round ${round}/${options.rounds}`);
     for (const state of states.filter((s) => s.ready)) {
+      interruption.throwIfAborted();
       const { sample, errors } = await measureSample(bed, state.ready!, clockTicks);
       state.samples.push(sample);
       state.errors.push(...errors.map((m) => ({ round, message: m })));
@@ -153,26 +156,18 @@ async function main(): Promise<number> {
   say(`platform: ${describePlatform(platform, cores)}; CLK_TCK ${clockTicks}`);
   say(`setting up ${paths.length} paths, each on its own two hosts of one LAN ...`);
 
+  // An interrupt stops the measurement under way; the finally below removes every process and namespace of the run.
+  handleInterrupts((line) => process.stderr.write(`${line}\n`));
   const lan = await BenchLan.create();
-  let cleaning: Promise<string[]> | undefined;
-  // Once, from the normal path or a signal; returns what escaped the namespaces' deletion (a leak to report).
-  const cleanup = () =>
-    (cleaning ??= lan.cleanup().then((left) => left.map((p) => `${p.pid} ${p.command}`)));
-  const onSignal = (signal: NodeJS.Signals) => {
-    process.stderr.write(`\n${signal}: stopping every process and namespace of this run ...\n`);
-    void cleanup().finally(() => process.exit(128 + constants.signals[signal]));
-  };
-  for (const s of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(s, onSignal);
-
   let states: PathState[];
   let roundSeconds: number[];
   try {
     states = await setUpPaths(lan, paths);
     roundSeconds = await runRounds(lan.bed, states, options, clockTicks);
   } finally {
-    const leftovers = await cleanup();
-    if (leftovers.length) {
-      process.stderr.write(`bench: these processes of the run escaped the deletion of its namespaces and were killed on their own:\n  ${leftovers.join('\n  ')}\n`);
+    const escaped = await lan.cleanup();
+    if (escaped.length) {
+      process.stderr.write(`bench: these processes of the run escaped the deletion of its namespaces and were killed on their own:\n  ${escaped.map((p) => `${p.pid} ${p.command}`).join('\n  ')}\n`);
       process.exitCode = 1;
     }
   }
@@ -197,9 +192,9 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(code),
+  (code) => process.exit(exitCode(code)),
   (err) => {
-    process.stderr.write(`bench: ${message(err)}\n`);
-    process.exit(err instanceof BenchUsageError ? 2 : 1);
+    if (!interruptedBy()) process.stderr.write(`bench: ${message(err)}\n`);
+    process.exit(exitCode(err instanceof BenchUsageError ? 2 : 1));
   },
 );

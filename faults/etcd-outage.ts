@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
-import { iperfFor, pingFor, sleep } from './observe.js';
+import { sleep } from '../testbed/interrupt.js';
+import { iperfFor, pingFor } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 import { withTwoHosts } from './two-hosts.js';
 

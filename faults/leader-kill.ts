@@ -6,7 +6,7 @@ import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { EtcdCluster } from '../testbed/etcd.js';
 import { FLANNELD, FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
 import { makeTempDir } from '../testbed/tempdir.js';
-import { sleep } from './observe.js';
+import { interruption, sleep } from '../testbed/interrupt.js';
 import { run, type ScenarioResult } from './scenario.js';
 
 const exec = promisify(execFile);
@@ -31,18 +31,20 @@ const PREFIX = '/faults-leader/network';
  */
 export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
   return run('etcd-leader-kill', async (f) => {
-    const dir = await makeTempDir('fleader');
-    const cluster = await EtcdCluster.start(3);
+    let tmp: string | undefined;
+    let etcd: EtcdCluster | undefined;
     const daemons: FlanneldProcess[] = [];
-    const start = (host: number) => {
-      const d = new FlanneldProcess(
-        flanneldArgs({ etcdEndpoints: cluster.endpoints.join(','), etcdPrefix: PREFIX, iface: 'lo', publicIp: `198.18.6.${host}`, subnetFile: join(dir, `${host}.env`) }),
-        { env: { FLANNELD_SUBNET_LEASE_TTL: String(o.ttlS), FLANNELD_RETRY_INTERVAL_MS: '1000' } },
-      );
-      daemons.push(d);
-      return d;
-    };
     try {
+      const dir = (tmp = await makeTempDir('fleader'));
+      const cluster = (etcd = await EtcdCluster.start(3));
+      const start = (host: number) => {
+        const d = new FlanneldProcess(
+          flanneldArgs({ etcdEndpoints: cluster.endpoints.join(','), etcdPrefix: PREFIX, iface: 'lo', publicIp: `198.18.6.${host}`, subnetFile: join(dir, `${host}.env`) }),
+          { env: { FLANNELD_SUBNET_LEASE_TTL: String(o.ttlS), FLANNELD_RETRY_INTERVAL_MS: '1000' } },
+        );
+        daemons.push(d);
+        return d;
+      };
       await cluster.ctl(['put', `${PREFIX}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}']);
       const hosts = Array.from({ length: o.hosts }, (_, i) => start(i + 1));
       await Promise.all(hosts.map((d) => d.waitForEvent('subnet-file-written')));
@@ -55,7 +57,7 @@ export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
       const joiner = start(o.hosts + 1);
       let leasesFailures = 0;
       for (let i = 0; i < o.leasesRuns; i++) {
-        const ok = await exec(process.execPath, [FLANNELD, 'leases', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', PREFIX], { timeout: 20_000 }).then(
+        const ok = await exec(process.execPath, [FLANNELD, 'leases', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', PREFIX], { timeout: 20_000, signal: interruption }).then(
           () => true,
           () => false,
         );
@@ -87,8 +89,8 @@ export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
       f.expect(daemons.every((d) => d.running), 'a flanneld exited');
     } finally {
       await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
-      await cluster.stop();
-      await rm(dir, { recursive: true, force: true });
+      await etcd?.stop();
+      if (tmp) await rm(tmp, { recursive: true, force: true });
     }
   });
 }

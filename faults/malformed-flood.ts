@@ -1,7 +1,8 @@
 import { builtFile } from '../testbed/built.js';
 import type { OverlayHost } from '../testbed/overlay.js';
 import { rssKiB } from '../testbed/proc.js';
-import { kernelUdpDrops, parseMetrics, pingFor, sleep, sumOf } from './observe.js';
+import { sleep } from '../testbed/interrupt.js';
+import { kernelUdpDrops, parseMetrics, pingFor, sumOf } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 import { withTwoHosts } from './two-hosts.js';
 

@@ -21,13 +21,15 @@ const PREFIX = '/faults-mass/network';
  */
 export function massAcquire(o: MassAcquireOptions): Promise<ScenarioResult> {
   return run('mass-acquire', async (f) => {
-    const etcd = await EtcdServer.start();
-    const registries = Array.from({ length: o.allocators }, () => new EtcdRegistry({ endpoints: [etcd.endpoint], prefix: PREFIX }));
+    const etcd = new EtcdServer();
+    const registries: EtcdRegistry[] = [];
     const managers: LeaseManager[] = [];
     // One "acquired subnet lease" line per allocator says nothing here.
     const level = log.level;
     log.level = 'warn';
     try {
+      await etcd.launch();
+      registries.push(...Array.from({ length: o.allocators }, () => new EtcdRegistry({ endpoints: [etcd.endpoint], prefix: PREFIX })));
       await etcd.put(`${PREFIX}/config`, CONFIG);
       const config = parseNetworkConfig(CONFIG);
       managers.push(

@@ -32,17 +32,33 @@ export function pingFor(bed: Testbed, ns: string, to: string, seconds: number, i
   const child = bed.spawn(ns, ['ping', '-n', '-q', '-i', String(intervalS), '-c', String(count), '-W', '1', to]);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) =>
-    child.on('exit', () => {
-      const match = /(\d+) packets transmitted, (\d+) received/.exec(out);
-      if (match) resolve({ transmitted: Number(match[1]), received: Number(match[2]) });
-      else reject(new Error(`ping ${to} from ${ns} printed no summary: ${out}`));
-    }),
+  return inBackground(
+    new Promise((resolve, reject) =>
+      child.on('exit', () => {
+        const match = /(\d+) packets transmitted, (\d+) received/.exec(out);
+        if (match) resolve({ transmitted: Number(match[1]), received: Number(match[2]) });
+        else reject(new Error(`ping ${to} from ${ns} printed no summary: ${out}`));
+      }),
+    ),
   );
 }
 
+/**
+ * Traffic runs while a scenario does other things, and is awaited later. If the scenario fails (or is interrupted)
+ * before that, cleanup stops the traffic and its promise rejects with nobody awaiting it: that must not crash the
+ * suite, so the rejection is marked handled here. Awaiting the promise still rejects.
+ */
+function inBackground<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined);
+  return promise;
+}
+
 /** One TCP stream from `clientNs` to an iperf3 server started in `serverNs` on `serverIp`, for `seconds`: Gbit/s received. */
-export async function iperfFor(bed: Testbed, serverNs: string, clientNs: string, serverIp: string, seconds: number): Promise<number> {
+export function iperfFor(bed: Testbed, serverNs: string, clientNs: string, serverIp: string, seconds: number): Promise<number> {
+  return inBackground(iperfRun(bed, serverNs, clientNs, serverIp, seconds));
+}
+
+async function iperfRun(bed: Testbed, serverNs: string, clientNs: string, serverIp: string, seconds: number): Promise<number> {
   const server = bed.spawn(serverNs, ['iperf3', '-s', '-1', '-B', serverIp]);
   try {
     await new Promise((r) => setTimeout(r, 500));
@@ -61,5 +77,3 @@ export async function kernelUdpDrops(bed: Testbed, ns: string): Promise<number> 
   const row = Object.fromEntries(names.split(/\s+/).slice(1).map((n, i) => [n, Number(values.split(/\s+/)[i + 1])]));
   return row.InErrors; // receive buffer full, out of memory, bad checksum: each one also counted in InErrors
 }
-
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

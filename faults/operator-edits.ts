@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { EtcdServer } from '../testbed/etcd.js';
 import { FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
 import { makeTempDir } from '../testbed/tempdir.js';
-import { sleep } from './observe.js';
+import { sleep } from '../testbed/interrupt.js';
 import { run, type ScenarioResult } from './scenario.js';
 
 const PREFIX = '/faults-edits/network';
@@ -56,10 +56,12 @@ const EDITS: Edit[] = [
  */
 export function operatorEdits(): Promise<ScenarioResult> {
   return run('operator-edits', async (f) => {
-    const dir = await makeTempDir('fedits');
-    const etcd = await EtcdServer.start();
+    let tmp: string | undefined;
+    const etcd = new EtcdServer();
     const daemons: FlanneldProcess[] = [];
     try {
+      const dir = (tmp = await makeTempDir('fedits'));
+      await etcd.launch();
       await etcd.put(`${PREFIX}/config`, CONFIG);
       const start = (host: number) => {
         const d = new FlanneldProcess(
@@ -99,7 +101,7 @@ export function operatorEdits(): Promise<ScenarioResult> {
     } finally {
       await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
       await etcd.stop();
-      await rm(dir, { recursive: true, force: true });
+      if (tmp) await rm(tmp, { recursive: true, force: true });
     }
   });
 }

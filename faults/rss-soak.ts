@@ -1,5 +1,6 @@
 import { rssKiB } from '../testbed/proc.js';
-import { iperfFor, sleep } from './observe.js';
+import { sleep } from '../testbed/interrupt.js';
+import { iperfFor } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 import { withTwoHosts } from './two-hosts.js';
 

@@ -10,6 +10,7 @@ import { malformedFlood } from './malformed-flood.js';
 import { massAcquire } from './mass-acquire.js';
 import { operatorEdits } from './operator-edits.js';
 import { rssSoak } from './rss-soak.js';
+import { exitCode, handleInterrupts, interruption } from '../testbed/interrupt.js';
 import { formatResult, type ScenarioResult } from './scenario.js';
 
 const SCENARIOS: Record<string, () => Promise<ScenarioResult>> = {
@@ -28,8 +29,11 @@ async function main(names: string[]): Promise<number> {
     process.stderr.write(`unknown scenario: ${unknown.join(', ')} (known: ${Object.keys(SCENARIOS).join(', ')})\n`);
     return 2;
   }
+  // An interrupt stops the scenario under way, which cleans up and reports what it got to; no other starts.
+  handleInterrupts((line) => process.stderr.write(`${line}\n`));
   let failed = 0;
   for (const name of names.length ? names : Object.keys(SCENARIOS)) {
+    if (interruption.aborted) break;
     const result = await SCENARIOS[name]();
     process.stdout.write(`${formatResult(result)}\n`);
     if (result.problems.length) failed++;
@@ -38,4 +42,4 @@ async function main(names: string[]): Promise<number> {
   return failed ? 1 : 0;
 }
 
-main(process.argv.slice(2)).then((code) => process.exit(code));
+main(process.argv.slice(2)).then((code) => process.exit(exitCode(code)));

@@ -5,9 +5,9 @@
 //   a container namespace behind each host's bridge, addressed from FLANNEL_SUBNET as docker --bip would be
 // Everything it creates is removed when it ends, fails or is interrupted. Only RFC 2544 addresses are used.
 import { readFile, rm } from 'node:fs/promises';
-import { constants } from 'node:os';
 import { errorMessage } from '../src/errors.js';
 import { flanneldArgs, runFlanneld } from './flanneld.js';
+import { exitCode, handleInterrupts, interruptedBy, interruption } from './interrupt.js';
 import { waitFor } from './netns.js';
 import { OverlayCluster, type OverlayHost } from './overlay.js';
 import { makeTempDir } from './tempdir.js';
@@ -15,18 +15,11 @@ import { makeTempDir } from './tempdir.js';
 const CONFIG = '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}';
 const HOSTS = ['h1', 'h2', 'h3'];
 
-/** Set by SIGINT/SIGTERM: the demo stops at its next step and cleans up (never half-way through building a host). */
-let interruptedBy: NodeJS.Signals | undefined;
-
 const bold = (text: string) => (process.stdout.isTTY ? `\x1b[1m${text}\x1b[0m` : text);
 const print = (text: string) => process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 
-function checkInterrupted(): void {
-  if (interruptedBy) throw new Error(`interrupted by ${interruptedBy}`);
-}
-
 function step(title: string): void {
-  checkInterrupted();
+  interruption.throwIfAborted();
   print(`\n${bold(`== ${title}`)}`);
 }
 
@@ -68,7 +61,7 @@ async function demo(cluster: OverlayCluster, workDir: string): Promise<boolean> 
   for (const from of hosts) {
     for (const to of hosts) {
       if (from === to) continue;
-      checkInterrupted();
+      interruption.throwIfAborted();
       pairs++;
       // Routes follow leases asynchronously: give the first echo a bounded while, then send three.
       const first = await cluster.expectReachable(from, to).then(() => true, () => false);
@@ -86,12 +79,8 @@ async function demo(cluster: OverlayCluster, workDir: string): Promise<boolean> 
 }
 
 async function main(): Promise<number> {
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(signal, () => {
-      if (!interruptedBy) print(`\n${signal}: stopping after the current step and cleaning up`);
-      interruptedBy ??= signal;
-    });
-  }
+  // An interrupt ends the step under way (its waits and commands stop) and the cleanup below runs.
+  handleInterrupts(print);
   const workDir = await makeTempDir('demo');
   let cluster: OverlayCluster | undefined;
   try {
@@ -99,7 +88,7 @@ async function main(): Promise<number> {
     return (await demo(cluster, workDir)) ? 0 : 1;
   } catch (err) {
     // Once interrupted, what failed is what the signal stopped (a terminal's Ctrl-C reaches flanneld and etcd too).
-    if (!interruptedBy) process.stderr.write(`demo failed: ${errorMessage(err)}\n`);
+    if (!interruptedBy()) process.stderr.write(`demo failed: ${errorMessage(err)}\n`);
     return 1;
   } finally {
     print(`\n${bold('== cleaning up')}: flanneld, etcd, namespaces, veths, ${workDir}`);
@@ -109,7 +98,7 @@ async function main(): Promise<number> {
 }
 
 main().then(
-  (code) => process.exit(interruptedBy ? 128 + constants.signals[interruptedBy] : code),
+  (code) => process.exit(exitCode(code)),
   (err) => {
     process.stderr.write(`demo failed: ${errorMessage(err)}\n`);
     process.exit(1);

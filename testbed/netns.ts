@@ -1,6 +1,7 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
+import { interruption } from './interrupt.js';
 import { alive, kill } from './proc.js';
 
 /** Fixed, locally administered bridge addresses (see Testbed.setUp); each cbr0 is its own L2 segment, so one will do. */
@@ -89,8 +90,9 @@ export class Testbed {
     await this.ip(hostNs, 'link', 'set', 'cbr0', ...(mtu ? ['mtu', String(mtu)] : []), 'up');
   }
 
+  /** Runs a command in a namespace to its end (bounded; an interrupted run kills it, see interruption). */
   async exec(ns: string, argv: string[], opts: { timeoutMs?: number } = {}): Promise<{ stdout: string; stderr: string }> {
-    return run('ip', ['netns', 'exec', ns, ...argv], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20 });
+    return run('ip', ['netns', 'exec', ns, ...argv], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, signal: interruption });
   }
 
   /** Pings `to` from namespace `ns`: `count` echoes 0.2 s apart, waiting 1 s for the last; ok when one came back. */
@@ -102,9 +104,13 @@ export class Testbed {
     }
   }
 
-  /** Starts a long-running process in a namespace; it is killed by cleanup() if still running. */
+  /** Starts a long-running process in a namespace; it is killed by cleanup() if still running, or when the run is interrupted. */
   spawn(ns: string, argv: string[], opts: SpawnOptions = {}): ChildProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], signal: interruption, ...opts });
+    // An interrupted run kills it through `signal`; the AbortError that follows is expected, not a crash.
+    child.on('error', (err) => {
+      if (err.name !== 'AbortError') throw err;
+    });
     this.processes.push(child);
     return child;
   }
@@ -225,7 +231,8 @@ export async function cleanupStaleNamespaces(): Promise<void> {
 
 /**
  * Polls `check` until it returns a value other than undefined/false, or throws after `timeoutMs`. An error that
- * `isFinal` accepts ends the wait at once (the thing waited on is gone); any other error is retried.
+ * `isFinal` accepts ends the wait at once (the thing waited on is gone); any other error is retried, unless the run
+ * was interrupted (its commands fail then: see interruption).
  */
 export async function waitFor<T>(
   what: string,
@@ -240,7 +247,7 @@ export async function waitFor<T>(
       const value = await check();
       if (value !== undefined && value !== false) return value;
     } catch (err) {
-      if (isFinal(err)) throw err;
+      if (isFinal(err) || interruption.aborted) throw err;
       lastError = err;
     }
     await new Promise((r) => setTimeout(r, 200));

@@ -1,3 +1,4 @@
+import { sleep } from './interrupt.js';
 import type { OverlayCluster, OverlayHost } from './overlay.js';
 
 export interface RestartLoss {
@@ -52,8 +53,4 @@ export async function pingThroughRestart(cluster: OverlayCluster, from: OverlayH
   let lost = 0;
   for (let seq = 1; seq <= sent; seq++) if (!answered.has(seq)) lost++;
   return { sent, lost, intervalMs, durationMs, restartMs };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }

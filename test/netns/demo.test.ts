@@ -72,7 +72,7 @@ describe('npm run demo (testbed/demo.ts)', () => {
   it('a Ctrl-C while flanneld and etcd run stops it, exit 130, and cleans up just the same', async () => {
     const demo = await runDemo(/^h1: leased /m);
     expect(demo.code).toBe(130);
-    expect(demo.stdout).toContain('SIGINT: stopping after the current step and cleaning up');
+    expect(demo.stdout).toContain('SIGINT: stopping and cleaning up');
     expect(demo.stdout).not.toContain('container pairs reachable');
     expect(demo.stderr).toBe('');
     expect(await leftovers(demo)).toEqual([]);
