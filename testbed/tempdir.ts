@@ -9,7 +9,7 @@ import { alive, kill } from './proc.js';
 const run = promisify(execFile);
 
 /** `ft-<pid>-<tag>-XXXXXX`: the PID of the run that made it, so a later run can tell a crashed run's dir from a live one's. */
-const NAME = /^ft-(\d+)-[a-z0-9-]+$/;
+const NAME = /^ft-(\d+)-./;
 
 let swept: Promise<void> | undefined;
 
