@@ -1,13 +1,20 @@
-import { describe, expect, it } from 'vitest';
-import { freePort } from '../../testbed/etcd.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { etcdOnSwitch, freePort } from '../../testbed/etcd.js';
 import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
-import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
+import { useEtcd, useFlanneld, useTempDir, useTestbed } from '../helpers/fixtures.js';
 
-// Configs that pass validation use the alloc backend: a test that wrongly got through must not create a TUN here.
+// Every flanneld here runs in a host namespace of a test bed (etcd on its switch): a config that wrongly got through
+// validation makes its devices there, never on this machine. Configs that pass validation use the alloc backend.
 const ALLOC = '{"Network": "198.19.0.0/16", "Backend": {"Type": "alloc"}}';
-const etcd = useEtcd();
+const bed = useTestbed('bad');
+const etcd = useEtcd(etcdOnSwitch(bed));
 const dir = useTempDir('bad');
 const startFlanneld = useFlanneld();
+let host: string;
+
+beforeAll(async () => {
+  host = await bed.addHost('h1', '198.18.0.1');
+});
 
 function args(prefix: string, extra: string[] = []): string[] {
   // `--iface` may be repeated (first match wins), so tests that pass their own must not get `lo` as well.
@@ -22,15 +29,19 @@ function errorLine(stderr: string): string {
   return lines[lines.length - 1];
 }
 
-/** Runs flanneld against a network whose config is `config`; asserts exit 1, one error line, etcd unchanged. */
+/**
+ * Runs flanneld against a network whose config is `config`; asserts exit 1, one error line, etcd unchanged, and no
+ * device of flanneld's (flannel0, flannel.1, ...) left in the host.
+ */
 async function expectRejected(config: string | undefined, message: RegExp, extra: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const prefix = await etcd.network(config);
   const before = await etcd.dump(prefix);
-  const result = await runFlanneld(args(prefix, extra), { env, timeoutMs: 40_000 });
+  const result = await runFlanneld(args(prefix, extra), { env, netns: host, timeoutMs: 40_000 });
   expect(result.code).toBe(1);
   expect(errorLine(result.stderr)).toMatch(/^flanneld: /);
   expect(errorLine(result.stderr)).toMatch(message);
   expect(await etcd.dump(prefix)).toEqual(before);
+  expect(await bed.ip(host, '-o', 'link', 'show')).not.toMatch(/^\d+: flannel/m);
 }
 
 describe('bad input: one line, exit 1, etcd untouched', () => {
@@ -43,7 +54,7 @@ describe('bad input: one line, exit 1, etcd untouched', () => {
   it('SubnetMax outside Network', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMax": "198.20.0.0"}', /SubnetMax" 198.20.0.0 is not inside/));
   it('SubnetMin and SubnetMax reversed', () => expectRejected('{"Network": "198.19.0.0/16", "SubnetMin": "198.19.9.0", "SubnetMax": "198.19.3.0"}', /is above "SubnetMax"/));
   it('unknown Backend.Type', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "carrier-pigeon"}}', /unknown backend type: carrier-pigeon/));
-  // Backend keys are checked before the backend touches the kernel: no vxlan device appears on this host.
+  // Backend keys are checked before the backend touches the kernel: no flannel.1 appears in the host.
   it('vxlan VNI of the wrong type', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "vxlan", "VNI": "1"}}', /"Backend.VNI" must be a VXLAN network identifier \(0-16777215\), got "1"/));
   it('vxlan MTU too small', () => expectRejected('{"Network": "198.19.0.0/16", "Backend": {"Type": "vxlan", "MTU": 60}}', /"Backend.MTU" 60 leaves no room/));
   it('--iface naming no interface', () => expectRejected(ALLOC, /no interface matches --iface nosuchif0/, ['--iface', 'nosuchif0']));
@@ -65,6 +76,7 @@ describe('bad input: one line, exit 1, etcd untouched', () => {
     // The retry bound (default 10 s) shortened, as a test may: the give-up path is the same.
     const d = startFlanneld(flanneldArgs({ etcdEndpoints: `http://127.0.0.1:${port}`, iface: 'lo', subnetFile: dir.file('unreach.env') }), {
       env: { FLANNELD_ETCD_STARTUP_TIMEOUT_MS: '1500' },
+      netns: host,
     });
     const result = await d.wait(30_000);
     expect(result.code).toBe(1);
@@ -78,7 +90,7 @@ describe('tolerated input', () => {
     const prefix = await etcd.network(ALLOC);
     const key = `${prefix}/subnets/198.19.200.0-24`;
     await etcd.put(key, 'this is not json');
-    const d = startFlanneld(args(prefix));
+    const d = startFlanneld(args(prefix), { netns: host });
     await d.waitForEvent('subnet-file-written');
     const [warning] = d.events('lease-value-invalid', { key });
     expect(warning?.msg).toBe('skipping lease whose value is not valid flannel lease JSON');
@@ -87,7 +99,7 @@ describe('tolerated input', () => {
   });
   it('waits for a missing config, naming the key, then starts when it appears', async () => {
     const prefix = await etcd.network();
-    const d = startFlanneld(args(prefix));
+    const d = startFlanneld(args(prefix), { netns: host });
     const waiting = await d.waitForEvent('waiting-for-config', { key: `${prefix}/config` });
     expect(waiting.msg).toContain(`waiting for network config at ${prefix}/config`);
     await etcd.put(`${prefix}/config`, ALLOC);
