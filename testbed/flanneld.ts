@@ -25,6 +25,9 @@ export function flanneldArgs(flags: FlanneldFlags): string[] {
   ];
 }
 
+/** A position in a daemon's log (the number of JSON entries logged before it), from FlanneldProcess.mark(). */
+export type LogMark = number;
+
 export interface FlanneldRun {
   readonly code: number | null;
   readonly stdout: string;
@@ -65,22 +68,31 @@ export class FlanneldProcess {
 
   /**
    * The JSON log lines written so far (flanneld logs JSON when stderr is not a terminal); with `event`, only those
-   * whose `event` field is `event` and whose other fields match `fields`.
+   * whose `event` field is `event` and whose other fields match `fields`; with `after` (a mark()), only those logged
+   * since.
    */
-  events(event?: string, fields: Record<string, unknown> = {}): Record<string, unknown>[] {
+  events(event?: string, fields: Record<string, unknown> = {}, after: LogMark = 0): Record<string, unknown>[] {
     const matches = (e: Record<string, unknown>) =>
       (event === undefined || e.event === event) && Object.entries(fields).every(([k, v]) => e[k] === v);
-    return parseLogLines(this.stderr).filter(matches);
+    return parseLogLines(this.stderr).slice(after).filter(matches);
+  }
+
+  /** Where the log is now: pass it as `after` to wait for (or count) only what the daemon logs from here on. */
+  mark(): LogMark {
+    return parseLogLines(this.stderr).length;
   }
 
   /**
    * Resolves with the first logged entry whose `event` field is `event` and whose other fields match `fields`
-   * (bounded). Events are the daemon's contract with its tests and log shippers; the message text is not.
+   * (bounded: `timeoutMs`, 20 s unless given, as a number or an option). With `after`, only an entry logged after
+   * that mark() counts: an event the daemon logged before (in an earlier phase of the test) does not.
+   * Events are the daemon's contract with its tests and log shippers; the message text is not.
    */
-  async waitForEvent(event: string, fields: Record<string, unknown> = {}, timeoutMs = 20_000): Promise<Record<string, unknown>> {
+  async waitForEvent(event: string, fields: Record<string, unknown> = {}, opts: number | { timeoutMs?: number; after?: LogMark } = {}): Promise<Record<string, unknown>> {
+    const { timeoutMs = 20_000, after = 0 } = typeof opts === 'number' ? { timeoutMs: opts } : opts;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const [found] = this.events(event, fields);
+      const [found] = this.events(event, fields, after);
       if (found) return found;
       if (!this.running) throw new Error(`flanneld exited before logging event ${event}:\n${this.stderr}`);
       if (Date.now() > deadline) throw new Error(`flanneld did not log event ${event} within ${timeoutMs} ms:\n${this.stderr}`);

@@ -96,8 +96,9 @@ describe('a dead datapath, seen by the daemon', () => {
   it('a restart that cannot create the TUN, while a new lease arrives, is retried with backoff without crashing, and recovers', async () => {
     const failuresBefore = count(a, 'network-start-failed');
     // A bridge named flannel0: TUNSETIFF refuses the name, so every restart fails until it is gone.
+    const mark = a.daemon.mark();
     await cluster.bed.exec(a.ns, ['sh', '-c', 'ip link del flannel0 && ip link add flannel0 type bridge']);
-    await a.daemon.waitForEvent('datapath-failed', {}, 5_000).catch(() => undefined);
+    await a.daemon.waitForEvent('datapath-failed', {}, { after: mark, timeoutMs: 5_000 });
     // ...and meanwhile another host takes a's subnet: a must move, and start the network on the new lease.
     const key = a.bridgeCidr!.replace(/\.1\/(\d+)$/, '.0-$1');
     await cluster.etcd.put(`${cluster.prefix}/subnets/${key}`, '{"PublicIP":"198.18.0.99"}');
