@@ -145,23 +145,29 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
 
   it('answers ICMP net unreachable once a peer route is removed, and forwards again once it is back', async () => {
     await h1().agent.removePeer(h2().lease, h2().ip);
-    const before = await h1().agent.counters();
-    const r = await ping(h1(), h2().container.ip);
-    expect(r.ok).toBe(false);
-    expect(r.output).toMatch(/Destination Net Unreachable/i);
-    const after = await h1().agent.counters();
-    expect(dropDelta(before, after)).toEqual({ no_route: 1 });
-    expect(after.icmpUnreachableSent).toBe(before.icmpUnreachableSent + 1);
-    expect(after.txPackets).toBe(before.txPackets);
-
-    await h1().agent.addPeer(h2().lease, h2().ip);
+    try {
+      const before = await h1().agent.counters();
+      const r = await ping(h1(), h2().container.ip);
+      expect(r.ok).toBe(false);
+      expect(r.output).toMatch(/Destination Net Unreachable/i);
+      const after = await h1().agent.counters();
+      expect(dropDelta(before, after)).toEqual({ no_route: 1 });
+      expect(after.icmpUnreachableSent).toBe(before.icmpUnreachableSent + 1);
+      expect(after.txPackets).toBe(before.txPackets);
+    } finally {
+      // h2 back as a peer, whatever happened: the tests after this one send to it.
+      await h1().agent.addPeer(h2().lease, h2().ip);
+    }
     expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
   });
 
   it('drops routes for leases of other backends (vxlan peers do not speak this wire format)', async () => {
     await h1().agent.addPeer(h2().lease, h2().ip, 'vxlan');
-    expect((await ping(h1(), h2().container.ip)).ok).toBe(false);
-    await h1().agent.addPeer(h2().lease, h2().ip, 'udp');
+    try {
+      expect((await ping(h1(), h2().container.ip)).ok).toBe(false);
+    } finally {
+      await h1().agent.addPeer(h2().lease, h2().ip, 'udp');
+    }
     expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
   });
 
