@@ -39,7 +39,7 @@ export interface DaemonSpec {
 export interface HostSpec extends DaemonSpec {
   readonly underlayIp?: string;
   /** Runs in the host's namespace before flanneld starts (extra routes, say). */
-  readonly prepare?: (ns: string) => Promise<void>;
+  readonly prepare?: (ns: string) => Promise<unknown>;
 }
 
 /** The host's lease as flannel names it: `198.19.44.0/24`, its address `198.19.44.0`, its etcd key `198.19.44.0-24`. */

@@ -13,15 +13,9 @@ const which = (name: string) => execFileSync('sh', ['-c', `command -v ${name}`])
 const RESYNC_SECONDS = 1;
 
 const dir = useTempDir('iptfault');
-/** The PATH flanneld gets: `ip` (to enter the namespace) and, when a test puts them there, the iptables binaries. */
-let bin: string;
 let cluster: OverlayCluster;
-let host: OverlayHost;
 
 beforeAll(async () => {
-  bin = dir.file('bin');
-  await mkdir(bin);
-  await symlink(which('ip'), join(bin, 'ip'));
   cluster = await OverlayCluster.create('iptfault', dir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"udp"}}');
 });
 
@@ -29,9 +23,22 @@ afterAll(async () => {
   await cluster?.cleanup();
 });
 
-const count = (event: string) => host.daemon.events().filter((e) => e.event === event);
+/**
+ * Host N of its own for one test, running flanneld with a PATH of its own (`bin`): `ip` (to enter the namespace) and
+ * the tools named; a test adds or replaces the iptables binaries there.
+ */
+async function hostWith(n: number, tools: string[]): Promise<{ host: OverlayHost; bin: string }> {
+  const bin = dir.file(`bin-h${n}`);
+  await mkdir(bin);
+  for (const tool of ['ip', ...tools]) await symlink(which(tool), join(bin, tool));
+  const host = await cluster.addHost(`h${n}`, n, { PATH: bin, FLANNELD_IPTABLES_RESYNC: String(RESYNC_SECONDS) });
+  await host.daemon.waitForEvent('subnet-file-written');
+  return { host, bin };
+}
 
-async function forwardRules(): Promise<string[]> {
+const count = (host: OverlayHost, event: string) => host.daemon.events(event);
+
+async function forwardRules(host: OverlayHost): Promise<string[]> {
   const { stdout } = await cluster.bed.exec(host.ns, ['iptables-save', '-t', 'filter']);
   return stdout.split('\n').filter((l) => l.startsWith('-A') && l.includes('FLANNEL-FWD'));
 }
@@ -50,40 +57,43 @@ describe('iptables faults are reported once per change', () => {
   });
 
   it('forward rules without iptables: one error, the daemon runs on, and one recovery line once iptables appears', async () => {
-    host = await cluster.addHost('h1', 1, { PATH: bin, FLANNELD_IPTABLES_RESYNC: String(RESYNC_SECONDS) });
-    await host.daemon.waitForEvent('subnet-file-written');
-    const [failed] = await waitFor('the failure', async () => count('iptables-failed').length > 0 && count('iptables-failed'));
+    const { host, bin } = await hostWith(1, []);
+    const [failed] = await waitFor('the failure', async () => count(host, 'iptables-failed').length > 0 && count(host, 'iptables-failed'));
     expect(failed).toMatchObject({ level: 50, chains: ['FLANNEL-FWD'] });
     expect(failed.msg).toMatch(/^iptables rules not in place \(FLANNEL-FWD: iptables(-restore)? not found on PATH \(install the iptables package\)\); retrying every 1 s$/);
     await sleep(3.5 * RESYNC_SECONDS * 1000);
-    expect(count('iptables-failed')).toHaveLength(1);
+    expect(count(host, 'iptables-failed')).toHaveLength(1);
 
     for (const name of ['iptables', 'iptables-restore']) await symlink(which(name), join(bin, name));
     await host.daemon.waitForEvent('iptables-recovered', {}, 10_000);
-    expect(await forwardRules()).toHaveLength(3);
+    expect(await forwardRules(host)).toHaveLength(3);
     await sleep(2.5 * RESYNC_SECONDS * 1000);
-    expect(count('iptables-recovered')).toHaveLength(1);
-    expect(count('iptables-failed')).toHaveLength(1);
+    expect(count(host, 'iptables-recovered')).toHaveLength(1);
+    expect(count(host, 'iptables-failed')).toHaveLength(1);
   });
 
   it('a failing iptables-restore is one error naming the chain and quoting it, then one recovery line', async () => {
+    const { host, bin } = await hostWith(2, ['iptables', 'iptables-restore']);
+    await host.daemon.waitForEvent('iptables-applied');
+    expect(await forwardRules(host)).toHaveLength(3);
     const restore = join(bin, 'iptables-restore');
     await unlink(restore);
     await writeFile(restore, '#!/bin/sh\necho "iptables-restore: refused by the test" >&2\nexit 1\n');
     await chmod(restore, 0o755);
-    const [, accept] = await forwardRules();
+    const [, accept] = await forwardRules(host);
     await cluster.bed.exec(host.ns, ['sh', '-c', `iptables -t filter ${accept.replace('-A', '-D')}`]);
 
-    await waitFor('the failure', async () => count('iptables-failed').length === 2);
-    expect(count('iptables-failed')[1].error).toBe('FLANNEL-FWD: iptables-restore failed writing FLANNEL-FWD (-t filter): iptables-restore: refused by the test');
+    const [failed] = await waitFor('the failure', async () => count(host, 'iptables-failed').length > 0 && count(host, 'iptables-failed'));
+    expect(failed.error).toBe('FLANNEL-FWD: iptables-restore failed writing FLANNEL-FWD (-t filter): iptables-restore: refused by the test');
     await sleep(3.5 * RESYNC_SECONDS * 1000);
-    expect(count('iptables-failed')).toHaveLength(2);
-    expect(count('iptables-rule-missing')).toHaveLength(1);
+    expect(count(host, 'iptables-failed')).toHaveLength(1);
+    expect(count(host, 'iptables-rule-missing')).toHaveLength(1);
 
     await unlink(restore);
     await symlink(which('iptables-restore'), restore);
-    await waitFor('the recovery', async () => count('iptables-recovered').length === 2, 10_000);
-    expect(await forwardRules()).toHaveLength(3);
+    await host.daemon.waitForEvent('iptables-recovered', {}, 10_000);
+    expect(await forwardRules(host)).toHaveLength(3);
+    expect(count(host, 'iptables-recovered')).toHaveLength(1);
     expect(host.daemon.running).toBe(true);
   });
 });
