@@ -22,12 +22,12 @@ async function stop(child: ChildProcess): Promise<void> {
  * the wait for it stay out of the window. The server is killed (and reaped) whatever happens.
  */
 async function iperf(bed: Testbed, path: ReadyPath, args: string[], seconds: number, clockTicks: number): Promise<{ json: IperfJson; busySeconds: number }> {
-  const port = String(nextPort++);
-  const server = bed.spawn(path.server, ['iperf3', '-s', '-1', '-B', path.target, '-p', port], { stdio: 'ignore' });
+  const port = nextPort++;
+  const server = bed.spawn(path.server, ['iperf3', '-s', '-1', '-B', path.target, '-p', String(port)], { stdio: 'ignore' });
   try {
-    await waitFor('the iperf3 server', async () => (await bed.exec(path.server, ['ss', '-Hltn', `sport = :${port}`])).stdout.trim() !== '', 10_000);
+    await bed.waitForListener(path.server, port);
     const cpuBefore = await readBusyCpuSeconds(clockTicks);
-    const argv = ['iperf3', '-c', path.target, '-p', port, '-t', String(seconds), '-O', String(OMIT_SECONDS), '-J', ...args];
+    const argv = ['iperf3', '-c', path.target, '-p', String(port), '-t', String(seconds), '-O', String(OMIT_SECONDS), '-J', ...args];
     const stdout = await bed.exec(path.client, argv, { timeoutMs: (seconds + OMIT_SECONDS + 20) * 1000 }).then(
       (r) => r.stdout,
       // iperf3 -J exits 1 with its reason in the JSON it prints; parseIperfJson turns that into the error.

@@ -115,6 +115,15 @@ export class Testbed {
     return child;
   }
 
+  /**
+   * Waits (bounded) until a socket in namespace `ns` listens on local `port` (TCP, or bound for UDP): a server just
+   * spawned there is ready for its client.
+   */
+  async waitForListener(ns: string, port: number, proto: 'tcp' | 'udp' = 'tcp', timeoutMs = 10_000): Promise<void> {
+    const flags = proto === 'tcp' ? '-Hltn' : '-Hlun';
+    await waitFor(`a ${proto} listener on port ${port} in ${ns}`, async () => (await this.exec(ns, ['ss', flags, `sport = :${port}`])).stdout.trim() !== '', timeoutMs);
+  }
+
   /** Runs `ip -o monitor <objects>` in a namespace; the returned function stops it and gives the lines it printed. */
   monitor(ns: string, ...objects: string[]): () => Promise<string[]> {
     const child = this.spawn(ns, ['ip', '-o', 'monitor', ...objects]);

@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline';
 import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
 import { leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fastpath.js';
-import { waitFor, type Testbed } from '../../testbed/netns.js';
+import type { Testbed } from '../../testbed/netns.js';
 
 export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
 
@@ -215,7 +215,7 @@ export async function transfer(bed: Testbed, from: AgentHost, to: AgentHost, byt
     await bed.exec(from.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`], { timeoutMs: 60_000 });
     const server = bed.spawn(to.container.ns, ['socat', '-u', `TCP-LISTEN:${port},reuseaddr`, `OPEN:${dst},creat,trunc`]);
     const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
-    await waitFor('socat listening', async () => (await bed.exec(to.container.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`), 10_000);
+    await bed.waitForListener(to.container.ns, port);
     await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:${port}`], { timeoutMs: 120_000 });
     const code = await serverDone;
     if (code !== 0) throw new Error(`socat receiving on ${to.name} exited with ${code}`);

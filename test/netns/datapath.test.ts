@@ -92,7 +92,7 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
       for (const [from, to] of [[h1(), h2()], [h1(), h3()]]) {
         const server = bed.spawn(to.container.ns, ['socat', '-u', 'TCP-LISTEN:5001,reuseaddr', `OPEN:${dst},creat,trunc`]);
         const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
-        await waitFor('socat listening', async () => (await bed.exec(to.container.ns, ['ss', '-ltn'])).stdout.includes(':5001'), 10_000);
+        await bed.waitForListener(to.container.ns, 5001);
         await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:5001`], { timeoutMs: 90_000 });
         expect(await serverDone).toBe(0);
         const [a, b] = await Promise.all([sha256(src), sha256(dst)]);

@@ -64,7 +64,7 @@ async function sourceSeen(fromNs: string, toNs: string, toIp: string): Promise<s
   let seen = '';
   listener.stdout?.on('data', (d: Buffer) => (seen += d.toString()));
   const exited = new Promise((r) => listener.on('exit', r));
-  await waitFor('the listener', async () => (await cluster.bed.exec(toNs, ['ss', '-lun'])).stdout.includes(`${toIp}:9999`));
+  await cluster.bed.waitForListener(toNs, 9999, 'udp');
   await cluster.bed.exec(fromNs, [process.execPath, '-e', `require('dgram').createSocket('udp4').send('x',9999,'${toIp}',()=>process.exit(0))`]);
   await exited;
   return seen.trim();

@@ -83,7 +83,7 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     await cluster.bed.exec(from.container!.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`]);
     const listener = cluster.bed.spawn(to.container!.ns, ['socat', '-u', `TCP-LISTEN:${port},bind=${to.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
     const done = new Promise((resolve) => listener.on('exit', resolve));
-    await waitFor('the listener', async () => (await cluster.bed.exec(to.container!.ns, ['ss', '-ltn'])).stdout.includes(`:${port}`));
+    await cluster.bed.waitForListener(to.container!.ns, port);
     await cluster.bed.exec(from.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container!.ip}:${port}`], { timeoutMs: 120_000 });
     await done;
     const hash = async (f: string) => (await cluster.bed.exec(h1.ns, ['sha256sum', f])).stdout.split(' ')[0];
