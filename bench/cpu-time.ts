@@ -1,20 +1,4 @@
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import { promisify } from 'node:util';
-
-const run = promisify(execFile);
-
-/** The value of `getconf CLK_TCK`: how many ticks /proc/stat counts per second (USER_HZ). */
-export function parseClockTicks(text: string): number {
-  const ticks = Number(text.trim());
-  if (!Number.isInteger(ticks) || ticks <= 0) throw new Error(`getconf CLK_TCK printed ${JSON.stringify(text.trim())}, not a positive integer`);
-  return ticks;
-}
-
-/** USER_HZ of this machine; 100 on most Linux builds, but a kernel may be built otherwise, so it is read. */
-export async function clockTicksPerSecond(): Promise<number> {
-  return parseClockTicks((await run('getconf', ['CLK_TCK'])).stdout);
-}
 
 /**
  * Busy CPU time of the whole machine, in seconds, from the text of /proc/stat: the first ("cpu") line's user, nice,

@@ -10,9 +10,9 @@ import { loadNativeAddon, type PlatformCosts } from '../src/datapath/native.js';
 import { packageRoot, packageVersion } from '../src/package-info.js';
 import { FLANNELD } from '../testbed/flanneld.js';
 import { exitCode, handleInterrupts, interruptedBy, interruption } from '../testbed/interrupt.js';
+import { clockTicksPerSecond } from '../testbed/proc.js';
 import type { Testbed } from '../testbed/netns.js';
 import { renderChart } from './chart.js';
-import { clockTicksPerSecond } from './cpu-time.js';
 import { FIGURES, formatFigure, type Sample } from './figures.js';
 import { BenchLan } from './lan.js';
 import { measureSample, waitReachable } from './measure.js';
@@ -146,7 +146,7 @@ async function main(): Promise<number> {
     return 0;
   }
   const started = Date.now();
-  const clockTicks = await clockTicksPerSecond();
+  const clockTicks = clockTicksPerSecond();
   const registry = benchPaths({ flannelTs: await flannelTsBinary(), flannelBin: options.flannelBin ? await externalBinary(options.flannelBin) : undefined });
   const paths = selectPaths(registry, options.paths);
   // Measured first, before any path exists: the per-syscall and per-wakeup costs that set how close any userspace

@@ -53,6 +53,9 @@ function inBackground<T>(promise: Promise<T>): Promise<T> {
   return promise;
 }
 
+/** iperf3's default port, on which the server below listens. */
+const IPERF_PORT = 5201;
+
 /** One TCP stream from `clientNs` to an iperf3 server started in `serverNs` on `serverIp`, for `seconds`: Gbit/s received. */
 export function iperfFor(bed: Testbed, serverNs: string, clientNs: string, serverIp: string, seconds: number): Promise<number> {
   return inBackground(iperfRun(bed, serverNs, clientNs, serverIp, seconds));
@@ -61,7 +64,7 @@ export function iperfFor(bed: Testbed, serverNs: string, clientNs: string, serve
 async function iperfRun(bed: Testbed, serverNs: string, clientNs: string, serverIp: string, seconds: number): Promise<number> {
   const server = bed.spawn(serverNs, ['iperf3', '-s', '-1', '-B', serverIp]);
   try {
-    await new Promise((r) => setTimeout(r, 500));
+    await bed.waitForListener(serverNs, IPERF_PORT);
     const { stdout } = await bed.exec(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
     const report = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
     return report.end.sum_received.bits_per_second / 1e9;

@@ -1,13 +1,26 @@
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 
-const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+/** The value of `getconf CLK_TCK`: how many ticks /proc/stat counts per second (USER_HZ). */
+export function parseClockTicks(text: string): number {
+  const ticks = Number(text.trim());
+  if (!Number.isInteger(ticks) || ticks <= 0) throw new Error(`getconf CLK_TCK printed ${JSON.stringify(text.trim())}, not a positive integer`);
+  return ticks;
+}
+
+let clockTicks: number | undefined;
+
+/** USER_HZ of this machine; 100 on most Linux builds, but a kernel may be built otherwise, so it is read (once). */
+export function clockTicksPerSecond(): number {
+  clockTicks ??= parseClockTicks(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }));
+  return clockTicks;
+}
 
 /** CPU seconds (user + system) the process has used, from /proc/<pid>/stat. */
 export async function cpuSeconds(pid: number): Promise<number> {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // comm may hold spaces; fields start at state (3)
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK; // utime (14) and stime (15)
+  return (Number(fields[11]) + Number(fields[12])) / clockTicksPerSecond(); // utime (14) and stime (15)
 }
 
 /** The process's resident set size in KiB (VmRSS of /proc/<pid>/status). */

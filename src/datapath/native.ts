@@ -130,7 +130,7 @@ export function builtArtifacts(name: string, buildDir = join(packageRoot(), 'bui
 }
 
 /** Returns `addon` if it speaks NATIVE_ABI_VERSION; else throws one line saying to rebuild it. */
-export function checkAbiVersion<T extends { readonly abiVersion: unknown }>(addon: T, file: string): T {
+export function checkAbiVersion<T extends { readonly abiVersion?: unknown }>(addon: T, file: string): T {
   if (addon.abiVersion === NATIVE_ABI_VERSION) return addon;
   throw new NativeAddonError(
     `native datapath addon ${file} has ABI version ${String(addon.abiVersion)}, this code needs ${NATIVE_ABI_VERSION}; rebuild with npm run build:native`,

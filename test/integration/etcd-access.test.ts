@@ -41,11 +41,9 @@ async function get(port: number, path: string): Promise<{ status: number; body: 
 
 describe('etcd refusing us at startup: one line naming the user and the key, exit 1 at once', () => {
   it('a wrong password', async () => {
-    const started = Date.now();
     const { code, stderr } = await runFlanneld(args('/acc', 'flannel', 'wrong', 1));
     expect(code).toBe(1);
-    // An unreachable etcd is retried for 10 s (FLANNELD_ETCD_STARTUP_TIMEOUT_MS); a refusal is not retried at all.
-    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(stderr, 'an unreachable etcd is retried at startup; a refusal is not retried at all').not.toContain('"event":"etcd-unreachable"');
     const last = stderr.trim().split('\n').at(-1);
     expect(last).toMatch(/^flanneld: etcd rejected the credentials of user "flannel" to read \/acc\/network\/config \(.*authentication failed/);
     expect(stderr.split('\n').filter((l) => l.includes('rejected the credentials'))).toHaveLength(1);
@@ -59,10 +57,9 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
 
   it('a read-only role: the write of the lease is refused, and the etcd lease granted for it is revoked', async () => {
     const leasesBefore = await etcd.ctl(['lease', 'list']);
-    const started = Date.now();
     const { code, stderr } = await runFlanneld(args('/accro', 'ro', 'ropw', 3));
     expect(code).toBe(1);
-    expect(Date.now() - started).toBeLessThan(6_000);
+    expect(stderr).not.toContain('"event":"etcd-unreachable"');
     expect(stderr.trim().split('\n').at(-1)).toMatch(
       /^flanneld: etcd denied user "ro" permission to write \/accro\/network\/subnets\/198\.19\.\d+\.0-24 \(etcdserver: permission denied\)$/,
     );

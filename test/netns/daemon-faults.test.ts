@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseEnvFile } from '../../src/subnet/subnet-file.js';
@@ -38,14 +39,18 @@ async function httpGet(host: OverlayHost, port: number, path: string): Promise<{
   return JSON.parse((await cluster.bed.exec(host.ns, [process.execPath, '-e', script])).stdout) as { status: number; body: string };
 }
 
-/** Polls /readyz from inside the host every 25 ms for `ms`, and resolves with each change of answer, in order. */
-function readyzTransitions(host: OverlayHost, ms: number): Promise<string[]> {
+/**
+ * Polls /readyz from inside the host every 25 ms for `ms`. Resolves once the first answer is in (so what follows is
+ * seen) with `done`, which resolves with each change of answer, in order.
+ */
+async function readyzTransitions(host: OverlayHost, ms: number): Promise<{ done: Promise<string[]> }> {
   const script = `
     const end = Date.now() + ${ms};
     let last;
     const seen = [];
     while (Date.now() < end) {
       const now = await fetch('http://127.0.0.1:${HEALTHZ}/readyz').then(async (r) => r.status + ' ' + (await r.text()).trim(), () => 'unreachable');
+      if (last === undefined) process.stderr.write('polling\\n');
       if (now !== last) seen.push(now);
       last = now;
       await new Promise((r) => setTimeout(r, 25));
@@ -54,7 +59,12 @@ function readyzTransitions(host: OverlayHost, ms: number): Promise<string[]> {
   const child = cluster.bed.spawn(host.ns, [process.execPath, '--input-type=module', '-e', script]);
   let out = '';
   child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  return new Promise((resolve, reject) => child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as string[]) : reject(new Error(`readyz poller exited ${code}`)))));
+  const done = new Promise<string[]>((resolve, reject) =>
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as string[]) : reject(new Error(`readyz poller exited ${code}`)))),
+  );
+  done.catch(() => undefined); // awaited by the caller; a rejection before then must not go unhandled
+  await Promise.race([once(child.stderr!, 'data'), done]);
+  return { done };
 }
 
 const count = (host: OverlayHost, event: string) => host.daemon.events().filter((e) => e.event === event).length;
@@ -64,8 +74,7 @@ describe('a dead datapath, seen by the daemon', () => {
     // 100 pings a second from b's container into a for up to 10 s.
     const flood = cluster.bed.spawn(b.container!.ns, ['ping', '-n', '-q', '-i', '0.01', '-c', '1000', '-W', '1', a.container!.ip]);
     try {
-      const transitions = readyzTransitions(a, 6_000);
-      await new Promise((r) => setTimeout(r, 500));
+      const transitions = await readyzTransitions(a, 6_000);
       const pid = a.daemon.child.pid!;
       const cpuBefore = await cpuSeconds(pid);
       const deletedAt = Date.now();
@@ -82,7 +91,7 @@ describe('a dead datapath, seen by the daemon', () => {
       expect(resumedAfterS).toBeLessThan(5);
       expect(await cluster.bed.ip(a.ns, 'link', 'show', 'flannel0')).toMatch(/flannel0/);
 
-      const seen = await transitions;
+      const seen = await transitions.done;
       const failedAt = seen.findIndex((s) => /^503 flanneld is not ready yet: the datapath stopped: udp datapath on flannel0 stopped: .*EBADFD/.test(s));
       expect(failedAt, seen.join('\n')).toBeGreaterThan(0);
       expect(seen[0]).toBe('200 flanneld is ready');

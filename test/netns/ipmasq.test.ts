@@ -52,7 +52,8 @@ function forwardRules(network = NETWORK): string[] {
   return [`-A FORWARD ${FWD} -j FLANNEL-FWD`, `-A FLANNEL-FWD -s ${network} ${FWD} -j ACCEPT`, `-A FLANNEL-FWD -d ${network} ${FWD} -j ACCEPT`];
 }
 
-async function leaseOf(h: OverlayHost): Promise<string> {
+/** The subnet the host's subnet file names now (its lease may change within a test; the bridge set up earlier does not). */
+async function subnetInFile(h: OverlayHost): Promise<string> {
   return parseEnvFile(await readFile(h.subnetFile, 'utf8')).FLANNEL_SUBNET.replace(/\.1\/(\d+)$/, '.0/$1');
 }
 
@@ -72,7 +73,7 @@ async function sourceSeen(fromNs: string, toNs: string, toIp: string): Promise<s
 
 describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network namespaces)', () => {
   it('installs exactly flannel\'s masq and forward rule sets, masq jump first in POSTROUTING, and says so in the subnet file', async () => {
-    expect(await flannelRules(h1.ns)).toEqual({ nat: masqRules(await leaseOf(h1)), filter: forwardRules() });
+    expect(await flannelRules(h1.ns)).toEqual({ nat: masqRules(await subnetInFile(h1)), filter: forwardRules() });
     const { stdout } = await cluster.bed.exec(h1.ns, ['iptables', '-t', 'nat', '-S', 'POSTROUTING']);
     expect(stdout.split('\n')[1]).toContain('FLANNEL-POSTRTG');
     const { stdout: env } = await cluster.bed.exec(h1.ns, ['cat', h1.subnetFile]);
@@ -85,7 +86,7 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
   });
 
   it('puts back a masq rule, a forward rule and the forward jump someone deleted, within the resync period', async () => {
-    const expected = { nat: masqRules(await leaseOf(h1)), filter: forwardRules() };
+    const expected = { nat: masqRules(await subnetInFile(h1)), filter: forwardRules() };
     await cluster.bed.exec(h1.ns, ['sh', '-c', `iptables -t nat ${expected.nat[1].replace('-A', '-D')}`]);
     await cluster.bed.exec(h1.ns, ['sh', '-c', `iptables -t filter ${expected.filter[2].replace('-A', '-D')} && iptables -t filter ${expected.filter[0].replace('-A', '-D')}`]);
     await waitFor('the resync', async () => JSON.stringify(await flannelRules(h1.ns)) === JSON.stringify(expected), 10_000);
@@ -104,7 +105,7 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
     await cluster.bed.exec(h2.ns, ['iptables', '-t', 'filter', '-A', 'FLANNEL-FWD', '-s', '198.19.250.0/24', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'ACCEPT']);
     h2.daemon = cluster.startDaemon(h2.ns, h2.subnetFile, RULES_ENV);
     await h2.daemon.waitForEvent('iptables-applied');
-    expect(await flannelRules(h2.ns)).toEqual({ nat: masqRules(await leaseOf(h2)), filter: forwardRules() });
+    expect(await flannelRules(h2.ns)).toEqual({ nat: masqRules(await subnetInFile(h2)), filter: forwardRules() });
   });
 
   it('--ip-masq-fully-random-disable masquerades without --random-fully; --iptables-forward-rules=false removes FLANNEL-FWD', async () => {
@@ -112,7 +113,7 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
     h2.daemon = cluster.startDaemon(h2.ns, h2.subnetFile, { ...RULES_ENV, FLANNELD_IP_MASQ_FULLY_RANDOM_DISABLE: 'true', FLANNELD_IPTABLES_FORWARD_RULES: 'false' });
     await h2.daemon.waitForEvent('iptables-applied');
     expect(await h2.daemon.waitForEvent('iptables-removed')).toMatchObject({ chain: 'FLANNEL-FWD' });
-    expect(await flannelRules(h2.ns)).toEqual({ nat: masqRules(await leaseOf(h2), NETWORK, false), filter: [] });
+    expect(await flannelRules(h2.ns)).toEqual({ nat: masqRules(await subnetInFile(h2), NETWORK, false), filter: [] });
     const { stdout } = await cluster.bed.exec(h2.ns, ['iptables-save', '-t', 'filter']);
     expect(stdout).not.toContain('FLANNEL-FWD');
   });
@@ -125,14 +126,14 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
   });
 
   it('a restart on a different Network and lease replaces both rule sets, with no stale rule and no duplicate jump', async () => {
-    const oldLease = await leaseOf(h1);
+    const oldLease = await subnetInFile(h1);
     // A Network that no longer holds the old lease, so the lease moves too.
     const network = Number(oldLease.split('.')[2]) < 128 ? '198.19.128.0/17' : '198.19.0.0/17';
     await cluster.etcd.put(`${cluster.prefix}/config`, `{"Network":"${network}","Backend":{"Type":"udp"}}`);
     h1.daemon = cluster.startDaemon(h1.ns, h1.subnetFile, RULES_ENV);
     await h1.daemon.waitForEvent('iptables-applied', { network });
     await h1.daemon.waitForEvent('subnet-file-written');
-    const lease = await leaseOf(h1);
+    const lease = await subnetInFile(h1);
     expect(lease).not.toBe(oldLease);
     expect(await flannelRules(h1.ns)).toEqual({ nat: masqRules(lease, network), filter: forwardRules(network) });
   });

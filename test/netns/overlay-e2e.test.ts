@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { waitFor } from '../../testbed/netns.js';
-import { OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
+import { leaseOf, OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 import { useTempDir } from '../helpers/fixtures.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
@@ -57,10 +57,9 @@ function metric(text: string, name: string, labels = ''): number {
 /** How much a metric grew between two scrapes. */
 const grew = (before: string, after: string, name: string, labels = '') => metric(after, name, labels) - metric(before, name, labels);
 
-/** Our lease's value in etcd. */
-async function leaseOf(host: OverlayHost): Promise<Record<string, unknown>> {
-  const key = host.bridgeCidr!.replace('.1/24', '.0-24');
-  return JSON.parse((await cluster.etcd.get(`${cluster.prefix}/subnets/${key}`))!) as Record<string, unknown>;
+/** The host's lease value in etcd. */
+async function leaseValue(host: OverlayHost): Promise<Record<string, unknown>> {
+  return JSON.parse((await cluster.etcd.get(`${cluster.prefix}/subnets/${leaseOf(host).key}`))!) as Record<string, unknown>;
 }
 
 describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', () => {
@@ -115,8 +114,8 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
   });
 
   it('the fast path runs on the default hosts: their leases say so, and 200 MB between them never touch the engine', async () => {
-    expect((await leaseOf(h1)).BackendData).toEqual({ FastPath: true });
-    expect((await leaseOf(h3)).BackendData).toBeUndefined();
+    expect((await leaseValue(h1)).BackendData).toEqual({ FastPath: true });
+    expect((await leaseValue(h3)).BackendData).toBeUndefined();
     const before = [await cluster.metrics(h1, METRICS_PORT), await cluster.metrics(h2, METRICS_PORT)];
     expect([metric(before[0], 'flannel_fastpath_enabled'), metric(before[1], 'flannel_fastpath_enabled')]).toEqual([1, 1]);
     expect(metric(await cluster.metrics(h3, METRICS_PORT), 'flannel_fastpath_enabled')).toBe(0);
@@ -189,7 +188,7 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     const warnings = h6.daemon.events().filter((e) => e.event === 'fastpath-unavailable');
     expect(warnings).toHaveLength(1);
     expect(warnings[0].reason).toMatch(/cannot open BPF object .*missing\.bpf\.o/);
-    expect((await leaseOf(h6)).BackendData).toBeUndefined();
+    expect((await leaseValue(h6)).BackendData).toBeUndefined();
     await cluster.expectReachable(h1, h6);
     await cluster.expectReachable(h6, h1);
     const m = await cluster.metrics(h6, METRICS_PORT);

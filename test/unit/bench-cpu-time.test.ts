@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { busyCpuSeconds, clockTicksPerSecond, parseClockTicks } from '../../bench/cpu-time.js';
+import { busyCpuSeconds } from '../../bench/cpu-time.js';
+import { clockTicksPerSecond, parseClockTicks } from '../../testbed/proc.js';
 
 //                   user nice system idle  iowait irq softirq steal guest guest_nice
 const PROC_STAT = 'cpu  8000 700 3600 15621 688 10 870 20 0 0\ncpu0 4000 350 1800 7810 344 5 435 10 0 0\nintr 1 2 3\n';
@@ -17,8 +18,8 @@ describe('busy CPU time from /proc/stat', () => {
     expect(() => busyCpuSeconds('cpu0 1 2 3 4 5 6 7 8\n', 100)).toThrow(/no "cpu " line/);
   });
 
-  it('reads CLK_TCK from getconf, and accepts only a positive integer', async () => {
-    expect(await clockTicksPerSecond()).toBe(Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })));
+  it('reads CLK_TCK from getconf, and accepts only a positive integer', () => {
+    expect(clockTicksPerSecond()).toBe(Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' })));
     expect(parseClockTicks('250\n')).toBe(250);
     for (const bad of ['', 'undefined', '0', '-100', '99.5']) expect(() => parseClockTicks(bad)).toThrow(/CLK_TCK/);
   });
