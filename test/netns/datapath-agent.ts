@@ -5,6 +5,7 @@ import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datap
 import { leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import type { Testbed } from '../../testbed/netns.js';
+import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
 
 export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
 
@@ -210,16 +211,10 @@ export function dropDelta(before: DatapathCounters, after: DatapathCounters): Re
 export async function transfer(bed: Testbed, from: AgentHost, to: AgentHost, bytes: number, port: number, dir: string): Promise<[string, string]> {
   const src = join(dir, `${from.name}-send.bin`);
   const dst = join(dir, `${to.name}-recv.bin`);
-  const sha256 = async (ns: string, file: string) => (await bed.exec(ns, ['sha256sum', file])).stdout.split(' ')[0];
   try {
-    await bed.exec(from.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`], { timeoutMs: 60_000 });
-    const server = bed.spawn(to.container.ns, ['socat', '-u', `TCP-LISTEN:${port},reuseaddr`, `OPEN:${dst},creat,trunc`]);
-    const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
-    await bed.waitForListener(to.container.ns, port);
-    await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:${port}`], { timeoutMs: 120_000 });
-    const code = await serverDone;
-    if (code !== 0) throw new Error(`socat receiving on ${to.name} exited with ${code}`);
-    return [await sha256(from.ns, src), await sha256(to.ns, dst)];
+    await writeRandomFile(bed, from.ns, src, bytes);
+    await sendOverTcp(bed, { fromNs: from.container.ns, toNs: to.container.ns, toIp: to.container.ip, port, src, dst });
+    return [await sha256Of(bed, from.ns, src), await sha256Of(bed, to.ns, dst)];
   } finally {
     await bed.exec(from.ns, ['rm', '-f', src, dst]).catch(() => undefined);
   }

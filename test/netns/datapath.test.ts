@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Testbed, waitFor } from '../../testbed/netns.js';
+import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
 import { useTempDir } from '../helpers/fixtures.js';
 import { DatapathAgent, dropDelta, startAgentHosts, type AgentHost } from './datapath-agent.js';
 import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
@@ -88,14 +89,10 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
     const src = dir.file('send.bin');
     const dst = dir.file('recv.bin');
     try {
-      await bed.exec(h1().container.ns, ['sh', '-c', `head -c 52428800 /dev/urandom > ${src}`]);
+      await writeRandomFile(bed, h1().container.ns, src, 50 << 20);
       for (const [from, to] of [[h1(), h2()], [h1(), h3()]]) {
-        const server = bed.spawn(to.container.ns, ['socat', '-u', 'TCP-LISTEN:5001,reuseaddr', `OPEN:${dst},creat,trunc`]);
-        const serverDone = new Promise<number | null>((resolve) => server.on('exit', resolve));
-        await bed.waitForListener(to.container.ns, 5001);
-        await bed.exec(from.container.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container.ip}:5001`], { timeoutMs: 90_000 });
-        expect(await serverDone).toBe(0);
-        const [a, b] = await Promise.all([sha256(src), sha256(dst)]);
+        await sendOverTcp(bed, { fromNs: from.container.ns, toNs: to.container.ns, toIp: to.container.ip, port: 5001, src, dst, timeoutMs: 90_000 });
+        const [a, b] = await Promise.all([sha256Of(bed, h1().ns, src), sha256Of(bed, h1().ns, dst)]);
         expect(b, `${from.name} -> ${to.name}`).toBe(a);
       }
     } finally {
@@ -199,8 +196,3 @@ describe('udp datapath in real network namespaces (no etcd: peers fed directly)'
     expect((await ping(h1(), h2().container.ip)).ok).toBe(false);
   });
 });
-
-async function sha256(path: string): Promise<string> {
-  const { stdout } = await bed.exec(h1().ns, ['sha256sum', path]);
-  return stdout.split(' ')[0];
-}

@@ -5,6 +5,7 @@ import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { waitFor } from '../../testbed/netns.js';
 import { leaseOf, OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
+import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
 import { useTempDir } from '../helpers/fixtures.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
@@ -79,14 +80,9 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
   async function transfer(bytes: number, port: number, from = h1, to = h2): Promise<void> {
     const src = dir.file(`payload-${port}.bin`);
     const dst = dir.file(`received-${port}.bin`);
-    await cluster.bed.exec(from.container!.ns, ['sh', '-c', `head -c ${bytes} /dev/urandom > ${src}`]);
-    const listener = cluster.bed.spawn(to.container!.ns, ['socat', '-u', `TCP-LISTEN:${port},bind=${to.container!.ip},reuseaddr`, `OPEN:${dst},creat,trunc`]);
-    const done = new Promise((resolve) => listener.on('exit', resolve));
-    await cluster.bed.waitForListener(to.container!.ns, port);
-    await cluster.bed.exec(from.container!.ns, ['socat', '-u', `OPEN:${src}`, `TCP:${to.container!.ip}:${port}`], { timeoutMs: 120_000 });
-    await done;
-    const hash = async (f: string) => (await cluster.bed.exec(h1.ns, ['sha256sum', f])).stdout.split(' ')[0];
-    expect(await hash(dst)).toBe(await hash(src));
+    await writeRandomFile(cluster.bed, from.container!.ns, src, bytes);
+    await sendOverTcp(cluster.bed, { fromNs: from.container!.ns, toNs: to.container!.ns, toIp: to.container!.ip, port, src, dst });
+    expect(await sha256Of(cluster.bed, h1.ns, dst)).toBe(await sha256Of(cluster.bed, h1.ns, src));
     await rm(src);
     await rm(dst);
   }
