@@ -167,9 +167,15 @@ export class OverlayCluster {
     await waitFor(`${from.name} -> ${to.name} over the overlay`, async () => (await this.ping(from, to)).ok, timeoutMs);
   }
 
+  /** GET http://127.0.0.1:<port><path> from inside the host's namespace, where flanneld's HTTP endpoints listen. */
+  async httpGet(host: OverlayHost, port: number, path: string): Promise<{ status: number; body: string }> {
+    const script = `fetch('http://127.0.0.1:${port}${path}').then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })))`;
+    return JSON.parse((await this.bed.exec(host.ns, [process.execPath, '-e', script])).stdout) as { status: number; body: string };
+  }
+
+  /** The Prometheus text of the host's flanneld. */
   async metrics(host: OverlayHost, port: number): Promise<string> {
-    const script = `fetch('http://127.0.0.1:${port}/metrics').then(r => r.text()).then(t => process.stdout.write(t))`;
-    return (await this.bed.exec(host.ns, [process.execPath, '-e', script])).stdout;
+    return (await this.httpGet(host, port, '/metrics')).body;
   }
 
   /** Stops every daemon and etcd, then the test bed (see Testbed.cleanup, whose escaped processes it resolves with). */

@@ -3,6 +3,7 @@ import { freePort } from '../../testbed/etcd.js';
 import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
+import { httpGet } from '../helpers/http.js';
 
 // An etcd with authentication on, and one user per situation: each role covers only its own prefix.
 const ALLOC = '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}';
@@ -32,11 +33,6 @@ function args(prefix: string, user: string | undefined, password: string, host: 
     ...(user ? ['--etcd-username', user, '--etcd-password', password] : []),
     ...extra,
   ];
-}
-
-async function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
 }
 
 describe('etcd refusing us at startup: one line naming the user and the key, exit 1 at once', () => {
@@ -77,23 +73,23 @@ describe('etcd refusing a running daemon', () => {
       { env: { FLANNELD_SUBNET_LEASE_TTL: '12', FLANNELD_RETRY_INTERVAL_MS: '300' } },
     );
     await d.waitForEvent('subnet-file-written');
-    expect((await get(healthz, '/readyz')).status).toBe(200);
+    expect((await httpGet(healthz, '/readyz')).status).toBe(200);
     await etcd.ctl(['role', 'revoke-permission', 'runner', '/accrun/network/subnets/', '--prefix=true']);
     // The renewal, due 6 s after startup, is refused.
     const denied = await d.waitForEvent('etcd-access-denied', { loop: 'renewal' }, 15_000);
     expect(denied.user).toBe('runner');
     expect(denied.key).toMatch(/^\/accrun\/network\/subnets\/198\.19\.\d+\.0-24$/);
-    const ready = await get(healthz, '/readyz');
+    const ready = await httpGet(healthz, '/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body).toMatch(/^flanneld is not ready yet: etcd denied user "runner" permission to write \/accrun\/network\/subnets\//);
-    expect((await get(healthz, '/healthz')).status).toBe(200);
+    expect((await httpGet(healthz, '/healthz')).status).toBe(200);
     await waitFor('retries of the renewal', async () => d.events().filter((e) => e.event === 'lease-renew-failed').length >= 3);
     expect(d.events().filter((e) => e.event === 'etcd-access-denied')).toHaveLength(1);
-    expect(Number(/^flannel_etcd_errors_total\{kind="denied"\} (\d+)$/m.exec((await get(metrics, '/metrics')).body)?.[1])).toBeGreaterThanOrEqual(3);
+    expect(Number(/^flannel_etcd_errors_total\{kind="denied"\} (\d+)$/m.exec((await httpGet(metrics, '/metrics')).body)?.[1])).toBeGreaterThanOrEqual(3);
 
     await etcd.ctl(['role', 'grant-permission', 'runner', 'readwrite', '/accrun/network/subnets/', '--prefix=true']);
     await d.waitForEvent('etcd-access-restored', { loop: 'renewal' }, 10_000);
-    await waitFor('/readyz 200 again', async () => (await get(healthz, '/readyz')).status === 200);
+    await waitFor('/readyz 200 again', async () => (await httpGet(healthz, '/readyz')).status === 200);
     // The network was never taken down for it.
     expect(d.events().filter((e) => e.event === 'network-restarted' || e.event === 'lease-lost')).toEqual([]);
   });

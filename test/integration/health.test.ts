@@ -3,15 +3,11 @@ import { freePort } from '../../testbed/etcd.js';
 import { flanneldArgs } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
+import { httpGet } from '../helpers/http.js';
 
 const etcd = useEtcd();
 const dir = useTempDir('health');
 const startFlanneld = useFlanneld();
-
-async function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`);
-  return { status: res.status, body: await res.text() };
-}
 
 describe('/healthz, /readyz and /metrics on a real daemon (alloc backend, real etcd)', () => {
   it('healthz is 200 while alive; readyz is 503 with the reason until the lease is held and the network runs; metrics describe lease, peers and faults', async () => {
@@ -22,17 +18,17 @@ describe('/healthz, /readyz and /metrics on a real daemon (alloc backend, real e
       '--healthz-ip', '127.0.0.1', '--healthz-port', String(healthz), '--metrics-port', String(metrics),
     ]);
     await d.waitForEvent('waiting-for-config');
-    expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
-    expect(await get(healthz, '/readyz')).toEqual({ status: 503, body: 'flanneld is not ready yet: waiting for etcd and the network config\n' });
+    expect(await httpGet(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
+    expect(await httpGet(healthz, '/readyz')).toEqual({ status: 503, body: 'flanneld is not ready yet: waiting for etcd and the network config\n' });
     await etcd.put(`${prefix}/config`, '{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
     await etcd.put(`${prefix}/subnets/198.19.77.0-24`, '{"PublicIP":"198.18.4.2"}');
     await d.waitForEvent('subnet-file-written');
-    expect(await get(healthz, '/readyz')).toEqual({ status: 200, body: 'flanneld is ready\n' });
-    expect(await get(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
-    expect((await get(healthz, '/nope')).status).toBe(404);
+    expect(await httpGet(healthz, '/readyz')).toEqual({ status: 200, body: 'flanneld is ready\n' });
+    expect(await httpGet(healthz, '/healthz')).toEqual({ status: 200, body: 'flanneld is running\n' });
+    expect((await httpGet(healthz, '/nope')).status).toBe(404);
 
-    await waitFor('the peer in metrics', async () => /^flannel_peers 1$/m.test((await get(metrics, '/metrics')).body));
-    const text = (await get(metrics, '/metrics')).body;
+    await waitFor('the peer in metrics', async () => /^flannel_peers 1$/m.test((await httpGet(metrics, '/metrics')).body));
+    const text = (await httpGet(metrics, '/metrics')).body;
     const expiry = Number(/^flannel_lease_expiry_timestamp_seconds (\S+)$/m.exec(text)?.[1]);
     expect(expiry * 1000).toBeGreaterThan(Date.now() + 23 * 3600 * 1000);
     expect(text).toMatch(/^flannel_lease_renewals_total 0$/m);
@@ -43,6 +39,6 @@ describe('/healthz, /readyz and /metrics on a real daemon (alloc backend, real e
 
     // An overlapping lease is counted as soon as the watch sees it.
     await etcd.put(`${prefix}/subnets/198.19.77.128-25`, '{"PublicIP":"198.18.4.3"}');
-    await waitFor('the overlap in metrics', async () => /^flannel_leases_ignored\{reason="overlap"\} 2$/m.test((await get(metrics, '/metrics')).body));
+    await waitFor('the overlap in metrics', async () => /^flannel_leases_ignored\{reason="overlap"\} 2$/m.test((await httpGet(metrics, '/metrics')).body));
   });
 });

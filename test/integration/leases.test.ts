@@ -7,6 +7,7 @@ import { EtcdServer, freePort } from '../../testbed/etcd.js';
 import { flanneldArgs } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
+import { httpGet } from '../helpers/http.js';
 
 const run = promisify(execFile);
 // Every daemon here uses the `alloc` backend on loopback: the control plane for real, no kernel changes.
@@ -128,7 +129,7 @@ describe('subnet leases on a real etcd', () => {
     expect(moved.msg).toMatch(/restart docker/);
     await waitFor('the subnet file to follow', async () => (await subnetFile(prefix, 12)).FLANNEL_SUBNET !== before);
     expect((await subnetFile(prefix, 12)).FLANNEL_SUBNET).toBe(`${String(moved.to).replace(/\.0\//, '.1/')}`);
-    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const metrics = (await httpGet(metricsPort, '/metrics')).body;
     expect(metrics).toMatch(/^flannel_lease_moves_total 1$/m);
   });
 

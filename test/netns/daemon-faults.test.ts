@@ -34,11 +34,6 @@ afterAll(async () => {
   await cluster?.cleanup();
 });
 
-async function httpGet(host: OverlayHost, port: number, path: string): Promise<{ status: number; body: string }> {
-  const script = `fetch('http://127.0.0.1:${port}${path}').then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })))`;
-  return JSON.parse((await cluster.bed.exec(host.ns, [process.execPath, '-e', script])).stdout) as { status: number; body: string };
-}
-
 /**
  * Polls /readyz from inside the host every 25 ms for `ms`. Resolves once the first answer is in (so what follows is
  * seen) with `done`, which resolves with each change of answer, in order.
@@ -96,7 +91,7 @@ describe('a dead datapath, seen by the daemon', () => {
       expect(failedAt, seen.join('\n')).toBeGreaterThan(0);
       expect(seen[0]).toBe('200 flanneld is ready');
       expect(seen.at(-1)).toBe('200 flanneld is ready');
-      expect((await httpGet(a, METRICS, '/metrics')).body).toMatch(/^flannel_datapath_failures_total 1$/m);
+      expect((await cluster.httpGet(a, METRICS, '/metrics')).body).toMatch(/^flannel_datapath_failures_total 1$/m);
     } finally {
       flood.kill('SIGKILL');
     }
@@ -114,16 +109,16 @@ describe('a dead datapath, seen by the daemon', () => {
     const moved = await a.daemon.waitForEvent('lease-moved', {}, 10_000);
     await waitFor('restarts failing, retried', async () => count(a, 'network-start-failed') >= failuresBefore + 3, 15_000);
     expect(a.daemon.running).toBe(true);
-    const ready = await httpGet(a, HEALTHZ, '/readyz');
+    const ready = await cluster.httpGet(a, HEALTHZ, '/readyz');
     expect(ready.status).toBe(503);
     expect(ready.body).toMatch(/^flanneld is not ready yet: cannot start the network: cannot start the udp datapath \(TUN flannel0/);
-    expect((await httpGet(a, HEALTHZ, '/healthz')).status).toBe(200);
+    expect((await cluster.httpGet(a, HEALTHZ, '/healthz')).status).toBe(200);
     const retries = a.daemon.events().filter((e) => e.event === 'network-start-failed').slice(failuresBefore);
     expect(retries.every((e) => typeof e.retryInMs === 'number')).toBe(true);
 
     await cluster.bed.ip(a.ns, 'link', 'del', 'flannel0');
     await a.daemon.waitForEvent('network-restarted', { subnet: moved.to }, 10_000);
-    await waitFor('/readyz 200', async () => (await httpGet(a, HEALTHZ, '/readyz')).status === 200, 5_000);
+    await waitFor('/readyz 200', async () => (await cluster.httpGet(a, HEALTHZ, '/readyz')).status === 200, 5_000);
     expect(parseEnvFile(await readFile(a.subnetFile, 'utf8')).FLANNEL_SUBNET).toBe(String(moved.to).replace(/\.0\//, '.1/'));
     expect(a.daemon.events().filter((e) => e.event === 'internal-error')).toEqual([]);
     expect(a.daemon.running).toBe(true);
