@@ -5,8 +5,8 @@ import { packageRoot } from '../src/package-info.js';
 import { renderReadmeTable, replaceBetweenMarkers } from './readme-table.js';
 
 /** bench/results: runs/ holds every run (untracked); latest.* are the committed reference, changed only by publishing. */
-export const RESULTS_DIR = join(packageRoot(), 'bench', 'results');
-export const RUNS_DIR = join(RESULTS_DIR, 'runs');
+const RESULTS_DIR = join(packageRoot(), 'bench', 'results');
+const RUNS_DIR = join(RESULTS_DIR, 'runs');
 
 /** 2026-11-25T18-22-47Z: a run's file name, sortable and safe in any file system. */
 export function runStamp(date: Date): string {

@@ -29,13 +29,13 @@ export function etcdOutage(o: EtcdOutageOptions): Promise<ScenarioResult> {
       await cluster.etcd.kill();
       const stoppedAt = Date.now();
       await sleep(o.outageS * 1000);
-      const renewalsBefore = a.daemon.events().filter((e) => e.event === 'lease-renewed').length;
+      const mark = a.daemon.mark();
       await cluster.etcd.launch();
       const backAt = Date.now();
-      const renewals = () => a.daemon.events().filter((e) => e.event === 'lease-renewed').length;
-      const deadline = Date.now() + (o.ttlS + 10) * 1000;
-      while (renewals() <= renewalsBefore && Date.now() < deadline) await sleep(200);
-      const renewed = renewals() > renewalsBefore;
+      const renewed = await a.daemon.waitForEvent('lease-renewed', {}, { timeoutMs: (o.ttlS + 10) * 1000, after: mark }).then(
+        () => true,
+        () => false,
+      );
       const renewedAfterS = (Date.now() - backAt) / 1000;
       const [ping, gbits] = await Promise.all([pings, iperf]);
 

@@ -1,7 +1,7 @@
 import { builtFile } from '../testbed/built.js';
 import type { OverlayHost } from '../testbed/overlay.js';
 import { rssKiB } from '../testbed/proc.js';
-import { sleep } from '../testbed/interrupt.js';
+import { waitFor } from '../testbed/netns.js';
 import { kernelUdpDrops, parseMetrics, pingFor, sumOf } from './observe.js';
 import { run, type ScenarioResult } from './scenario.js';
 import { withTwoHosts } from './two-hosts.js';
@@ -33,7 +33,6 @@ export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult
       await cluster.etcd.put(`${cluster.prefix}/subnets/${rogueSubnet}-24`, JSON.stringify({ PublicIP: ROGUE_IP, BackendType: 'udp' }));
       await a.daemon.waitForEvent('peer-added', { subnet: `${rogueSubnet}/24` });
       await cluster.expectReachable(b, a);
-      await sleep(1_000);
 
       // Every datagram ends in exactly one place: carried or dropped by the eBPF fast path in tc ingress (what it
       // passes on reaches the engine's socket), carried or dropped by the engine, or dropped by the kernel before it.
@@ -43,16 +42,25 @@ export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult
         const engine = sumOf(m, 'flannel_datapath_packets_total{direction="rx"}') + sumOf(m, 'flannel_datapath_drops_total');
         return { all: fastPath + engine + (await kernelUdpDrops(cluster.bed, host.ns)), fastPath };
       };
+      // The counts once two readings in a row agree: nothing is still queued on its way to a counter.
+      const settled = async (host: OverlayHost) => {
+        let last: Awaited<ReturnType<typeof counted>> | undefined;
+        return waitFor(`${host.name}'s counters to settle`, async () => {
+          const now = await counted(host);
+          const same = last?.all === now.all;
+          last = now;
+          return same ? now : undefined;
+        }, 10_000);
+      };
       const pid = a.daemon.child.pid!;
-      const before = { counted: await counted(a), rss: await rssKiB(pid) };
+      const before = { counted: await settled(a), rss: await rssKiB(pid) };
       const floodS = o.count / o.rate;
       const pings = pingFor(cluster.bed, b.container!.ns, a.container!.ip, floodS + 3, 0.1);
       const options = { bind: ROGUE_IP, target: a.underlayIp, port: 8285, count: o.count, rate: o.rate, seed: 2544, rogue: rogueSubnet, ours: a.container!.ip, foreign: b.container!.ip };
       const { stdout } = await cluster.bed.exec(rogueNs, [process.execPath, FLOOD, JSON.stringify(options)], { timeoutMs: (floodS * 3 + 60) * 1000 });
       const flood = JSON.parse(stdout) as { sent: number; errors: number; byKind: Record<string, number> };
       const ping = await pings;
-      await sleep(1_000);
-      const after = { counted: await counted(a), rss: await rssKiB(pid) };
+      const after = { counted: await settled(a), rss: await rssKiB(pid) };
 
       const accounted = after.counted.all - before.counted.all - ping.transmitted;
       const rssGrowth = (after.rss - before.rss) / before.rss;

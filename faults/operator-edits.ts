@@ -82,14 +82,13 @@ export function operatorEdits(): Promise<ScenarioResult> {
       const keys: Keys = { own: ownKey, peer: peerKey, spare: [spare[0], spare[1]] };
       // What a host started without a subnet file knows of its subnet: nothing on disk.
       await rm(join(dir, '1.env'));
-      const count = (edit: Edit) => a.events().filter((e) => e.event === edit.event && Object.entries(edit.fields?.(keys) ?? {}).every(([k, v]) => e[k] === v)).length;
       for (const edit of EDITS) {
-        const before = count(edit);
+        const fields = edit.fields?.(keys) ?? {};
+        const mark = a.mark();
         await edit.apply(etcd, keys);
-        const deadline = Date.now() + 10_000;
-        while (count(edit) === before && Date.now() < deadline) await sleep(100);
+        await a.waitForEvent(edit.event, fields, { timeoutMs: 10_000, after: mark }).catch(() => undefined); // none: counted below
         await sleep(1_000); // room for a duplicate line to show up
-        const lines = count(edit) - before;
+        const lines = a.events(edit.event, fields, mark).length;
         f.set(edit.name, lines);
         f.expect(lines === 1, `${edit.name}: ${lines} ${edit.event} lines instead of 1`);
       }

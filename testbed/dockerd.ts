@@ -12,7 +12,7 @@ import { makeTempDir, removeLeftovers } from './tempdir.js';
 const run = promisify(execFile);
 
 /** The image every test container runs: static busybox and its applets, no registry needed. */
-export const BUSYBOX_IMAGE = 'ft-busybox:local';
+const BUSYBOX_IMAGE = 'ft-busybox:local';
 const APPLETS = ['sh', 'ping', 'nc', 'httpd', 'sleep', 'cat', 'echo', 'printf', 'ip', 'hostname'];
 /** What the image's httpd serves at / (from /www/index.html). */
 export const PAGE_BODY = 'served by flannel-ts test container';
@@ -270,7 +270,7 @@ let imageDir: Promise<string> | undefined;
  * The busybox image as a tar for `docker import`, built once per test process and shared by all its dockerds:
  * static busybox with symlinks for the applets the tests use, and a page for httpd. removeBusyboxImage() deletes it.
  */
-export async function busyboxImageTar(): Promise<string> {
+async function busyboxImageTar(): Promise<string> {
   imageDir ??= (async () => {
     const dir = await makeTempDir('busybox');
     const root = join(dir, 'root');

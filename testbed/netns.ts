@@ -230,7 +230,7 @@ async function deleteNamespace(ns: string): Promise<number[]> {
 }
 
 /** Deletes namespaces left by test runs whose process no longer exists. */
-export async function cleanupStaleNamespaces(): Promise<void> {
+async function cleanupStaleNamespaces(): Promise<void> {
   const { stdout } = await run('ip', ['netns', 'list']);
   for (const line of stdout.split('\n')) {
     const match = /^(ft-(\d+)-\S+)/.exec(line);

@@ -26,7 +26,7 @@ export async function makeTempDir(tag: string): Promise<string> {
 }
 
 /** Removes, with removeLeftovers, every `ft-<pid>-…` dir in the system temp dir whose run's process no longer exists. */
-export async function removeStaleTempDirs(): Promise<void> {
+async function removeStaleTempDirs(): Promise<void> {
   for (const entry of await readdir(tmpdir())) {
     const match = NAME.exec(entry);
     if (match && !alive(Number(match[1]))) await removeLeftovers(join(tmpdir(), entry));

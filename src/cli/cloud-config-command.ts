@@ -36,7 +36,7 @@ export function environmentLine(name: string, value: string): string {
 }
 
 /** Translates a `#cloud-config` document's `coreos.flannel` section into a systemd drop-in for flanneld. */
-export function translateCloudConfig(text: string, source: string): string {
+function translateCloudConfig(text: string, source: string): string {
   const fail = (what: string) => new CloudConfigError(`${source}: ${what}`);
   // coreos-cloudinit's test: the first line is exactly "#cloud-config" (a CRLF file is fine).
   const firstLine = text.split('\n', 1)[0].replace(/\r$/, '');

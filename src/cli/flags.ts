@@ -26,7 +26,7 @@ const KUBE_REFUSED = 'flannel-ts takes its subnets from etcd (--etcd-endpoints, 
 const GLOG_THRESHOLDS = ['INFO', 'WARNING', 'ERROR', 'FATAL', '0', '1', '2', '3'];
 
 /** flanneld's flags, named as flannel names them (main.go), so existing units and options.env files work. */
-export const FLAGS: readonly FlagSpec[] = [
+const FLAGS: readonly FlagSpec[] = [
   // flannel's default tries the legacy etcd client port first.
   { name: 'etcd-endpoints', kind: 'list', default: 'http://127.0.0.1:4001,http://127.0.0.1:2379', help: 'comma-separated etcd endpoints' },
   { name: 'etcd-prefix', kind: 'string', default: '/coreos.com/network', help: 'etcd prefix holding config and subnets' },

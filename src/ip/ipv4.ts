@@ -37,7 +37,7 @@ export function formatIpv4Net(net: Ipv4Net): string {
   return `${formatIpv4(net.ip)}/${net.prefixLen}`;
 }
 
-export function netSize(net: Ipv4Net): number {
+function netSize(net: Ipv4Net): number {
   return 2 ** (32 - net.prefixLen);
 }
 

@@ -56,7 +56,7 @@ export function isExists(err: unknown): boolean {
   return /EEXIST|File exists/i.test(errorMessage(err));
 }
 
-export function isNotFound(err: unknown): boolean {
+function isNotFound(err: unknown): boolean {
   return /ENOENT|ESRCH|ENODEV|No such/i.test(errorMessage(err));
 }
 

@@ -27,7 +27,7 @@ export function isOwnPeerRoute(r: RouteInfo): boolean {
 }
 
 /** Whether `r`'s destination lies inside `network` (the Network itself included). */
-export function routeWithin(r: RouteInfo, network: Ipv4Net): boolean {
+function routeWithin(r: RouteInfo, network: Ipv4Net): boolean {
   return r.dstLen >= network.prefixLen && netContains(network, r.dst);
 }
 

@@ -111,7 +111,7 @@ function endpointFailed(err: Error): boolean {
   return isRecoverableError(err) && !(err instanceof GRPCCancelledError);
 }
 
-export function etcdClientOptions(opts: EtcdOptions): IOptions {
+function etcdClientOptions(opts: EtcdOptions): IOptions {
   const hosts = opts.endpoints.map((e) => e.trim()).filter(Boolean);
   const options: IOptions = {
     hosts,

@@ -8,7 +8,7 @@ import { log } from '../log.js';
  * the unit even after the short-lived helper has exited, so the helper need not wait for systemd to process it
  * (`--no-block`; older systemd-notify without that option is retried without it).
  */
-export function sdNotifyReady(pid: number = process.pid, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+function sdNotifyReady(pid: number = process.pid, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const args = ['--ready', `--pid=${pid}`];
   const notify = (extra: string[]) =>
     new Promise<void>((resolve, reject) => {

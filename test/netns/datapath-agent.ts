@@ -7,7 +7,7 @@ import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fa
 import type { Testbed } from '../../testbed/netns.js';
 import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
 
-export const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
+const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
 
 export interface AgentOptions {
   localIp: string;

@@ -14,10 +14,10 @@ import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
 import { FastPathChoice } from './fastpath-choice.js';
 import { FAST_PATH_LEASE_DATA, leaseRunsFastPath } from './fastpath-lease.js';
 
-export const UDP_DEFAULT_PORT = 8285;
+const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
-export const UDP_OVERHEAD = 28;
-export const TUN_NAME = 'flannel0';
+const UDP_OVERHEAD = 28;
+const TUN_NAME = 'flannel0';
 export const MAX_QUEUES = 16;
 
 /**
