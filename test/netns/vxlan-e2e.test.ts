@@ -265,3 +265,52 @@ describe('vxlan with DirectRouting (and a VNI of its own)', () => {
     for (const [x, y] of [[a, b], [b, a], [a, far], [far, a], [b, far], [far, b]]) await dr.expectReachable(x, y);
   });
 });
+
+describe('vxlan with every device key set (Port, GBP, Learning, MTU, a VNI of its own)', () => {
+  const keysDir = useTempDir('vxlan-keys');
+  let kc: OverlayCluster;
+  let x: OverlayHost, y: OverlayHost;
+  /** The device as the kernel reports it (`ip -d -j link show`): what an operator's tools would see. */
+  const device = async (h: OverlayHost) => {
+    const [link] = JSON.parse(await kc.bed.ip(h.ns, '-d', '-j', 'link', 'show', 'flannel.42')) as {
+      ifindex: number; address: string; mtu: number; linkinfo: { info_kind: string; info_data: Record<string, unknown> };
+    }[];
+    return link;
+  };
+
+  beforeAll(async () => {
+    kc = await OverlayCluster.create('vxk', keysDir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","VNI":42,"Port":4789,"GBP":true,"Learning":true,"MTU":1400}}');
+    [x, y] = await kc.addHostsWithContainers(2);
+  });
+
+  afterAll(async () => {
+    await kc?.cleanup();
+  });
+
+  it('makes flannel.42 with dstport 4789, gbp, learning on and the overlay MTU 1350 (Backend.MTU 1400 is the wire\'s), which the subnet file reports', async () => {
+    for (const h of [x, y]) {
+      const link = await device(h);
+      expect(link.linkinfo.info_kind).toBe('vxlan');
+      expect(link.linkinfo.info_data).toMatchObject({ id: 42, local: h.underlayIp, port: 4789, gbp: true, learning: true });
+      expect(link.mtu).toBe(1350);
+      expect((await kc.bed.ip(h.ns, '-d', 'link', 'show', 'flannel.42'))).not.toContain('nolearning');
+      expect(await readFile(h.subnetFile, 'utf8')).toContain('FLANNEL_MTU=1350\n');
+    }
+    await kc.expectReachable(x, y);
+    await kc.expectReachable(y, x);
+    // A packet of the full overlay MTU, not fragmented, crosses: 1350 − 20 (IP) − 8 (ICMP).
+    await kc.bed.exec(x.container!.ns, ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', '1322', y.container!.ip]);
+  });
+
+  it('a SIGTERM and restart keeps the same device (same ifindex and MAC): these keys are compatible with it, not a reason to replace it', async () => {
+    const before = await device(x);
+    await kc.restartDaemon(x);
+    expect(await x.daemon.waitForEvent('vxlan-device', { device: 'flannel.42' })).toMatchObject({ outcome: 'reused', vtepMac: before.address });
+    expect(x.daemon.events('vxlan-device-replaced')).toEqual([]);
+    const after = await device(x);
+    expect({ ifindex: after.ifindex, address: after.address }).toEqual({ ifindex: before.ifindex, address: before.address });
+    expect(after.linkinfo.info_data).toMatchObject({ id: 42, port: 4789, gbp: true, learning: true });
+    expect(after.mtu).toBe(1350);
+    await kc.expectReachable(y, x);
+  });
+});
