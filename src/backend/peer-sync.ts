@@ -152,7 +152,13 @@ export class PeerSync<W> {
         for (const [key, subnet] of subnets) {
           const peer = this.wanted.get(key);
           try {
-            changed += peer ? await pass.ensure(subnet, peer.want) : await pass.remove(subnet);
+            const writes = peer ? await pass.ensure(subnet, peer.want) : await pass.remove(subnet);
+            changed += writes;
+            // flannel's -v=2 "adding subnet" / "removing subnet": one line per peer the kernel changed for.
+            if (writes > 0) {
+              log.debug({ event: peer ? 'peer-programmed' : 'peer-unprogrammed', subnet: formatIpv4Net(subnet), writes },
+                `${peer ? 'programmed' : 'removed'} ${this.what} for ${formatIpv4Net(subnet)}`);
+            }
           } catch (err) {
             failed++;
             this.dirty.set(key, subnet);

@@ -50,6 +50,8 @@ export class ResilientWatch {
         this.current = undefined;
         const revision = await this.opts.list();
         this.current = await this.opts.watch(revision, (err) => this.lost(err));
+        // flannel logs the same at -v=4 ("watching subnets starting from rev"): where a missed event would have gone.
+        log.debug({ event: 'watch-started', loop, revision }, `watching etcd (${loop}) from after revision ${revision}`);
         // stop() ran while the watch was being created: it could not close this one.
         if (this.stopping.signal.aborted) await this.stop();
       },
