@@ -266,7 +266,7 @@ describe('vxlan with DirectRouting (and a VNI of its own)', () => {
   });
 });
 
-describe('vxlan with every device key set (Port, GBP, Learning, MTU, a VNI of its own)', () => {
+describe('vxlan with every device key set (Port, GBP, Learning, MTU, a VNI of its own), one host at -v=2', () => {
   const keysDir = useTempDir('vxlan-keys');
   let kc: OverlayCluster;
   let x: OverlayHost, y: OverlayHost;
@@ -280,7 +280,10 @@ describe('vxlan with every device key set (Port, GBP, Learning, MTU, a VNI of it
 
   beforeAll(async () => {
     kc = await OverlayCluster.create('vxk', keysDir.path, '{"Network":"198.19.0.0/16","Backend":{"Type":"vxlan","VNI":42,"Port":4789,"GBP":true,"Learning":true,"MTU":1400}}');
-    [x, y] = await kc.addHostsWithContainers(2);
+    x = await kc.addHost('h1', 1);
+    // flanneld's -v=2, as units written for flannel pass it: y logs each peer it programs.
+    y = await kc.addHost('h2', 2, {}, { args: ['-v=2'] });
+    for (const h of [x, y]) await kc.addContainer(h);
   });
 
   afterAll(async () => {
@@ -298,6 +301,10 @@ describe('vxlan with every device key set (Port, GBP, Learning, MTU, a VNI of it
     }
     await kc.expectReachable(x, y);
     await kc.expectReachable(y, x);
+    const programmed = y.daemon.events('peer-programmed', { subnet: leaseOf(x).subnet });
+    expect(programmed.length).toBeGreaterThan(0);
+    expect(programmed.map((e) => e.level)).toEqual(programmed.map(() => 20));
+    expect(x.daemon.events('peer-programmed')).toEqual([]);
     // A packet of the full overlay MTU, not fragmented, crosses: 1350 − 20 (IP) − 8 (ICMP).
     await kc.bed.exec(x.container!.ns, ['ping', '-n', '-c', '1', '-W', '2', '-M', 'do', '-s', '1322', y.container!.ip]);
   });
