@@ -97,6 +97,16 @@ describe('tolerated input', () => {
     expect(d.running).toBe(true);
     expect(await etcd.get(key)).toBe('this is not json');
   });
+  it('an unknown FLANNELD_* variable (a typo) is a warning naming it; the daemon starts and keeps running', async () => {
+    const prefix = await etcd.network(ALLOC);
+    const d = startFlanneld(args(prefix), { env: { FLANNELD_ETCD_PREFX: '/x' }, netns: host });
+    await d.waitForEvent('subnet-file-written');
+    const warnings = d.events('flag-warning').filter((e) => String(e.msg).includes('FLANNELD_ETCD_PREFX'));
+    expect(warnings).toEqual([expect.objectContaining({ level: 40, msg: 'unknown environment variable FLANNELD_ETCD_PREFX is ignored (no flag of that name)' })]);
+    // The typo changed nothing: the lease is under --etcd-prefix.
+    expect(Object.keys(await etcd.dump(`${prefix}/subnets/`))).toHaveLength(1);
+    expect(d.running).toBe(true);
+  });
   it('waits for a missing config, naming the key, then starts when it appears', async () => {
     const prefix = await etcd.network();
     const d = startFlanneld(args(prefix), { netns: host });
