@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { vi } from 'vitest';
 import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
 import { leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fastpath.js';
@@ -226,6 +227,14 @@ export function moved(before: CounterSnapshot, after: CounterSnapshot) {
     drops: countDelta(before.fastPath?.drops, after.fastPath?.drops),
     passed: countDelta(before.fastPath?.passed, after.fastPath?.passed),
   };
+}
+
+/**
+ * Waits (3 s at most) until what moved on `host` since `before` passes `check` (which asserts with expect): an engine
+ * counts a datagram once sendmmsg returns, and on veth that can be after the answer to it has arrived.
+ */
+export async function settledMoves(host: AgentHost, before: CounterSnapshot, check: (m: Moved) => void): Promise<void> {
+  await vi.waitFor(async () => check(moved(before, await host.agent.allCounters())), { timeout: 3000, interval: 100 });
 }
 
 /**

@@ -4,7 +4,7 @@ import { FLANNELD } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useTempDir, useTestbed } from '../helpers/fixtures.js';
 import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
-import { DatapathAgent, moved, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost, type CounterSnapshot, type Moved } from './datapath-agent.js';
+import { DatapathAgent, moved, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, settledMoves, type AgentHost, type CounterSnapshot, type Moved } from './datapath-agent.js';
 
 // The udp backend's fast path (tc programs on flannel0 egress and eth0 ingress) beside the engine, driven like
 // datapath.test.ts: agents in host namespaces, peers fed by hand. h1 and h2 run the fast path, h3 only the engine
@@ -41,12 +41,6 @@ const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsP
 const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port, dir.path);
 const snapshot = (h: Host): Promise<CounterSnapshot> => h.agent.allCounters();
 const dataOf = (h: Host) => h.leaseData;
-/**
- * Waits (3 s at most) until what moved on `h` since `before` passes `check`: an engine counts a datagram once
- * sendmmsg returns, and on veth that can be after the answer to it has arrived.
- */
-const settled = (h: Host, before: CounterSnapshot, check: (m: Moved) => void) =>
-  vi.waitFor(async () => check(moved(before, await snapshot(h))), { timeout: 3000, interval: 100 });
 
 describe('udp fast path in real network namespaces (no etcd: peers fed directly)', () => {
   it('carries pings between fast-path hosts in the kernel, TTL decremented as the engine does; the engine sees none', async () => {
@@ -148,8 +142,8 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
         // h1 sends the request from its engine and takes the reply by the ingress program's rule, whoever sent it.
         const rx = ingressInBpf ? n : 0;
         const fastHost = { engineTx: n, tx: 0, rx, engineRx: n - rx, drops: {}, engineDrops: {}, passed: { unusual: n + n - rx } };
-        await settled(h1(), before[0], (m) => expect(m, `${what}: h1`).toEqual({ ...fastHost, txSuper: 0, rxSuper: 0 }));
-        await settled(to, before[1], (m) =>
+        await settledMoves(h1(), before[0], (m) => expect(m, `${what}: h1`).toEqual({ ...fastHost, txSuper: 0, rxSuper: 0 }));
+        await settledMoves(to, before[1], (m) =>
           expect(m, `${what}: ${to.name}`).toMatchObject(to === h2() ? fastHost : { engineTx: n, engineRx: n, engineDrops: {} }),
         );
       }
@@ -171,7 +165,7 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
         const r = await ping(h1(), to.container.ip, 1, ['-t', String(t)]);
         expect(r.output, what).toMatch(expected(t, to));
         const fast = to === h2();
-        const [sender, receiver] = [(check: (m: Moved) => void) => settled(h1(), before[0], check), (check: (m: Moved) => void) => settled(to, before[1], check)];
+        const [sender, receiver] = [(check: (m: Moved) => void) => settledMoves(h1(), before[0], check), (check: (m: Moved) => void) => settledMoves(to, before[1], check)];
         if (t === 2) {
           await sender((m) => expect([m.drops, m.engineDrops, m.tx, m.engineTx], what).toEqual(fast ? [{ ttl_exceeded: 1 }, {}, 0, 0] : [{}, { ttl_exceeded: 1 }, 0, 0]));
           await receiver((m) => expect([m.rx, m.engineRx], what).toEqual([0, 0]));
