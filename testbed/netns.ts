@@ -95,10 +95,13 @@ export class Testbed {
     return run('ip', ['netns', 'exec', ns, ...argv], { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 << 20, signal: interruption });
   }
 
-  /** Pings `to` from namespace `ns`: `count` echoes 0.2 s apart, waiting 1 s for the last; ok when one came back. */
-  async ping(ns: string, to: string, count = 1): Promise<{ ok: boolean; output: string }> {
+  /**
+   * Pings `to` from namespace `ns`: `count` echoes 0.2 s apart, waiting 1 s for the last; ok when one came back.
+   * `options` go to ping as they are (e.g. `-R` for record route, `-t 2` for the TTL, `-s 3000` for the size).
+   */
+  async ping(ns: string, to: string, count = 1, options: readonly string[] = []): Promise<{ ok: boolean; output: string }> {
     try {
-      return { ok: true, output: (await this.exec(ns, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', to])).stdout };
+      return { ok: true, output: (await this.exec(ns, ['ping', '-n', '-c', String(count), '-i', '0.2', '-W', '1', ...options, to])).stdout };
     } catch (err) {
       return { ok: false, output: String((err as { stdout?: string }).stdout ?? err) };
     }

@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { vi } from 'vitest';
 import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datapath.js';
 import { leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fastpath.js';
@@ -97,7 +98,7 @@ export class DatapathAgent {
   }
 
   /** The engine's and the fast path's counters from one snapshot (fastPath undefined when it does not run). */
-  async allCounters(): Promise<{ engine: DatapathCounters; fastPath?: FastPathCounters }> {
+  async allCounters(): Promise<CounterSnapshot> {
     const r = await this.command({ cmd: 'counters' });
     return { engine: r.counters!, fastPath: r.fastPath };
   }
@@ -197,11 +198,43 @@ export async function startAgentHost(bed: Testbed, network: string, s: AgentHost
   return { name: s.name, ns, ip, lease, container: { ns: cns, ip: `198.19.${s.n}.2` }, agent, leaseData: first.leaseData };
 }
 
+/** Counts that changed between two snapshots of counters by reason; reasons that did not move are left out. */
+function countDelta(before: Readonly<Record<string, number>> = {}, after: Readonly<Record<string, number>> = {}): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).filter(([k, v]) => v !== (before[k] ?? 0)).map(([k, v]) => [k, v - (before[k] ?? 0)]));
+}
+
 /** Drops that happened between two counter snapshots, by reason; reasons that did not move are left out. */
 export function dropDelta(before: DatapathCounters, after: DatapathCounters): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after.drops)) if (v !== (before.drops[k] ?? 0)) out[k] = v - (before.drops[k] ?? 0);
-  return out;
+  return countDelta(before.drops, after.drops);
+}
+
+/** The engine's and the fast path's counters read at one moment (DatapathAgent.allCounters). */
+export type CounterSnapshot = { engine: DatapathCounters; fastPath?: FastPathCounters };
+
+/** What moved between two snapshots: engine datagrams, fast-path datagrams and super packets, drops and hand-offs. */
+export type Moved = ReturnType<typeof moved>;
+
+export function moved(before: CounterSnapshot, after: CounterSnapshot) {
+  const fp = (k: 'txPackets' | 'rxPackets' | 'txSuperPackets' | 'rxSuperPackets') => (after.fastPath?.[k] ?? 0) - (before.fastPath?.[k] ?? 0);
+  return {
+    engineTx: after.engine.txPackets - before.engine.txPackets,
+    engineRx: after.engine.rxPackets - before.engine.rxPackets,
+    engineDrops: dropDelta(before.engine, after.engine),
+    tx: fp('txPackets'),
+    rx: fp('rxPackets'),
+    txSuper: fp('txSuperPackets'),
+    rxSuper: fp('rxSuperPackets'),
+    drops: countDelta(before.fastPath?.drops, after.fastPath?.drops),
+    passed: countDelta(before.fastPath?.passed, after.fastPath?.passed),
+  };
+}
+
+/**
+ * Waits (3 s at most) until what moved on `host` since `before` passes `check` (which asserts with expect): an engine
+ * counts a datagram once sendmmsg returns, and on veth that can be after the answer to it has arrived.
+ */
+export async function settledMoves(host: AgentHost, before: CounterSnapshot, check: (m: Moved) => void): Promise<void> {
+  await vi.waitFor(async () => check(moved(before, await host.agent.allCounters())), { timeout: 3000, interval: 100 });
 }
 
 /**

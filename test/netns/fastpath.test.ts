@@ -1,22 +1,19 @@
-import { beforeAll, describe, expect, it } from 'vitest';
-import type { DatapathCounters } from '../../src/datapath/datapath.js';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { FAST_PATH_LEASE_DATA } from '../../src/backend/udp/fastpath-lease.js';
-import type { FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import { FLANNELD } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useTempDir, useTestbed } from '../helpers/fixtures.js';
 import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
-import { DatapathAgent, dropDelta, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, type AgentHost } from './datapath-agent.js';
+import { DatapathAgent, moved, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, settledMoves, type AgentHost, type CounterSnapshot, type Moved } from './datapath-agent.js';
 
 // The udp backend's fast path (tc programs on flannel0 egress and eth0 ingress) beside the engine, driven like
 // datapath.test.ts: agents in host namespaces, peers fed by hand. h1 and h2 run the fast path, h3 only the engine
-// with offloads off (it reads the wire one datagram at a time, as flannel does), and 198.18.0.9 plays a flannel
-// peer with raw datagrams. Every behaviour of the engine must hold; what the fast path carries, the engine must not.
+// with offloads off (it reads the wire one datagram at a time, as flannel does), h7 only the engine with offloads on
+// (it sends UDP GSO datagrams), and 198.18.0.9 plays a flannel peer with raw datagrams. Every behaviour of the engine must hold; what the fast path carries, the engine must not.
 const NETWORK = '198.19.0.0/16';
 const PEER = { ip: '198.18.0.9', subnet: '198.19.9.0/24' };
 
 type Host = AgentHost;
-type Snapshot = { engine: DatapathCounters; fastPath?: FastPathCounters };
 
 const bed = useTestbed('fp');
 const dir = useTempDir('fp');
@@ -28,39 +25,22 @@ beforeAll(async () => {
     { name: 'h1', n: 1, offload: true, fastPath: true },
     { name: 'h2', n: 2, offload: true, fastPath: true },
     { name: 'h3', n: 3, offload: false },
+    { name: 'h7', n: 7, offload: true },
   ];
   hosts.push(...(await startAgentHosts(bed, NETWORK, specs)));
   peerNs = await bed.addHost('peer', PEER.ip);
   await h1().agent.addPeer(PEER.subnet, PEER.ip); // flannel's udp writes no BackendType and no BackendData
 }, 90_000);
 
-const [h1, h2, h3] = [0, 1, 2].map((i) => () => hosts[i]);
+const [h1, h2, h3, h7] = [0, 1, 2, 3].map((i) => () => hosts[i]);
 
-const ping = (from: Host, toIp: string, count = 1) => bed.ping(from.container.ns, toIp, count);
+const ping = (from: Host, toIp: string, count = 1, options: readonly string[] = []) => bed.ping(from.container.ns, toIp, count, options);
 
 const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64) => ipv4Packet({ src, dst, payload, ttl, protocol: 1, flagsFragment: 0x4000 });
 const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
 const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port, dir.path);
-const snapshot = (h: Host): Promise<Snapshot> => h.agent.allCounters();
+const snapshot = (h: Host): Promise<CounterSnapshot> => h.agent.allCounters();
 const dataOf = (h: Host) => h.leaseData;
-
-/** What moved between two snapshots: engine datagrams, fast-path datagrams and super packets, drops and hand-offs. */
-function moved(before: Snapshot, after: Snapshot) {
-  const fp = (k: 'txPackets' | 'rxPackets' | 'txSuperPackets' | 'rxSuperPackets') => (after.fastPath?.[k] ?? 0) - (before.fastPath?.[k] ?? 0);
-  const delta = (a: Readonly<Record<string, number>> = {}, b: Readonly<Record<string, number>> = {}) =>
-    Object.fromEntries(Object.entries(b).filter(([k, v]) => v !== (a[k] ?? 0)).map(([k, v]) => [k, v - (a[k] ?? 0)]));
-  return {
-    engineTx: after.engine.txPackets - before.engine.txPackets,
-    engineRx: after.engine.rxPackets - before.engine.rxPackets,
-    engineDrops: dropDelta(before.engine, after.engine),
-    tx: fp('txPackets'),
-    rx: fp('rxPackets'),
-    txSuper: fp('txSuperPackets'),
-    rxSuper: fp('rxSuperPackets'),
-    drops: delta(before.fastPath?.drops, after.fastPath?.drops),
-    passed: delta(before.fastPath?.passed, after.fastPath?.passed),
-  };
-}
 
 describe('udp fast path in real network namespaces (no etcd: peers fed directly)', () => {
   it('carries pings between fast-path hosts in the kernel, TTL decremented as the engine does; the engine sees none', async () => {
@@ -141,6 +121,82 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
     expect((await ping(h1(), h2().container.ip, 2)).ok).toBe(true);
     expect(moved(back, await snapshot(h1())).tx).toBeGreaterThanOrEqual(2);
   });
+
+  it('leaves IP options and fragments to the engine where the programs say so, and they still arrive', async () => {
+    // The same pings to a fast-path peer (h2) and to an engine-only one (h3): what h1 and h2 do is the same either way.
+    // Record route (-R) gives every packet 40 bytes of options (IHL 15): both programs pass it to the engine, so one
+    // echo costs each fast-path host one `unusual` on egress and one on ingress. A 3000-byte echo without DF leaves
+    // the container as three fragments (1448 + 1448 + 112 bytes of payload in an MTU of 1472): egress passes each to
+    // the engine, ingress carries them like any other packet of IHL 5 (their outer datagram is whole).
+    const cases = [
+      { label: 'record route', options: ['-R'], reply: /RR:\s+198\.19\.1\.2/, packets: 1, ingressInBpf: false },
+      { label: 'fragments', options: ['-M', 'dont', '-s', '3000'], reply: /^3008 bytes from/m, packets: 3, ingressInBpf: true },
+    ];
+    for (const { label, options, reply, packets: n, ingressInBpf } of cases) {
+      for (const to of [h2(), h3()]) {
+        const what = `${label} to ${to.name}`;
+        const before = await Promise.all([snapshot(h1()), snapshot(to)]);
+        const r = await ping(h1(), to.container.ip, 1, options);
+        expect(r.ok, `${what}: ${r.output}`).toBe(true);
+        expect(r.output, what).toMatch(reply);
+        // h1 sends the request from its engine and takes the reply by the ingress program's rule, whoever sent it.
+        const rx = ingressInBpf ? n : 0;
+        const fastHost = { engineTx: n, tx: 0, rx, engineRx: n - rx, drops: {}, engineDrops: {}, passed: { unusual: n + n - rx } };
+        await settledMoves(h1(), before[0], (m) => expect(m, `${what}: h1`).toEqual({ ...fastHost, txSuper: 0, rxSuper: 0 }));
+        await settledMoves(to, before[1], (m) =>
+          expect(m, `${what}: ${to.name}`).toMatchObject(to === h2() ? fastHost : { engineTx: n, engineRx: n, engineDrops: {} }),
+        );
+      }
+    }
+  });
+
+  it('drops packets whose TTL runs out at the tunnel silently in BPF, exactly where and as the engine does', async () => {
+    // The container sends TTL t; h1 forwards (t - 1 at flannel0), the tunnel takes one on each side. The engine sends
+    // no ICMP time exceeded for what expires in it (neither does flannel's udp proxy), so the fast path sends none:
+    // t = 2 dies at h1's egress, t = 3 at the receiver's ingress, t = 4 reaches the receiver's flannel0 with TTL 1 and
+    // its kernel answers time exceeded from its flannel0 address, t = 5 arrives. h2 (fast path) and h3 (engine only)
+    // must look the same from the container.
+    const expected = (t: number, to: Host) =>
+      t <= 3 ? /0 received, 100% packet loss/ : t === 4 ? new RegExp(`From ${to.container.ip.replace(/\.2$/, '.0')} icmp_seq=1 Time to live exceeded`) : /1 received/;
+    for (const t of [2, 3, 4, 5]) {
+      for (const to of [h2(), h3()]) {
+        const what = `ttl ${t} to ${to.name}`;
+        const before = await Promise.all([snapshot(h1()), snapshot(to)]);
+        const r = await ping(h1(), to.container.ip, 1, ['-t', String(t)]);
+        expect(r.output, what).toMatch(expected(t, to));
+        const fast = to === h2();
+        const [sender, receiver] = [(check: (m: Moved) => void) => settledMoves(h1(), before[0], check), (check: (m: Moved) => void) => settledMoves(to, before[1], check)];
+        if (t === 2) {
+          await sender((m) => expect([m.drops, m.engineDrops, m.tx, m.engineTx], what).toEqual(fast ? [{ ttl_exceeded: 1 }, {}, 0, 0] : [{}, { ttl_exceeded: 1 }, 0, 0]));
+          await receiver((m) => expect([m.rx, m.engineRx], what).toEqual([0, 0]));
+        } else if (t === 3) {
+          await sender((m) => expect([m.tx, m.engineTx], what).toEqual(fast ? [1, 0] : [0, 1]));
+          await receiver((m) => expect([m.drops, m.engineDrops, m.rx, m.engineRx], what).toEqual(fast ? [{ ttl_exceeded: 1 }, {}, 0, 0] : [{}, { ttl_exceeded: 1 }, 0, 0]));
+        } else {
+          for (const check of [sender, receiver]) await check((m) => expect([m.drops, m.engineDrops], what).toEqual([{}, {}]));
+        }
+      }
+    }
+  });
+
+  it('takes bulk data from an engine that sends UDP GSO datagrams: the super datagrams go to the engine, intact', async () => {
+    // h7's engine sends its TCP segments in UDP_SEGMENT batches; on a veth they arrive as one GSO skb whose outer
+    // lengths cover the whole batch, which the ingress program leaves (as `unusual`) to h1's engine and its UDP_GRO
+    // socket. Single datagrams (the last of a burst) it carries itself. Nothing may be lost or dropped either way.
+    const before = await Promise.all([snapshot(h1()), snapshot(h7())]);
+    const [sent, received] = await transfer(h7(), h1(), 30 << 20, 5206);
+    expect(received).toBe(sent);
+    const m7 = await vi.waitFor(async () => {
+      const [m1, m7] = [moved(before[0], await snapshot(h1())), moved(before[1], await snapshot(h7()))];
+      // Every datagram h7 sent was taken by exactly one of the two (the engine counts a batch's datagrams one by one);
+      // the ACKs back go through h1's engine, as h7 does not run the fast path.
+      expect([m1.engineRx + m1.rx, m1.passed.plain_peer, m1.tx]).toEqual([m7.engineTx, m1.engineTx, 0]);
+      expect(m1.passed.unusual).toBeGreaterThan(0);
+      expect([m1.drops, m1.engineDrops, m7.engineDrops]).toEqual([{}, {}, {}]);
+      return m7;
+    }, { timeout: 3000, interval: 100 });
+    expect(m7.engineTx).toBeGreaterThanOrEqual(Math.ceil((30 << 20) / 1420));
+  }, 240_000);
 
   it('moves 200 MB between fast-path hosts intact, as TCP super packets, without the engine', async () => {
     const before = await Promise.all([snapshot(h1()), snapshot(h2())]);
