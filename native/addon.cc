@@ -4,6 +4,7 @@
 
 #include <cstring>
 #include <memory>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -49,9 +50,12 @@ class Datapath : public Napi::ObjectWrap<Datapath> {
   }
 
   explicit Datapath(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Datapath>(info) {
-    static const char* usage =
+    // The queue bound is printed from kMaxQueues, so the line tells TypeScript's MAX_QUEUES what the engine takes.
+    static const std::string usage_line =
         "Usage: new Datapath({ tunName: string (1-15 bytes), localIp: uint32, port: 0..65535, tunIp: uint32, "
-        "mtu: 68..65535, antiSpoofing: boolean, offload: boolean, queues: 1..16 })";
+        "mtu: 68..65535, antiSpoofing: boolean, offload: boolean, queues: 1.." +
+        std::to_string(flannel::kMaxQueues) + " })";
+    const char* usage = usage_line.c_str();
     Napi::Env env = info.Env();
     if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, usage);
     Napi::Object o = info[0].As<Napi::Object>();

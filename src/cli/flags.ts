@@ -1,3 +1,4 @@
+import { MAX_QUEUES } from '../datapath/native.js';
 import { UsageError } from '../errors.js';
 import { DEFAULT_RETRY_INTERVAL_MS } from '../retry.js';
 import { DEFAULT_LEASE_TTL_SECONDS } from '../subnet/lease-manager.js';
@@ -52,7 +53,7 @@ const FLAGS: readonly FlagSpec[] = [
   { name: 'metrics-port', kind: 'int', default: '0', range: [0, 65535], help: 'Prometheus metrics port (0 disables it)' },
   { name: 'anti-spoofing', kind: 'bool', default: 'true', help: 'drop received packets whose inner source is not in the sending host\'s lease' },
   { name: 'offload', kind: 'bool', default: 'true', help: 'let the udp datapath use TSO/GRO with the kernel (wire format unchanged)' },
-  { name: 'queues', kind: 'int', default: '0', range: [0, 16], help: 'TUN queues of the udp datapath, each with its own UDP socket and two threads (0: one per two CPUs)' },
+  { name: 'queues', kind: 'int', default: '0', range: [0, MAX_QUEUES], help: 'TUN queues of the udp datapath, each with its own UDP socket and two threads (0: one per two CPUs)' },
   { name: 'udp-fastpath', kind: 'string', default: 'auto', choices: ['auto', 'on', 'off'], help: 'eBPF fast path of the udp backend: auto uses it where the kernel allows, on requires it' },
   { name: 'help', kind: 'bool', default: 'false', help: 'print this help and exit' },
   { name: 'version', kind: 'bool', default: 'false', help: 'print the version and exit' },

@@ -6,6 +6,12 @@ import { packageRoot } from '../package-info.js';
 import type { DatapathCounters, DatapathFailure } from './datapath.js';
 import type { FastPathAttach, FastPathCounters } from './udp-fastpath.js';
 
+/**
+ * The most TUN queues the engine runs (native/engine.h `kMaxQueues`, which the addon's usage line prints;
+ * test/unit/native-usage.test.ts checks that the two agree).
+ */
+export const MAX_QUEUES = 16;
+
 /** The addon version this code speaks to (native/addon.cc `kAbiVersion`); bumped whenever that surface changes. */
 export const NATIVE_ABI_VERSION = 2;
 
@@ -22,7 +28,7 @@ export interface NativeDatapathOptions {
   antiSpoofing: boolean;
   /** TSO/GRO (virtio_net_hdr on the TUN, UDP_SEGMENT/UDP_GRO on the socket); falls back per feature. */
   offload: boolean;
-  /** TUN queues (IFF_MULTI_QUEUE) with one SO_REUSEPORT socket each, 1..16. */
+  /** TUN queues (IFF_MULTI_QUEUE) with one SO_REUSEPORT socket each, 1..MAX_QUEUES. */
   queues: number;
 }
 
@@ -104,21 +110,25 @@ export interface NativeAddon {
   };
 }
 
-let cached: NativeAddon | undefined;
+/** Loaded addons by build directory: dlopen happens once per file, and the ABI check with it. */
+const loaded = new Map<string | undefined, NativeAddon>();
 
 /**
- * Loads the addon from build/Release (or build/Debug) under the package root. One error lists where it looked when
- * it is missing, and one says to rebuild when it was built from other sources (an ABI version other than ours).
+ * Loads the addon from build/Release (or build/Debug) under `buildDir` (the package's build directory unless a test
+ * points elsewhere). One error lists where it looked when it is missing, and one says to rebuild when it was built
+ * from other sources (an ABI version other than ours): no caller gets an addon that checkAbiVersion refused.
  */
-export function loadNativeAddon(): NativeAddon {
-  if (cached) return cached;
-  const candidates = builtArtifacts('flannel_datapath.node');
+export function loadNativeAddon(buildDir?: string): NativeAddon {
+  const known = loaded.get(buildDir);
+  if (known) return known;
+  const candidates = builtArtifacts('flannel_datapath.node', buildDir);
   const found = candidates.find((p) => existsSync(p));
   if (!found) {
     throw new NativeAddonError(`native datapath addon not built (looked in ${candidates.join(', ')}); run: npm run build:native`);
   }
-  cached = checkAbiVersion(createRequire(import.meta.url)(found) as NativeAddon, found);
-  return cached;
+  const addon = checkAbiVersion(createRequire(import.meta.url)(found) as NativeAddon, found);
+  loaded.set(buildDir, addon);
+  return addon;
 }
 
 /**
@@ -130,7 +140,7 @@ export function builtArtifacts(name: string, buildDir = join(packageRoot(), 'bui
 }
 
 /** Returns `addon` if it speaks NATIVE_ABI_VERSION; else throws one line saying to rebuild it. */
-export function checkAbiVersion<T extends { readonly abiVersion?: unknown }>(addon: T, file: string): T {
+function checkAbiVersion<T extends { readonly abiVersion?: unknown }>(addon: T, file: string): T {
   if (addon.abiVersion === NATIVE_ABI_VERSION) return addon;
   throw new NativeAddonError(
     `native datapath addon ${file} has ABI version ${String(addon.abiVersion)}, this code needs ${NATIVE_ABI_VERSION}; rebuild with npm run build:native`,

@@ -14,7 +14,7 @@ export interface UdpDatapathOptions {
   readonly mtu: number;
   readonly antiSpoofing: boolean;
   readonly offload: boolean;
-  /** TUN queues, each paired with a UDP socket and served by its own threads (1..16). */
+  /** TUN queues, each paired with a UDP socket and served by its own threads (1..MAX_QUEUES of native.ts). */
   readonly queues: number;
 }
 

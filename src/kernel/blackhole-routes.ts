@@ -1,6 +1,5 @@
-import { FlagsNew } from 'netlink';
 import { formatIpv4Net, makeNet, type Ipv4Net } from '../ip/ipv4.js';
-import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTN_BLACKHOLE, ignoreMissing, ipBytes, mainRoutes, withNetlink } from './netlink.js';
+import { FlagsNew, AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTN_BLACKHOLE, ignoreMissing, ipBytes, mainRoutes, withNetlink } from './netlink.js';
 
 /**
  * The metric of our blackhole routes: the highest there is, so any other route for the same prefix wins. A bridge

@@ -1,9 +1,4 @@
-import { createRtNetlink } from 'netlink';
-
-const RTNLGRP_LINK = 1;
-const RTM_DELLINK = 17;
-/** struct ifinfomsg: family(1) pad(1) type(2) index(4) ... */
-const IFINFOMSG_INDEX_OFFSET = 4;
+import { RTNLGRP_LINK, deletedLinkIndex, subscribeRtNetlink } from './netlink.js';
 
 /**
  * Calls `onDeleted` once when the link with `index` is deleted (by an operator, or with the external interface it
@@ -11,7 +6,7 @@ const IFINFOMSG_INDEX_OFFSET = 4;
  * Returns a function that stops watching.
  */
 export function watchLinkDeletion(index: number, onDeleted: () => void): () => void {
-  const nl = createRtNetlink();
+  const nl = subscribeRtNetlink(RTNLGRP_LINK);
   let stopped = false;
   const stop = () => {
     if (stopped) return;
@@ -19,15 +14,10 @@ export function watchLinkDeletion(index: number, onDeleted: () => void): () => v
     nl.socket.close();
   };
   nl.socket.on('message', (msgs) => {
-    for (const m of msgs) {
-      if (m.type === RTM_DELLINK && m.data.length >= IFINFOMSG_INDEX_OFFSET + 4 && m.data.readInt32LE(IFINFOMSG_INDEX_OFFSET) === index) {
-        stop();
-        onDeleted();
-        return;
-      }
+    if (msgs.some((m) => deletedLinkIndex(m) === index)) {
+      stop();
+      onDeleted();
     }
   });
-  nl.socket.addMembership(RTNLGRP_LINK);
-  nl.socket.unref();
   return stop;
 }

@@ -1,7 +1,6 @@
-import { FlagsNew } from 'netlink';
 import type { Ipv4 } from '../ip/ipv4.js';
 import { macBytes, macFromBytes, type Mac } from '../ip/mac.js';
-import { AF_BRIDGE, AF_INET, RTN_UNICAST, ignoreMissing, ipBytes, ipv4FromBytes, type RtNetlinkSocket } from './netlink.js';
+import { FlagsNew, AF_BRIDGE, AF_INET, RTN_UNICAST, ignoreMissing, ipBytes, ipv4FromBytes, type RtNetlinkSocket } from './netlink.js';
 
 /**
  * Static entries of a vxlan device, as flannel's vxlan backend programs them per peer: an ARP neighbour (peer's

@@ -1,4 +1,4 @@
-import { createRtNetlink, rt, type RtNetlinkSocket } from 'netlink';
+import { createRtNetlink, rt, type NetlinkMessage, type RtNetlinkSocket } from 'netlink';
 import { KernelError, errorMessage } from '../errors.js';
 import { formatIpv4, type Ipv4 } from '../ip/ipv4.js';
 
@@ -22,7 +22,16 @@ export const RTNH_F_ONLINK = 4;
 export const RTN_UNICAST = 1;
 export const RTN_BLACKHOLE = 6;
 
+/** rtnetlink multicast group of link notifications (RTNLGRP_LINK). */
+export const RTNLGRP_LINK = 1;
+/** nlmsg_type of a link deletion notification. */
+export const RTM_DELLINK = 17;
+/** struct ifinfomsg: family(1) pad(1) type(2) index(4) ... */
+const IFINFOMSG_INDEX_OFFSET = 4;
+
 export type { RtNetlinkSocket };
+/** Request flags and the link-info codec of the `netlink` package, so kernel modules import netlink names from here. */
+export { FlagsNew, ifla } from 'netlink';
 
 export function ipBytes(ip: Ipv4): Buffer {
   const b = Buffer.alloc(4);
@@ -44,6 +53,23 @@ export async function withNetlink<T>(what: string, fn: (nl: RtNetlinkSocket) => 
   } finally {
     nl.socket.close();
   }
+}
+
+/**
+ * Opens an rtnetlink socket that receives the kernel's notifications of multicast `group`. It does not keep the
+ * process alive; the caller closes it with `socket.close()`.
+ */
+export function subscribeRtNetlink(group: number): RtNetlinkSocket {
+  const nl = createRtNetlink();
+  nl.socket.addMembership(group);
+  nl.socket.unref();
+  return nl;
+}
+
+/** The ifindex of the link a RTM_DELLINK notification reports deleted; undefined for any other message. */
+export function deletedLinkIndex(m: NetlinkMessage): number | undefined {
+  if (m.type !== RTM_DELLINK || m.data.length < IFINFOMSG_INDEX_OFFSET + 4) return undefined;
+  return m.data.readInt32LE(IFINFOMSG_INDEX_OFFSET);
 }
 
 export async function linkIndex(nl: RtNetlinkSocket, name: string): Promise<number> {

@@ -1,6 +1,5 @@
-import { FlagsNew } from 'netlink';
 import { formatIpv4Net, netContains, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
-import { AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTNH_F_ONLINK, RTN_UNICAST, ignoreMissing, ipBytes, mainRoutes, withNetlink, type RouteInfo, type RtNetlinkSocket } from './netlink.js';
+import { FlagsNew, AF_INET, FLANNEL_ROUTE_PROTOCOL, MAIN_TABLE, RTNH_F_ONLINK, RTN_UNICAST, ignoreMissing, ipBytes, mainRoutes, withNetlink, type RouteInfo, type RtNetlinkSocket } from './netlink.js';
 
 /**
  * A peer route as we install it: `dst via gateway dev oif [onlink] proto 241`. On a device that is not ours (the

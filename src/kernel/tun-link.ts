@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
-import { FlagsNew } from 'netlink';
 import { formatIpv4, formatIpv4Net, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
-import { AF_INET, MAIN_TABLE, ipBytes, isExists, linkIndex, withNetlink } from './netlink.js';
+import { FlagsNew, AF_INET, MAIN_TABLE, ipBytes, isExists, linkIndex, withNetlink } from './netlink.js';
 import { disableIpv6 } from './sysctl.js';
 
 /**

@@ -1,8 +1,7 @@
-import { FlagsNew, ifla } from 'netlink';
 import { formatIpv4, netContains, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
 import { macBytes, macFromBytes, randomMac, type Mac } from '../ip/mac.js';
 import { log } from '../log.js';
-import { AF_INET, ignoreExists, ignoreMissing, ipBytes, ipv4FromBytes, isExists, withNetlink, type RtNetlinkSocket } from './netlink.js';
+import { FlagsNew, ifla, AF_INET, ignoreExists, ignoreMissing, ipBytes, ipv4FromBytes, isExists, withNetlink, type RtNetlinkSocket } from './netlink.js';
 import { disableIpv6 } from './sysctl.js';
 
 /** The UDP port the kernel gives a vxlan device created without one (Linux's pre-IANA VXLAN port, flannel's default). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { datapathQueues, MAX_QUEUES } from '../../src/backend/udp/udp-backend.js';
+import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
+import { MAX_QUEUES } from '../../src/datapath/native.js';
 import { parseFlags } from '../../src/cli/flags.js';
 
 describe('udp datapath queue count', () => {
@@ -12,10 +13,13 @@ describe('udp datapath queue count', () => {
     expect(datapathQueues(40, 2)).toBe(MAX_QUEUES);
   });
 
-  it('reads --queues and FLANNELD_QUEUES, refusing counts outside 0..16', () => {
+  it('reads --queues and FLANNELD_QUEUES, refusing counts outside 0..MAX_QUEUES', () => {
     expect(parseFlags([]).queues).toBe(0);
     expect(parseFlags(['--queues', '4']).queues).toBe(4);
     expect(parseFlags([], { FLANNELD_QUEUES: '2' }).queues).toBe(2);
-    expect(() => parseFlags(['--queues=17'])).toThrow(/invalid value "17" for --queues: expected a whole number from 0 to 16/);
+    expect(parseFlags([`--queues=${MAX_QUEUES}`]).queues).toBe(MAX_QUEUES);
+    expect(() => parseFlags([`--queues=${MAX_QUEUES + 1}`])).toThrow(
+      `invalid value "${MAX_QUEUES + 1}" for --queues: expected a whole number from 0 to ${MAX_QUEUES}`,
+    );
   });
 });

@@ -1,8 +1,28 @@
+import { execFile } from 'node:child_process';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { NativeAddonError } from '../../src/errors.js';
-import { checkAbiVersion, loadNativeAddon, NATIVE_ABI_VERSION, type NativeDatapathOptions } from '../../src/datapath/native.js';
+import { useTempDir } from '../helpers/fixtures.js';
+import { loadNativeAddon, MAX_QUEUES, NATIVE_ABI_VERSION, type NativeDatapathOptions } from '../../src/datapath/native.js';
 
 const addon = loadNativeAddon();
+const run = promisify(execFile);
+const dir = useTempDir('stand-in-addon');
+
+/**
+ * Compiles test/fixtures/stand-in-addon.c into `<buildDir>/Release/flannel_datapath.node`, exporting `abiVersion` =
+ * `abi` (none when undefined), the way node-gyp lays out the real one. Returns the build directory.
+ */
+async function standInAddon(name: string, abi: number | undefined): Promise<string> {
+  const buildDir = dir.file(name);
+  await mkdir(`${buildDir}/Release`, { recursive: true });
+  const source = fileURLToPath(new URL('../fixtures/stand-in-addon.c', import.meta.url));
+  const define = abi === undefined ? [] : [`-DABI_VERSION=${abi}`];
+  await run('cc', ['-shared', '-fPIC', '-I/usr/include/node', ...define, source, '-o', `${buildDir}/Release/flannel_datapath.node`]);
+  return buildDir;
+}
 
 /** Valid in every field: each case below breaks exactly one. The name is never created (each case must throw first). */
 const VALID: NativeDatapathOptions = { tunName: 'ftusage0', localIp: 0, port: 8285, tunIp: 0, mtu: 1472, antiSpoofing: true, offload: false, queues: 1 };
@@ -21,7 +41,7 @@ const BAD: [string, unknown][] = [
   ['mtu below IPv4 minimum', { ...VALID, mtu: 10 }],
   ['tunIp NaN', { ...VALID, tunIp: Number.NaN }],
   ['no queues', { ...VALID, queues: 0 }],
-  ['more than 16 queues', { ...VALID, queues: 17 }],
+  ['more than MAX_QUEUES queues', { ...VALID, queues: MAX_QUEUES + 1 }],
   ['fractional queues', { ...VALID, queues: 1.5 }],
   ['antiSpoofing not a boolean', { ...VALID, antiSpoofing: 1 }],
   ['offload as a string', { ...VALID, offload: 'false' }],
@@ -38,25 +58,40 @@ describe('native addon argument checks', () => {
     expect(typeof addon.Datapath).toBe('function');
   });
 
-  it('refuses an addon built from other sources with one line saying to rebuild it', () => {
-    const stale = { abiVersion: NATIVE_ABI_VERSION - 1 };
-    expect(() => checkAbiVersion(stale, '/x/flannel_datapath.node')).toThrow(NativeAddonError);
-    expect(() => checkAbiVersion(stale, '/x/flannel_datapath.node')).toThrow(
-      `native datapath addon /x/flannel_datapath.node has ABI version ${NATIVE_ABI_VERSION - 1}, this code needs ${NATIVE_ABI_VERSION}; rebuild with npm run build:native`,
-    );
-    expect(() => checkAbiVersion({}, '/x/flannel_datapath.node')).toThrow(/ABI version undefined/);
+  it('refuses to load an addon built from other sources, with one line saying to rebuild it', async () => {
+    const stale = await standInAddon('stale', NATIVE_ABI_VERSION - 1);
+    const file = `${stale}/Release/flannel_datapath.node`;
+    const line = `native datapath addon ${file} has ABI version ${NATIVE_ABI_VERSION - 1}, this code needs ${NATIVE_ABI_VERSION}; rebuild with npm run build:native`;
+    expect(() => loadNativeAddon(stale)).toThrow(NativeAddonError);
+    // Refused on every call: a refused addon is never cached for the next caller.
+    expect(() => loadNativeAddon(stale)).toThrow(line);
+    const unversioned = await standInAddon('unversioned', undefined);
+    expect(() => loadNativeAddon(unversioned)).toThrow(/ABI version undefined, this code needs/);
+    // The same stand-in at our version loads: the check is what refused the others.
+    expect(loadNativeAddon(await standInAddon('current', NATIVE_ABI_VERSION)).abiVersion).toBe(NATIVE_ABI_VERSION);
+  });
+
+  it('takes at most MAX_QUEUES queues, the bound --queues has', () => {
+    // The addon prints its bound from kMaxQueues (native/engine.h): the line names the bound the engine enforces.
+    expect(refusal({ ...VALID, queues: MAX_QUEUES + 1 }).endsWith(`queues: 1..${MAX_QUEUES} })`)).toBe(true);
   });
 
   for (const [what, options] of BAD) {
     it(`refuses ${what} with a Usage line`, () => {
-      let created: { close(): void } | undefined;
-      try {
-        expect(() => {
-          created = new addon.Datapath(options as NativeDatapathOptions);
-        }).toThrow(/^Usage: new Datapath\(/);
-      } finally {
-        created?.close(); // only if the check is broken: never leave a TUN behind
-      }
+      expect(refusal(options)).toMatch(/^Usage: new Datapath\(/);
     });
   }
 });
+
+/** The message `new Datapath(options)` throws. One it creates anyway (a broken check) is closed: never a TUN left behind. */
+function refusal(options: unknown): string {
+  let created: { close(): void } | undefined;
+  try {
+    created = new addon.Datapath(options as NativeDatapathOptions);
+  } catch (err) {
+    return (err as Error).message;
+  } finally {
+    created?.close();
+  }
+  throw new Error('new Datapath accepted the options');
+}

@@ -7,6 +7,7 @@ import { configureTunLink } from '../../kernel/tun-link.js';
 import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapath.js';
 import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
 import { UdpFastPath, type FastPathCounters } from '../../datapath/udp-fastpath.js';
+import { MAX_QUEUES } from '../../datapath/native.js';
 import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import { counter, type BackendContext, type BackendDefinition, type BackendNetwork, type BackendOptions, type MetricSample } from '../backend.js';
@@ -18,7 +19,6 @@ const UDP_DEFAULT_PORT = 8285;
 /** IPv4 header + UDP header around each packet. */
 const UDP_OVERHEAD = 28;
 const TUN_NAME = 'flannel0';
-export const MAX_QUEUES = 16;
 
 /**
  * How many TUN queues to run when asked for `requested` (0: choose). Each queue costs two threads, one per
