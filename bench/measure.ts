@@ -16,19 +16,44 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/** The three iperf3 runs of a sample: what each is called in errors, its extra client arguments, its counted seconds. */
+export const IPERF_RUNS = {
+  tcp1: { what: 'tcp 1 stream', args: [], seconds: TCP_SECONDS },
+  tcp4: { what: 'tcp 4 streams', args: ['-P', '4'], seconds: TCP_SECONDS },
+  udpSmall: { what: 'udp 64 B', args: ['-u', '-l', String(UDP_DATAGRAM_BYTES), '-b', '0'], seconds: UDP_SECONDS },
+} as const satisfies Record<string, IperfRun>;
+
+export interface IperfRun {
+  readonly what: string;
+  readonly args: readonly string[];
+  readonly seconds: number;
+}
+
+/**
+ * The argv of one iperf3 measurement to `target`:`port`. The server serves one client and exits (`-1`), in the
+ * foreground (never `-D`) so that killing it is enough; the client reports JSON and leaves the first OMIT_SECONDS
+ * (slow start) out of its figures.
+ */
+export function iperfArgv(target: string, port: number, run: IperfRun): { server: string[]; client: string[] } {
+  return {
+    server: ['iperf3', '-s', '-1', '-B', target, '-p', String(port)],
+    client: ['iperf3', '-c', target, '-p', String(port), '-t', String(run.seconds), '-O', String(OMIT_SECONDS), '-J', ...run.args],
+  };
+}
+
 /**
  * One iperf3 run: a one-off server on host 2, bound to the target, and the client on host 1. `busySeconds` is the
  * machine's busy CPU time from the moment the server listens until the client exits, so the server's start-up and
  * the wait for it stay out of the window. The server is killed (and reaped) whatever happens.
  */
-async function iperf(bed: Testbed, path: ReadyPath, args: string[], seconds: number, clockTicks: number): Promise<{ json: IperfJson; busySeconds: number }> {
+async function iperf(bed: Testbed, path: ReadyPath, run: IperfRun, clockTicks: number): Promise<{ json: IperfJson; busySeconds: number }> {
   const port = nextPort++;
-  const server = bed.spawn(path.server, ['iperf3', '-s', '-1', '-B', path.target, '-p', String(port)], { stdio: 'ignore' });
+  const argv = iperfArgv(path.target, port, run);
+  const server = bed.spawn(path.server, argv.server, { stdio: 'ignore' });
   try {
     await bed.waitForListener(path.server, port);
     const cpuBefore = await readBusyCpuSeconds(clockTicks);
-    const argv = ['iperf3', '-c', path.target, '-p', String(port), '-t', String(seconds), '-O', String(OMIT_SECONDS), '-J', ...args];
-    const stdout = await bed.exec(path.client, argv, { timeoutMs: (seconds + OMIT_SECONDS + 20) * 1000 }).then(
+    const stdout = await bed.exec(path.client, argv.client, { timeoutMs: (run.seconds + OMIT_SECONDS + 20) * 1000 }).then(
       (r) => r.stdout,
       // iperf3 -J exits 1 with its reason in the JSON it prints; parseIperfJson turns that into the error.
       (err: { stdout?: string; message: string }) => err.stdout || Promise.reject(err),
@@ -63,9 +88,10 @@ export async function measureSample(bed: Testbed, path: ReadyPath, clockTicks: n
   };
   // RTT first, on the idle path: after the 64-byte flood a userspace relay still drains its socket buffers.
   const rttMs = await attempt('ping', () => pingAverageMs(bed, path));
-  const tcp1 = await attempt('tcp 1 stream', () => iperf(bed, path, [], TCP_SECONDS, clockTicks));
-  const tcp4 = await attempt('tcp 4 streams', () => iperf(bed, path, ['-P', '4'], TCP_SECONDS, clockTicks));
-  const udp = await attempt('udp 64 B', () => iperf(bed, path, ['-u', '-l', String(UDP_DATAGRAM_BYTES), '-b', '0'], UDP_SECONDS, clockTicks));
+  const measure = (run: IperfRun) => attempt(run.what, () => iperf(bed, path, run, clockTicks));
+  const tcp1 = await measure(IPERF_RUNS.tcp1);
+  const tcp4 = await measure(IPERF_RUNS.tcp4);
+  const udp = await measure(IPERF_RUNS.udpSmall);
   await new Promise((r) => setTimeout(r, SETTLE_MS));
   const gigabytes = tcp1 ? bytesSentInWholeRun(tcp1.json) / 1e9 : NaN;
   return {

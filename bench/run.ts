@@ -11,17 +11,16 @@ import { packageRoot, packageVersion } from '../src/package-info.js';
 import { FLANNELD } from '../testbed/flanneld.js';
 import { exitCode, handleInterrupts, interruptedBy, interruption } from '../testbed/interrupt.js';
 import { clockTicksPerSecond } from '../testbed/proc.js';
-import type { Testbed } from '../testbed/netns.js';
 import { renderChart } from './chart.js';
-import { FIGURES, formatFigure, type Sample } from './figures.js';
 import { BenchLan } from './lan.js';
 import { measureSample, waitReachable } from './measure.js';
-import { describeMethod, MIN_PUBLISH_ROUNDS, roundsText } from './method.js';
-import { BenchUsageError, parseBenchOptions, type BenchOptions } from './options.js';
+import { describeMethod, roundsText } from './method.js';
+import { BenchUsageError, parseBenchOptions } from './options.js';
 import { benchPaths, type BenchPath, type ReadyPath } from './paths.js';
 import { renderReadmeTable } from './readme-table.js';
+import { runRounds, type PathState } from './rounds.js';
 import { computeRatios, summarizeSamples, type BenchReport, type BinaryInfo, type PathReport } from './report.js';
-import { publishReadmeTable, publishResultFiles, runStamp, writeRunFiles } from './results.js';
+import { publishRun, saveRun } from './results.js';
 
 const run = promisify(execFile);
 const say = (line: string) => process.stdout.write(`${line}\n`);
@@ -62,18 +61,6 @@ function selectPaths(registry: BenchPath[], names: readonly string[] | undefined
   return registry.filter((p) => names.includes(p.name));
 }
 
-function sampleLine(name: string, s: Sample): string {
-  return `  ${name.padEnd(22)} ${FIGURES.map((f) => `${f.label} ${formatFigure(s[f.key])}${f.unit ? ` ${f.unit}` : ''}`).join(', ')}`;
-}
-
-interface PathState {
-  readonly path: BenchPath;
-  readonly ready?: ReadyPath;
-  readonly reason?: string;
-  readonly samples: Sample[];
-  readonly errors: { round: number; message: string }[];
-}
-
 /** Builds every selected path on its own hosts; one that cannot exist here is kept, with its reason. */
 async function setUpPaths(lan: BenchLan, paths: BenchPath[]): Promise<PathState[]> {
   const states: PathState[] = [];
@@ -92,27 +79,6 @@ async function setUpPaths(lan: BenchLan, paths: BenchPath[]): Promise<PathState[
   return states;
 }
 
-/** Measures every ready path once per round, in registry order, round after round; returns each round's seconds. */
-async function runRounds(bed: Testbed, states: PathState[], options: BenchOptions, clockTicks: number): Promise<number[]> {
-  const roundSeconds: number[] = [];
-  for (let round = 1; round <= options.rounds; round++) {
-    const started = Date.now();
-    say(`round ${round}/${options.rounds}`);
-    for (const state of states.filter((s) => s.ready)) {
-      interruption.throwIfAborted();
-      const { sample, errors } = await measureSample(bed, state.ready!, clockTicks);
-      state.samples.push(sample);
-      state.errors.push(...errors.map((m) => ({ round, message: m })));
-      say(sampleLine(state.path.name, sample));
-      for (const e of errors) say(`    failed: ${e}`);
-      if (options.verbose && state.ready!.diagnostics) say(await state.ready!.diagnostics().catch(message));
-    }
-    roundSeconds.push(Math.round((Date.now() - started) / 100) / 10);
-    say(`round ${round} took ${roundSeconds.at(-1)} s`);
-  }
-  return roundSeconds;
-}
-
 function pathReport(state: PathState): PathReport {
   const { path, ready } = state;
   const base = { name: path.name, label: path.label, mtuNote: path.mtuNote, ...(path.binary ? { binary: path.binary } : {}) };
@@ -123,13 +89,7 @@ function pathReport(state: PathState): PathReport {
   return { ...base, status: 'measured', mtu: ready.mtu, target: ready.target, figures, ...errors };
 }
 
-async function publish(report: BenchReport, svg: string): Promise<void> {
-  const measured = (name: string) => report.paths.some((p) => p.name === name && p.status === 'measured');
-  if (!measured('bare-lan') || !measured('kernel-vxlan')) throw new Error('not published: the reference paths bare-lan and kernel-vxlan must both be measured');
-  if (report.rounds.count < MIN_PUBLISH_ROUNDS) throw new Error(`not published: ${report.rounds.count} rounds, at least ${MIN_PUBLISH_ROUNDS} needed`);
-  const json = `${JSON.stringify(report, null, 2)}\n`;
-  const files = await publishResultFiles({ 'latest.json': json, 'latest.svg': svg });
-  files.push(await publishReadmeTable(report));
+function sayPublished(files: string[]): void {
   say(`published ${files.map((f) => relative(packageRoot(), f)).join(', ')}`);
 }
 
@@ -142,7 +102,7 @@ async function main(): Promise<number> {
   const options = parseBenchOptions(process.argv.slice(2), process.env);
   if (options.from) {
     const report = JSON.parse(await readFile(options.from, 'utf8')) as BenchReport;
-    await publish(report, chartOf(report));
+    sayPublished(await publishRun(report, chartOf(report)));
     return 0;
   }
   const started = Date.now();
@@ -163,7 +123,7 @@ async function main(): Promise<number> {
   let roundSeconds: number[];
   try {
     states = await setUpPaths(lan, paths);
-    roundSeconds = await runRounds(lan.bed, states, options, clockTicks);
+    roundSeconds = await runRounds(states, (ready) => measureSample(lan.bed, ready, clockTicks), { rounds: options.rounds, verbose: options.verbose, say });
   } finally {
     const escaped = await lan.cleanup();
     if (escaped.length) {
@@ -184,10 +144,10 @@ async function main(): Promise<number> {
     ratios: computeRatios(pathReports),
   };
   const svg = chartOf(report);
-  const files = await writeRunFiles(runStamp(date), { json: `${JSON.stringify(report, null, 2)}\n`, svg });
   say(`\n${renderReadmeTable(report)}\n`);
-  say(`wall time ${report.wallSeconds} s; wrote ${files.map((f) => relative(packageRoot(), f)).join(' and ')}`);
-  if (options.publish) await publish(report, svg);
+  const saved = await saveRun(report, svg, options.publish);
+  say(`wall time ${report.wallSeconds} s; wrote ${saved.run.map((f) => relative(packageRoot(), f)).join(' and ')}`);
+  if (saved.published.length) sayPublished(saved.published);
   return process.exitCode === 1 ? 1 : 0;
 }
 
