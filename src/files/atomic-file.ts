@@ -8,7 +8,9 @@ function accessError(what: string, path: string, err: unknown): FileAccessError 
 
 /**
  * Writes a file other programs read (the subnet file, docker's options) so that a reader never sees half of it:
- * a temporary file in the same directory, renamed over the target. The directory is created if needed.
+ * a temporary file in the same directory, renamed over the target. The directory is created if needed. The file
+ * gets mode 0644 (less the umask), whatever mode the one it replaces had. On failure the temporary file is removed
+ * and the target is as it was.
  */
 export async function writeFileAtomic(path: string, text: string, what: string): Promise<void> {
   const tmp = `${path}.${process.pid}.tmp`;
