@@ -24,8 +24,11 @@ export interface StateKeeperOptions {
   readonly what: string;
   /** The log field listing the failing keys: "chains". */
   readonly keysField: string;
-  /** Log events: a check found something missing; writing failed; everything is in place again. */
-  readonly events: { readonly missing: string; readonly failed: string; readonly recovered: string };
+  /**
+   * Log events: a check found something missing; writing failed; everything is in place again; and, at debug level,
+   * a resync ended (with the keys still failing), so a reader can count resyncs instead of waiting out the clock.
+   */
+  readonly events: { readonly missing: string; readonly failed: string; readonly recovered: string; readonly resynced: string };
 }
 
 /**
@@ -123,6 +126,8 @@ export class StateKeeper {
         }
       }
       this.report();
+      const { what, keysField, events } = this.opts;
+      log.debug({ event: events.resynced, [keysField]: [...this.failures.keys()] }, `${what} checked`);
     });
   }
 

@@ -43,7 +43,7 @@ export class FlannelIptables implements DaemonExtension {
       resyncSeconds: options.iptablesResync,
       what: 'iptables rules',
       keysField: 'chains',
-      events: { missing: 'iptables-rule-missing', failed: 'iptables-failed', recovered: 'iptables-recovered' },
+      events: { missing: 'iptables-rule-missing', failed: 'iptables-failed', recovered: 'iptables-recovered', resynced: 'iptables-resynced' },
     });
   }
 

@@ -29,7 +29,7 @@ export class BlackholeRoute implements DaemonExtension {
       resyncSeconds,
       what: 'blackhole route',
       keysField: 'subnets',
-      events: { missing: 'blackhole-route-missing', failed: 'blackhole-route-failed', recovered: 'blackhole-route-recovered' },
+      events: { missing: 'blackhole-route-missing', failed: 'blackhole-route-failed', recovered: 'blackhole-route-recovered', resynced: 'blackhole-route-resynced' },
     });
   }
 

@@ -1,5 +1,6 @@
 import { handleWhen, retry } from 'cockatiel';
 import { EtcdAccessDeniedError, EtcdError, StoppedError } from '../errors.js';
+import { log } from '../log.js';
 import { backoffOf, type RetrySchedule } from '../retry.js';
 import type { EtcdLoop, EtcdStatus } from './etcd-status.js';
 
@@ -48,8 +49,10 @@ export async function retryEtcd<T>(fn: () => Promise<T>, opts: EtcdRetryOptions)
   policy.onGiveUp((reason) => {
     if ('error' in reason) status?.count(reason.error);
   });
-  const attempt = async () => {
+  const attempt = async ({ attempt: retries }: { attempt: number }) => {
     if (signal.aborted) throw new StoppedError(`stopped during etcd ${loop}`);
+    // At debug level: which loop is waiting on etcd right now, for tests that act while a request is in flight.
+    log.debug({ event: 'etcd-request', loop, attempt: retries + 1 }, `etcd ${loop}: attempt ${retries + 1}`);
     return fn();
   };
   const result = await untilAborted(policy.execute(attempt, signal), signal, loop);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { flanneldArgs, type FlanneldProcess } from '../../testbed/flanneld.js';
+import { flanneldArgs, type FlanneldProcess, type LogMark } from '../../testbed/flanneld.js';
 import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 
 // Signals against a real daemon (alloc backend) and a real etcd, including an etcd that holds its connections open
@@ -14,10 +14,15 @@ afterEach(() => etcd.freeze(false));
 
 const network = () => etcd.network(ALLOC);
 
+/** flanneld at debug level, which logs `etcd-request` as each etcd request goes out. */
 function spawn(prefix: string, env: NodeJS.ProcessEnv = {}): FlanneldProcess {
   n++;
-  return startFlanneld(flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: `198.18.9.${n}`, subnetFile: dir.file(`${n}.env`) }), { env });
+  const args = flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: `198.18.9.${n}`, subnetFile: dir.file(`${n}.env`) });
+  return startFlanneld(args, { env: { FLANNELD_LOG_LEVEL: 'debug', ...env } });
 }
+
+/** Waits until `d` has sent a request of its etcd `loop` after `mark`, which the frozen etcd will not answer. */
+const requestInFlight = (d: FlanneldProcess, loop: string, mark: LogMark) => d.waitForEvent('etcd-request', { loop }, { after: mark });
 
 /** Sends `signal` and resolves with the exit code and how long the exit took. */
 async function timedStop(d: FlanneldProcess, signal: NodeJS.Signals): Promise<{ code: number | null; ms: number }> {
@@ -31,8 +36,8 @@ describe('signals', () => {
     const d = spawn(await network(), { FLANNELD_SUBNET_LEASE_TTL: '4', FLANNELD_RETRY_INTERVAL_MS: '500' });
     await d.waitForEvent('subnet-file-written');
     etcd.freeze(true);
-    // The renewal is due 2 s after the lease was granted; it now waits on an etcd that does not answer.
-    await new Promise((r) => setTimeout(r, 3_000));
+    // The renewal is due 2 s after the lease was granted; once sent, it waits on an etcd that does not answer.
+    await requestInFlight(d, 'renewal', d.mark());
     const { code, ms } = await timedStop(d, 'SIGTERM');
     expect(code).toBe(0);
     expect(ms).toBeLessThan(5_000);
@@ -43,7 +48,7 @@ describe('signals', () => {
     const prefix = await network();
     etcd.freeze(true);
     const d = spawn(prefix);
-    await new Promise((r) => setTimeout(r, 1_500));
+    await requestInFlight(d, 'startup', 0);
     const { code, ms } = await timedStop(d, 'SIGTERM');
     expect(code).toBe(0);
     expect(ms).toBeLessThan(5_000);

@@ -1,7 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../testbed/etcd.js';
 import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
@@ -31,12 +30,26 @@ async function hostWith(n: number, tools: string[]): Promise<{ host: OverlayHost
   const bin = dir.file(`bin-h${n}`);
   await mkdir(bin);
   for (const tool of ['ip', ...tools]) await symlink(which(tool), join(bin, tool));
-  const host = await cluster.addHost(`h${n}`, n, { PATH: bin, FLANNELD_IPTABLES_RESYNC: String(RESYNC_SECONDS) });
+  // Debug level for the iptables-resynced events that say each resync is done.
+  const host = await cluster.addHost(`h${n}`, n, { PATH: bin, FLANNELD_IPTABLES_RESYNC: String(RESYNC_SECONDS), FLANNELD_LOG_LEVEL: 'debug' });
   await host.daemon.waitForEvent('subnet-file-written');
   return { host, bin };
 }
 
 const count = (host: OverlayHost, event: string) => host.daemon.events(event);
+
+/**
+ * Waits until the daemon has finished `n` more iptables resyncs (each retries what failed, or checks every rule):
+ * whatever those resyncs had to say is logged by then. Resolves with the chains still failing after the last one.
+ */
+async function afterResyncs(host: OverlayHost, n: number): Promise<unknown> {
+  const mark = host.daemon.mark();
+  const resyncs = await waitFor(`${n} iptables resyncs`, async () => {
+    const done = host.daemon.events('iptables-resynced', {}, mark);
+    return done.length >= n && done;
+  });
+  return resyncs[n - 1].chains;
+}
 
 async function forwardRules(host: OverlayHost): Promise<string[]> {
   const { stdout } = await cluster.bed.exec(host.ns, ['iptables-save', '-t', 'filter']);
@@ -61,13 +74,13 @@ describe('iptables faults are reported once per change', () => {
     const [failed] = await waitFor('the failure', async () => count(host, 'iptables-failed').length > 0 && count(host, 'iptables-failed'));
     expect(failed).toMatchObject({ level: 50, chains: ['FLANNEL-FWD'] });
     expect(failed.msg).toMatch(/^iptables rules not in place \(FLANNEL-FWD: iptables(-restore)? not found on PATH \(install the iptables package\)\); retrying every 1 s$/);
-    await sleep(3.5 * RESYNC_SECONDS * 1000);
+    expect(await afterResyncs(host, 3)).toEqual(['FLANNEL-FWD']);
     expect(count(host, 'iptables-failed')).toHaveLength(1);
 
     for (const name of ['iptables', 'iptables-restore']) await symlink(which(name), join(bin, name));
     await host.daemon.waitForEvent('iptables-recovered', {}, 10_000);
     expect(await forwardRules(host)).toHaveLength(3);
-    await sleep(2.5 * RESYNC_SECONDS * 1000);
+    expect(await afterResyncs(host, 2)).toEqual([]);
     expect(count(host, 'iptables-recovered')).toHaveLength(1);
     expect(count(host, 'iptables-failed')).toHaveLength(1);
   });
@@ -85,7 +98,7 @@ describe('iptables faults are reported once per change', () => {
 
     const [failed] = await waitFor('the failure', async () => count(host, 'iptables-failed').length > 0 && count(host, 'iptables-failed'));
     expect(failed.error).toBe('FLANNEL-FWD: iptables-restore failed writing FLANNEL-FWD (-t filter): iptables-restore: refused by the test');
-    await sleep(3.5 * RESYNC_SECONDS * 1000);
+    expect(await afterResyncs(host, 3)).toEqual(['FLANNEL-FWD']);
     expect(count(host, 'iptables-failed')).toHaveLength(1);
     expect(count(host, 'iptables-rule-missing')).toHaveLength(1);
 

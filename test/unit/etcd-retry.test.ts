@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { EtcdAuthError, EtcdPermissionError, EtcdUnavailableError, FlannelError, StoppedError, SubnetsExhaustedError } from '../../src/errors.js';
+import { log } from '../../src/log.js';
 import { retryEtcd, type EtcdRetryOptions } from '../../src/subnet/etcd-retry.js';
 import { EtcdStatus } from '../../src/subnet/etcd-status.js';
 
@@ -22,6 +23,17 @@ function options(extra: Partial<EtcdRetryOptions> = {}): EtcdRetryOptions {
 }
 
 describe('the etcd retry policy', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('logs each attempt at debug level before sending it, naming the loop', async () => {
+    const seen: unknown[] = [];
+    vi.spyOn(log, 'debug').mockImplementation(((fields: unknown) => void seen.push(fields)) as never);
+    const { fn } = failing(new EtcdUnavailableError('down'));
+    const request = () => (seen.push('request'), fn());
+    await retryEtcd(request, options({ loop: 'startup' }));
+    expect(seen).toEqual([{ event: 'etcd-request', loop: 'startup', attempt: 1 }, 'request', { event: 'etcd-request', loop: 'startup', attempt: 2 }, 'request']);
+  });
+
   it('retries an unreachable etcd until it answers, counting each failure', async () => {
     const status = new EtcdStatus();
     const { fn, calls } = failing(new EtcdUnavailableError('down'), new EtcdUnavailableError('down'));

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { log } from '../../src/log.js';
 import { StateKeeper, type KeptItem } from '../../src/state-keeper.js';
 
-const EVENTS = { missing: 'thing-missing', failed: 'thing-failed', recovered: 'thing-recovered' };
+const EVENTS = { missing: 'thing-missing', failed: 'thing-failed', recovered: 'thing-recovered', resynced: 'thing-resynced' };
 
 function keeper(): StateKeeper {
   return new StateKeeper({ resyncSeconds: 1, what: 'things', keysField: 'keys', events: EVENTS });
@@ -96,5 +96,23 @@ describe('StateKeeper (the periodic check behind the iptables rules and the blac
     await k.stop();
     await vi.advanceTimersByTimeAsync(3000);
     expect(ops).toHaveLength(3);
+  });
+
+  it('ends every resync with one debug event naming the keys still failing, so a reader counts resyncs, not seconds', async () => {
+    loggedEvents();
+    const resyncs: unknown[] = [];
+    vi.spyOn(log, 'debug').mockImplementation(((fields: unknown) => void resyncs.push(fields)) as never);
+    const state = { present: true, fail: 'refused' as string | undefined };
+    const k = keeper();
+    await k.apply([item('a', [], state), item('b', [])]);
+    expect(resyncs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1000);
+    state.fail = undefined;
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(resyncs).toEqual([
+      { event: 'thing-resynced', keys: ['a'] },
+      { event: 'thing-resynced', keys: [] },
+    ]);
+    await k.stop();
   });
 });
