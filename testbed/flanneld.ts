@@ -51,8 +51,11 @@ export class FlanneldProcess {
   constructor(args: string[], opts: FlanneldProcessOptions = {}) {
     const command = [...(opts.binary ? [opts.binary] : [process.execPath, FLANNELD]), ...args];
     const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...command] : command;
+    // Outside a test-bed namespace flanneld would write this machine's own FORWARD chain (FLANNEL-FWD is on by
+    // default, for every backend) and leave it on exit, as flannel does: such runs turn it off unless told otherwise.
+    const machineDefaults = opts.netns ? {} : { FLANNELD_IPTABLES_FORWARD_RULES: 'false' };
     this.child = spawn(argv[0], argv.slice(1), {
-      env: { ...process.env, ...opts.env },
+      env: { ...process.env, ...machineDefaults, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));

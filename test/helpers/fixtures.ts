@@ -1,10 +1,14 @@
+import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { EtcdServer, type EtcdServerOptions } from '../../testbed/etcd.js';
 import { FlanneldProcess } from '../../testbed/flanneld.js';
 import { Testbed } from '../../testbed/netns.js';
 import { makeTempDir } from '../../testbed/tempdir.js';
+
+const run = promisify(execFile);
 
 // Fixtures for the enclosing test file or describe block: call them at its top level. Each registers its own
 // set-up and tear-down hooks, so a failing test still leaves nothing behind.
@@ -58,15 +62,28 @@ export function useTempDir(tag: string): TempDir {
   return dir;
 }
 
-/** Starts flanneld processes (the built CLI); any still running after its test is killed, pass or fail. */
+/**
+ * Starts flanneld processes (the built CLI); any still running after its test is killed, pass or fail. After the
+ * last test, this machine's own firewall must hold no flanneld rule: those started outside a test-bed namespace run
+ * without forward rules (FlanneldProcess) and no ip-masq, so one there is a leak.
+ */
 export function useFlanneld(): (args: string[], opts?: { env?: NodeJS.ProcessEnv; netns?: string }) => FlanneldProcess {
   const started: FlanneldProcess[] = [];
   afterEach(async () => {
     await Promise.all(started.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
+  });
+  afterAll(async () => {
+    const leaked = (await machineIptablesRules()).filter((line) => /flanneld|FLANNEL/.test(line));
+    if (leaked.length > 0) throw new Error(`flanneld rules left in this machine's own iptables:\n${leaked.join('\n')}`);
   });
   return (args, opts) => {
     const d = new FlanneldProcess(args, opts);
     started.push(d);
     return d;
   };
+}
+
+async function machineIptablesRules(): Promise<string[]> {
+  const { stdout } = await run('iptables-save', []);
+  return stdout.split('\n');
 }
