@@ -1,15 +1,11 @@
-import { execFile } from 'node:child_process';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { EtcdCluster } from '../testbed/etcd.js';
-import { FLANNELD, FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
+import { FlanneldProcess, flanneldArgs, runFlanneld } from '../testbed/flanneld.js';
 import { makeTempDir } from '../testbed/tempdir.js';
-import { interruption, sleep } from '../testbed/interrupt.js';
+import { sleep } from '../testbed/interrupt.js';
 import { run, type ScenarioResult } from './scenario.js';
-
-const exec = promisify(execFile);
 
 export interface LeaderKillOptions {
   /** Hosts running before the kill. */
@@ -54,16 +50,29 @@ export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
       const leader = await cluster.leader();
       await leader.kill();
       const killedAt = Date.now();
+      const marks = hosts.map((d) => d.mark());
       const joiner = start(o.hosts + 1);
       let leasesFailures = 0;
+      const leasesArgs = ['leases', ...flanneldArgs({ etcdEndpoints: cluster.endpoints.join(','), etcdPrefix: PREFIX })];
       for (let i = 0; i < o.leasesRuns; i++) {
-        const ok = await exec(process.execPath, [FLANNELD, 'leases', '--etcd-endpoints', cluster.endpoints.join(','), '--etcd-prefix', PREFIX], { timeout: 20_000, signal: interruption }).then(
-          () => true,
-          () => false,
-        );
-        if (!ok) leasesFailures++;
+        const { code } = await runFlanneld(leasesArgs, { timeoutMs: 20_000 }).catch(() => ({ code: -1 }));
+        if (code !== 0) leasesFailures++;
       }
-      const joined = await joiner.waitForEvent('subnet-file-written', {}, 30_000).then((e) => (Number(e.time) - killedAt) / 1000, () => -1);
+      const joinedEvent = await joiner.waitForEvent('subnet-file-written', {}, 30_000).catch(() => undefined);
+      const joined = joinedEvent ? (Number(joinedEvent.time) - killedAt) / 1000 : -1;
+      // The hosts already running learn of the joiner through their (fail-over) peer watch.
+      const joinerSubnet = joinedEvent?.subnet;
+      const joinerSeenBy = joinerSubnet
+        ? await Promise.all(
+            hosts.map((d, i) =>
+              d.waitForEvent('peer-added', { subnet: joinerSubnet, publicIp: `198.18.6.${o.hosts + 1}` }, { timeoutMs: 30_000, after: marks[i] }).then(
+                () => 1,
+                () => 0,
+              ),
+            ),
+          )
+        : [];
+      const seenBy = joinerSeenBy.reduce<number>((a, b) => a + b, 0);
       await sleep(Math.max(0, killedAt + o.outageS * 1000 - Date.now()));
 
       const after = Date.now();
@@ -77,6 +86,7 @@ export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
       f.set('renewals_during', renewalsDuring.reduce((a, b) => a + b, 0));
       f.set('renew_failures', failuresDuring.reduce((a, b) => a + b, 0));
       f.set('new_host_joined_s', joined);
+      f.set('joiner_seen_by', seenBy);
       f.set('leases_runs', o.leasesRuns);
       f.set('leases_failures', leasesFailures);
       f.set('leases_stored', publicIps.length);
@@ -84,6 +94,7 @@ export function leaderKill(o: LeaderKillOptions): Promise<ScenarioResult> {
       f.expect(nowSubnets.every((s, i) => s === before[i]), 'a host changed subnet');
       f.expect(hosts.every((d) => !d.events().some((e) => e.event === 'lease-lost' || e.event === 'lease-moved')), 'a host lost its lease');
       f.expect(joined > 0, 'the new host did not join');
+      f.expect(seenBy === o.hosts, `only ${seenBy} of ${o.hosts} running hosts logged peer-added for the new host`);
       f.expect(leasesFailures === 0, `flanneld leases failed ${leasesFailures} of ${o.leasesRuns} times`);
       f.expect(publicIps.length === o.hosts + 1 && new Set(publicIps).size === publicIps.length, `leases held: ${publicIps.join(',')}`);
       f.expect(daemons.every((d) => d.running), 'a flanneld exited');
