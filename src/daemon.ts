@@ -7,6 +7,7 @@ import { parseNetworkConfig } from './config/parse-network-config.js';
 import type { DaemonExtension } from './daemon-extension.js';
 import { EtcdUnavailableError, StoppedError, errorMessage } from './errors.js';
 import type { HealthVerdict } from './health/http-server.js';
+import { livenessOf } from './health/loop-pulse.js';
 import type { MetricsSource } from './health/metrics.js';
 import { describeInterface, findExternalInterface, type ExternalInterface, type InterfaceSelection } from './iface/external-interface.js';
 import { formatIpv4, formatIpv4Net, netEquals } from './ip/ipv4.js';
@@ -50,10 +51,6 @@ export interface DaemonTuning {
 export interface DaemonEvents {
   'subnet-file-written': [path: string];
 }
-
-// The supervision loop must have turned within this many check intervals (and at least LIVENESS_MIN_MS) to be live.
-const LIVENESS_INTERVALS = 10;
-const LIVENESS_MIN_MS = 15_000;
 
 /**
  * flanneld: find the external interface, read the network config, lease a subnet, start the backend for it,
@@ -134,15 +131,13 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
   }
 
   /**
-   * Liveness (/healthz): the process is up and its supervision loop keeps turning. Waiting for etcd, a lease or a
-   * backend restart is not a liveness failure (readiness says so); a loop that stopped turning is.
+   * Liveness (/healthz): the process is up and its loops keep turning: network supervision, lease renewal (and
+   * re-acquisition), the peer and config watches. Waiting for etcd, a lease or a backend restart is not a liveness failure
+   * (readiness says so); a loop stuck past its due turn is.
    */
   liveness(): HealthVerdict {
-    const supervisor = this.supervisor;
-    if (!supervisor || this.stopped) return { ok: true };
-    const silentMs = Date.now() - supervisor.lastTurn;
-    const limitMs = Math.max(LIVENESS_MIN_MS, LIVENESS_INTERVALS * this.tuning.checkIntervalMs);
-    return silentMs <= limitMs ? { ok: true } : { ok: false, reason: `the network supervision loop has not turned for ${Math.round(silentMs / 1000)} s` };
+    if (this.stopped) return { ok: true };
+    return livenessOf([this.supervisor?.pulse, this.leaseManager?.pulse, this.watcher?.pulse, this.configWatcher?.pulse]);
   }
 
   async start(): Promise<void> {

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { IBackoff } from 'cockatiel';
 import type { Backend, BackendNetwork } from './backend/backend.js';
 import { errorMessage, systemErrorInfo } from './errors.js';
+import { LoopPulse } from './health/loop-pulse.js';
 import { formatIpv4Net, netEquals } from './ip/ipv4.js';
 import { log } from './log.js';
 import { backoffOf, type RetrySchedule } from './retry.js';
@@ -25,6 +26,9 @@ export interface NetworkState {
 
 // How long stop() waits for a start in progress before closing what is there.
 const STOP_WAIT_MS = 3_000;
+// The loop may be this many check intervals (and at least LIVENESS_MIN_MS) late before liveness calls it stuck.
+const LIVENESS_INTERVALS = 10;
+const LIVENESS_MIN_MS = 15_000;
 
 /**
  * Keeps the backend network running for the current lease: one loop that reads the network's failure() (a deleted
@@ -44,10 +48,12 @@ export class NetworkSupervisor {
   private wake: (() => void) | undefined;
   /** Datapath failures seen, for `flannel_datapath_failures_total`. */
   failures = 0;
-  /** When the loop last completed a turn, for liveness. */
-  lastTurn = Date.now();
+  /** Beats at every completed turn, for liveness. */
+  readonly pulse: LoopPulse;
 
-  constructor(private readonly opts: NetworkSupervisorOptions) {}
+  constructor(private readonly opts: NetworkSupervisorOptions) {
+    this.pulse = new LoopPulse('network supervision', Math.max(LIVENESS_MIN_MS, LIVENESS_INTERVALS * opts.checkIntervalMs));
+  }
 
   get network(): BackendNetwork | undefined {
     return this.current?.network;
@@ -94,7 +100,7 @@ export class NetworkSupervisor {
       } catch (err) {
         log.error({ event: 'network-supervisor-error' }, `network supervision failed: ${errorMessage(err)}`);
       }
-      this.lastTurn = Date.now();
+      this.pulse.beat(this.opts.checkIntervalMs);
       if (this.stopped) break;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, this.opts.checkIntervalMs);

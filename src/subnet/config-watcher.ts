@@ -1,6 +1,7 @@
 import type { NetworkConfig } from '../config/network-config.js';
 import { parseNetworkConfig } from '../config/parse-network-config.js';
 import { errorMessage } from '../errors.js';
+import type { LoopPulse } from '../health/loop-pulse.js';
 import { formatIpv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
 import { DEFAULT_RETRY, type RetrySchedule } from '../retry.js';
@@ -29,6 +30,7 @@ export class ConfigWatcher {
   constructor(private readonly opts: ConfigWatcherOptions) {
     this.watch = new ResilientWatch({
       loop: 'config-watch',
+      livenessName: 'network config watch',
       schedule: opts.retry ?? DEFAULT_RETRY,
       status: opts.status,
       list: async () => {
@@ -38,6 +40,11 @@ export class ConfigWatcher {
       },
       watch: (revision, onError) => opts.registry.watchNetworkConfig(revision, (raw) => this.check(raw), onError),
     });
+  }
+
+  /** The config watch's liveness. */
+  get pulse(): LoopPulse {
+    return this.watch.pulse;
   }
 
   async start(): Promise<void> {

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NetworkConfig } from '../config/network-config.js';
 import { LeaseContentionError, StoppedError, SubnetsExhaustedError, errorMessage } from '../errors.js';
+import { ETCD_LOOP_GRACE_MS, LoopPulse } from '../health/loop-pulse.js';
 import { formatIpv4, formatIpv4Net, netEquals, netsOverlap, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
 import { DEFAULT_RETRY, type RetrySchedule } from '../retry.js';
@@ -59,6 +60,11 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
   private renewing: AbortController | undefined;
   private readonly ttlSeconds: number;
   private readonly schedule: RetrySchedule;
+  /**
+   * Due at each renewal (hours away with flannel's TTL) and at each acquisition or renewal attempt while etcd fails:
+   * a renewal or acquisition that hangs fails liveness.
+   */
+  readonly pulse = new LoopPulse('lease renewal', ETCD_LOOP_GRACE_MS);
 
   constructor(private readonly opts: LeaseManagerOptions) {
     super();
@@ -81,6 +87,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
    * (`retryDenied` false) a refusal by etcd is thrown at once; later acquisitions wait for the operator.
    */
   async acquire({ retryDenied = false } = {}): Promise<Lease> {
+    this.pulse.beat(0);
     const lease = await retryEtcd(() => this.tryAcquire(), {
       loop: 'acquisition',
       schedule: this.schedule,
@@ -88,7 +95,10 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       status: this.opts.status,
       retryDenied,
       alsoRetry: (err) => err instanceof SubnetsExhaustedError || err instanceof LeaseContentionError,
-      onRetry: (err, attempt, retryInMs) => log.error({ event: 'lease-acquire-failed', attempt, retryInMs }, errorMessage(err)),
+      onRetry: (err, attempt, retryInMs) => {
+        this.pulse.beat(retryInMs);
+        log.error({ event: 'lease-acquire-failed', attempt, retryInMs }, errorMessage(err));
+      },
     });
     this.adopt(lease);
     return lease;
@@ -165,6 +175,8 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       this.emit('moved', from, lease.subnet);
     }
     this.emit('acquired', lease);
+    // A reservation is never renewed: nothing is due until it is lost. A lease's renewal loop beats below, at once.
+    this.pulse.rest();
     this.renewing?.abort();
     this.renewing = new AbortController();
     void this.renewLoop(lease, AbortSignal.any([this.stopping.signal, this.renewing.signal]));
@@ -190,6 +202,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
     while (held.expiration && !signal.aborted) {
       // Reservations never expire. setTimeout overflows past ~24.8 days; a 24 h TTL is far below that.
       const dueIn = held.expiration.getTime() - this.opts.renewMarginSeconds * 1000 - Date.now();
+      this.pulse.beat(dueIn);
       try {
         await sleep(Math.max(0, dueIn), undefined, { signal, ref: false });
         const outcome = await retryEtcd(() => this.renewOnce(held), {
@@ -198,8 +211,10 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
           signal,
           status: this.opts.status,
           retryDenied: true,
-          onRetry: (err, attempt, retryInMs) =>
-            log.warn({ event: 'lease-renew-failed', attempt, retryInMs }, `renewing the subnet lease failed: ${errorMessage(err)}`),
+          onRetry: (err, attempt, retryInMs) => {
+            this.pulse.beat(retryInMs);
+            log.warn({ event: 'lease-renew-failed', attempt, retryInMs }, `renewing the subnet lease failed: ${errorMessage(err)}`);
+          },
         });
         if (signal.aborted) return;
         if (outcome === 'lost') {
@@ -214,6 +229,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
         if (signal.aborted) return;
         // Not an etcd error (those are retried above): report it, and try again after the longest backoff.
         log.error({ event: 'lease-renew-failed' }, `renewing the subnet lease failed: ${errorMessage(err)}`);
+        this.pulse.beat(this.schedule.maxDelayMs);
         await sleep(this.schedule.maxDelayMs, undefined, { signal }).catch(() => undefined);
       }
     }

@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import type { LoopPulse } from '../health/loop-pulse.js';
 import { formatIpv4Net, type Ipv4Net } from '../ip/ipv4.js';
 import { log } from '../log.js';
 import { DEFAULT_RETRY, type RetrySchedule } from '../retry.js';
@@ -47,12 +48,18 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
     super();
     this.watch = new ResilientWatch({
       loop: 'watch',
+      livenessName: 'peer watch',
       schedule: opts.retry ?? DEFAULT_RETRY,
       status: opts.status,
       list: () => this.list(),
       watch: (revision, onError) => opts.registry.watchSubnets(revision, (ev) => this.onChange(ev), onError),
       onLost: (err) => this.emit('watch-lost', err),
     });
+  }
+
+  /** The peer watch's liveness. */
+  get pulse(): LoopPulse {
+    return this.watch.pulse;
   }
 
   /** True once the first listing is in: from then on peers() is the whole truth, not just what was seen so far. */

@@ -1,4 +1,5 @@
 import { StoppedError, errorMessage } from '../errors.js';
+import { ETCD_LOOP_GRACE_MS, LoopPulse } from '../health/loop-pulse.js';
 import { log } from '../log.js';
 import type { RetrySchedule } from '../retry.js';
 import type { RegistryWatch } from './etcd-registry.js';
@@ -15,6 +16,8 @@ export interface ResilientWatchOptions {
   watch(revision: string, onError: (err: Error) => void): Promise<RegistryWatch>;
   /** Called when the watch was lost and is being re-created, for metrics. */
   onLost?(err: Error): void;
+  /** The loop's name in a liveness failure, e.g. `peer watch`. */
+  readonly livenessName: string;
 }
 
 /**
@@ -26,8 +29,12 @@ export class ResilientWatch {
   private current: RegistryWatch | undefined;
   private readonly stopping = new AbortController();
   private reconnecting = false;
+  /** Due at every attempt to list and watch, at rest while the watch runs: an attempt that hangs fails liveness. */
+  readonly pulse: LoopPulse;
 
-  constructor(private readonly opts: ResilientWatchOptions) {}
+  constructor(private readonly opts: ResilientWatchOptions) {
+    this.pulse = new LoopPulse(opts.livenessName, ETCD_LOOP_GRACE_MS);
+  }
 
   /** The first snapshot and watch, retried while etcd is unreachable; refusals are retried only if `retryDenied`. */
   async start({ retryDenied = false } = {}): Promise<void> {
@@ -46,12 +53,14 @@ export class ResilientWatch {
     const { loop, schedule, status } = this.opts;
     await retryEtcd(
       async () => {
+        this.pulse.beat(0);
         await this.current?.close();
         this.current = undefined;
         const revision = await this.opts.list();
         this.current = await this.opts.watch(revision, (err) => this.lost(err));
         // flannel logs the same at -v=4 ("watching subnets starting from rev"): where a missed event would have gone.
         log.debug({ event: 'watch-started', loop, revision }, `watching etcd (${loop}) from after revision ${revision}`);
+        this.pulse.rest();
         // stop() ran while the watch was being created: it could not close this one.
         if (this.stopping.signal.aborted) await this.stop();
       },
@@ -61,8 +70,10 @@ export class ResilientWatch {
         status,
         signal: this.stopping.signal,
         retryDenied,
-        onRetry: (err, attempt, retryInMs) =>
-          log.warn({ event: 'watch-retry', loop, attempt, retryInMs }, `cannot list and watch etcd (${loop}): ${errorMessage(err)}`),
+        onRetry: (err, attempt, retryInMs) => {
+          this.pulse.beat(retryInMs);
+          log.warn({ event: 'watch-retry', loop, attempt, retryInMs }, `cannot list and watch etcd (${loop}): ${errorMessage(err)}`);
+        },
       },
     );
   }

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
 import { parseNetworkConfig } from '../../src/config/parse-network-config.js';
+import { ETCD_LOOP_GRACE_MS, livenessOf } from '../../src/health/loop-pulse.js';
 import { formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../../src/ip/ipv4.js';
 import { retrySchedule } from '../../src/retry.js';
 import { EtcdRegistry } from '../../src/subnet/etcd-registry.js';
@@ -103,6 +104,47 @@ describe('rewrites of our own lease key never overwrite another host\'s (real et
     } finally {
       manager.stop();
       registry.close();
+    }
+  });
+});
+
+/** A registry on which, once armed, reading our key never answers: a renewal stuck on an await that never settles. */
+class HangingRegistry extends EtcdRegistry {
+  armed = false;
+
+  override async getSubnet(subnet: Ipv4Net): Promise<Lease | undefined> {
+    if (this.armed) return new Promise(() => undefined);
+    return super.getSubnet(subnet);
+  }
+}
+
+describe('the renewal loop\'s liveness (real etcd)', () => {
+  it('a renewal that hangs leaves the loop past its due turn: liveness names the lease renewal loop; a turning one never is', async () => {
+    const prefix = await etcd.network(CONFIG);
+    const config = parseNetworkConfig(CONFIG);
+    const hanging = new HangingRegistry({ endpoints: [etcd.endpoint], prefix });
+    const healthy = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
+    // Renewed one second after each acquisition (and each renewal).
+    const options = { config, ttlSeconds: 4, renewMarginSeconds: 3, retry: retrySchedule(100) };
+    const stuck = new LeaseManager({ ...options, registry: hanging, attrs: OURS });
+    const turning = new LeaseManager({ ...options, registry: healthy, attrs: { PublicIP: '198.18.6.3', BackendType: 'alloc' } });
+    try {
+      await stuck.acquire();
+      hanging.armed = true;
+      await turning.acquire();
+      // Two renewals' time: the turning loop renewed twice and is due again within a second; the stuck one was due
+      // four seconds ago. Asked as of just before the grace runs out for a loop due now, only the stuck one is late.
+      await once(turning, 'renewed', { signal: AbortSignal.timeout(15_000) });
+      await once(turning, 'renewed', { signal: AbortSignal.timeout(15_000) });
+      const asOf = Date.now() + ETCD_LOOP_GRACE_MS - 500;
+      expect(turning.pulse.stale(asOf)).toBeUndefined();
+      expect(stuck.pulse.stale(asOf)).toMatch(/^the lease renewal loop has not turned for \d+ s$/);
+      expect(livenessOf([turning.pulse, stuck.pulse], asOf).ok).toBe(false);
+    } finally {
+      stuck.stop();
+      turning.stop();
+      hanging.close();
+      healthy.close();
     }
   });
 });
