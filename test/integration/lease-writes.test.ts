@@ -5,7 +5,7 @@ import { ETCD_LOOP_GRACE_MS, livenessOf } from '../../src/health/loop-pulse.js';
 import { formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../../src/ip/ipv4.js';
 import { retrySchedule } from '../../src/retry.js';
 import { EtcdRegistry } from '../../src/subnet/etcd-registry.js';
-import type { Lease, LeaseAttrs } from '../../src/subnet/lease.js';
+import type { Lease, LeaseAttrs, StoredLease } from '../../src/subnet/lease.js';
 import { LeaseManager } from '../../src/subnet/lease-manager.js';
 import { subnetKey } from '../../src/subnet/subnet-key.js';
 import { useEtcd } from '../helpers/fixtures.js';
@@ -112,7 +112,7 @@ describe('rewrites of our own lease key never overwrite another host\'s (real et
 class HangingRegistry extends EtcdRegistry {
   armed = false;
 
-  override async getSubnet(subnet: Ipv4Net): Promise<Lease | undefined> {
+  override async getSubnet(subnet: Ipv4Net): Promise<StoredLease | undefined> {
     if (this.armed) return new Promise(() => undefined);
     return super.getSubnet(subnet);
   }
