@@ -39,6 +39,8 @@ export interface FlanneldProcessOptions {
   readonly netns?: string;
   /** Another flanneld executable taking the same flags (e.g. real flannel's), instead of the built CLI. */
   readonly binary?: string;
+  /** Options for node before the built CLI (e.g. `--import` of a module that injects a fault); not with `binary`. */
+  readonly nodeArgs?: readonly string[];
 }
 
 /** A flanneld process (the built CLI), optionally inside a network namespace, with its output captured. */
@@ -49,7 +51,7 @@ export class FlanneldProcess {
   private readonly exited: Promise<FlanneldRun>;
 
   constructor(args: string[], opts: FlanneldProcessOptions = {}) {
-    const command = [...(opts.binary ? [opts.binary] : [process.execPath, FLANNELD]), ...args];
+    const command = [...(opts.binary ? [opts.binary] : [process.execPath, ...(opts.nodeArgs ?? []), FLANNELD]), ...args];
     const argv = opts.netns ? ['ip', 'netns', 'exec', opts.netns, ...command] : command;
     // Outside a test-bed namespace flanneld would write this machine's own FORWARD chain (FLANNEL-FWD is on by
     // default, for every backend) and leave it on exit, as flannel does: such runs turn it off unless told otherwise.

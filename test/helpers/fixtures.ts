@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { EtcdServer, type EtcdServerOptions } from '../../testbed/etcd.js';
-import { FlanneldProcess } from '../../testbed/flanneld.js';
+import { FlanneldProcess, type FlanneldProcessOptions } from '../../testbed/flanneld.js';
 import { Testbed } from '../../testbed/netns.js';
 import { makeTempDir } from '../../testbed/tempdir.js';
 
@@ -67,7 +67,7 @@ export function useTempDir(tag: string): TempDir {
  * last test, this machine's own firewall must hold no flanneld rule: those started outside a test-bed namespace run
  * without forward rules (FlanneldProcess) and no ip-masq, so one there is a leak.
  */
-export function useFlanneld(): (args: string[], opts?: { env?: NodeJS.ProcessEnv; netns?: string }) => FlanneldProcess {
+export function useFlanneld(): (args: string[], opts?: FlanneldProcessOptions) => FlanneldProcess {
   const started: FlanneldProcess[] = [];
   afterEach(async () => {
     await Promise.all(started.splice(0).map((d) => d.stop('SIGKILL').catch(() => undefined)));
