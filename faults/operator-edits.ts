@@ -24,6 +24,9 @@ interface Edit {
   readonly fields?: (keys: Keys) => Record<string, unknown>;
 }
 
+/** A /25 inside the /24 of `key`. */
+const overlapping = (key: string) => key.replace(/\.0-24$/, '.128-25');
+
 const EDITS: Edit[] = [
   { name: 'own_lease_deleted', apply: (etcd, k) => etcd.ctl(['del', `${PREFIX}/subnets/${k.own}`]).then(() => undefined), event: 'lease-lost' },
   {
@@ -38,12 +41,18 @@ const EDITS: Edit[] = [
     event: 'lease-value-invalid',
     fields: (k) => ({ key: `${PREFIX}/subnets/${k.spare[1]}` }),
   },
-  { name: 'lease_outside_network', apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.18.200.0-24`, '{"PublicIP":"198.18.8.200"}'), event: 'lease-ignored', fields: () => ({ reason: 'outside_network' }) },
   {
-    name: 'overlapping_lease',
-    apply: (etcd, k) => etcd.put(`${PREFIX}/subnets/${k.peer.replace(/\.0-24$/, '.128-25')}`, '{"PublicIP":"198.18.8.201"}'),
+    name: 'lease_outside_network',
+    apply: (etcd) => etcd.put(`${PREFIX}/subnets/198.18.200.0-24`, '{"PublicIP":"198.18.8.200"}'),
     event: 'lease-ignored',
-    fields: () => ({ reason: 'overlap' }),
+    fields: () => ({ reason: 'outside_network', key: `${PREFIX}/subnets/198.18.200.0-24`, conflict: '198.19.0.0/16' }),
+  },
+  {
+    // The /25 inside the peer's /24: one line for the pair, naming both keys (from the peer's, the smaller key).
+    name: 'overlapping_lease',
+    apply: (etcd, k) => etcd.put(`${PREFIX}/subnets/${overlapping(k.peer)}`, '{"PublicIP":"198.18.8.201"}'),
+    event: 'lease-ignored',
+    fields: (k) => ({ reason: 'overlap', key: `${PREFIX}/subnets/${k.peer}`, conflict: `${PREFIX}/subnets/${overlapping(k.peer)}` }),
   },
   { name: 'config_deleted', apply: (etcd) => etcd.ctl(['del', `${PREFIX}/config`]).then(() => undefined), event: 'network-config-deleted' },
   { name: 'config_network_changed', apply: (etcd) => etcd.put(`${PREFIX}/config`, '{"Network":"198.19.0.0/17","Backend":{"Type":"alloc"}}'), event: 'network-config-changed' },
