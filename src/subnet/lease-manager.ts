@@ -41,6 +41,15 @@ export interface LeaseManagerEvents {
   moved: [from: Ipv4Net, to: Ipv4Net];
 }
 
+/** Why an acquisition attempt failed, as the `reason` of its `lease-acquire-failed` line (for log shippers and tests). */
+type AcquireFailure = 'exhausted' | 'contention' | 'etcd';
+
+function acquireFailure(err: Error): AcquireFailure {
+  if (err instanceof SubnetsExhaustedError) return 'exhausted';
+  if (err instanceof LeaseContentionError) return 'contention';
+  return 'etcd';
+}
+
 /** What one renewal attempt found: the renewed lease, or that another host holds the subnet now. */
 type RenewOutcome = Lease | 'lost';
 
@@ -97,7 +106,7 @@ export class LeaseManager extends EventEmitter<LeaseManagerEvents> {
       alsoRetry: (err) => err instanceof SubnetsExhaustedError || err instanceof LeaseContentionError,
       onRetry: (err, attempt, retryInMs) => {
         this.pulse.beat(retryInMs);
-        log.error({ event: 'lease-acquire-failed', attempt, retryInMs }, errorMessage(err));
+        log.error({ event: 'lease-acquire-failed', reason: acquireFailure(err), attempt, retryInMs }, errorMessage(err));
       },
     });
     this.adopt(lease);

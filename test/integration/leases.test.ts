@@ -150,10 +150,9 @@ describe('subnet leases on a real etcd', () => {
     const four = [1, 2, 3, 4].map((h) => startDaemon(prefix, 20 + h));
     await Promise.all(four.map((d) => d.waitForEvent('subnet-file-written')));
     const fifth = startDaemon(prefix, 25, { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } });
-    const exhausted = () => fifth.events('lease-acquire-failed').filter((e) => String(e.msg).includes('no free subnet left'));
-    const first = await fifth.waitForEvent('lease-acquire-failed');
+    const first = await fifth.waitForEvent('lease-acquire-failed', { reason: 'exhausted' });
     expect(first.msg).toContain('no free subnet left in 198.19.0.0/22 between 198.19.0.0 and 198.19.3.0');
-    await waitFor('a second attempt', async () => exhausted().length >= 2);
+    await waitFor('a second attempt', async () => fifth.events('lease-acquire-failed', { reason: 'exhausted' }).length >= 2);
     expect(fifth.running).toBe(true);
     // When a host leaves for good, the waiting one gets its subnet.
     await four[0].stop('SIGKILL');
