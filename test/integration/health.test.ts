@@ -41,4 +41,47 @@ describe('/healthz, /readyz and /metrics on a real daemon (alloc backend, real e
     await etcd.put(`${prefix}/subnets/198.19.77.128-25`, '{"PublicIP":"198.18.4.3"}');
     await waitFor('the overlap in metrics', async () => /^flannel_leases_ignored\{reason="overlap"\} 2$/m.test((await httpGet(metrics, '/metrics')).body));
   });
+
+  /** A daemon (alloc backend) on `prefix` serving /healthz and /readyz; resolves once its subnet file is written. */
+  async function readyDaemon(prefix: string, host: number, env: NodeJS.ProcessEnv = {}): Promise<{ readyz: () => Promise<{ status: number; body: string }> }> {
+    const port = await freePort();
+    const d = startFlanneld(
+      [
+        ...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface: 'lo', publicIp: `198.18.4.${host}`, subnetFile: dir.file(`${host}.env`) }),
+        '--healthz-ip', '127.0.0.1', '--healthz-port', String(port),
+      ],
+      { env: { FLANNELD_RETRY_INTERVAL_MS: '300', ...env } },
+    );
+    await d.waitForEvent('subnet-file-written');
+    return { readyz: () => httpGet(port, '/readyz') };
+  }
+
+  it('readyz is 503 while a lost lease cannot be re-acquired (the network is full), and 200 once it is', async () => {
+    // Room for 4 subnets: ours and three others.
+    const prefix = await etcd.network('{"Network":"198.19.0.0/22","SubnetLen":24,"SubnetMin":"198.19.0.0","Backend":{"Type":"alloc"}}');
+    const { readyz } = await readyDaemon(prefix, 10);
+    const [ownKey] = Object.keys(await etcd.dump(`${prefix}/subnets/`));
+    const others = ['198.19.0.0-24', '198.19.1.0-24', '198.19.2.0-24', '198.19.3.0-24'].map((k) => `${prefix}/subnets/${k}`).filter((k) => k !== ownKey);
+    for (const [i, key] of others.entries()) await etcd.put(key, `{"PublicIP":"198.18.4.${20 + i}"}`);
+    // Another host takes our key: the lease is lost and no subnet is free.
+    await etcd.put(ownKey, '{"PublicIP":"198.18.4.30"}');
+    await waitFor('/readyz to say the lease was lost', async () => (await readyz()).status === 503);
+    expect(await readyz()).toEqual({ status: 503, body: 'flanneld is not ready yet: the subnet lease was lost; acquiring a new one\n' });
+    await etcd.ctl(['del', others[0]]);
+    await waitFor('/readyz 200 on the freed subnet', async () => (await readyz()).status === 200);
+  });
+
+  it('readyz is 503 naming the expiry while etcd does not answer past the lease\'s TTL, and 200 once a renewal gets through', async () => {
+    const prefix = await etcd.network('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
+    // Renewed 2 s into each 4 s lease.
+    const { readyz } = await readyDaemon(prefix, 11, { FLANNELD_SUBNET_LEASE_TTL: '4' });
+    etcd.freeze(true);
+    try {
+      await waitFor('/readyz to say the lease expired', async () => (await readyz()).status === 503);
+      expect((await readyz()).body).toMatch(/^flanneld is not ready yet: the subnet lease expired at \S+Z without a renewal \(is etcd reachable\?\)\n$/);
+    } finally {
+      etcd.freeze(false);
+    }
+    await waitFor('/readyz 200 after a renewal', async () => (await readyz()).status === 200);
+  });
 });
