@@ -95,7 +95,9 @@ class VxlanPass implements PeerPass<VxlanPeer> {
     let changed = await this.routes.deleteUnclaimed(this.opts.network, (r) => this.isOurs(r), (dst) => wanted.has(subnetKey(dst)));
     const claimed = new Set([...wanted.values()].map((p) => p.subnet.ip));
     for (const ip of [...this.arp.keys()]) if (!claimed.has(ip)) changed += await this.dropArp(ip);
-    for (const mac of [...this.fdb.keys()]) changed += await this.dropFdbIfUnused(mac);
+    // The ARP table no longer changes below, so the MACs it resolves to are collected once, not per FDB entry.
+    const resolved = new Set(this.arp.values());
+    for (const mac of [...this.fdb.keys()]) changed += await this.dropFdbIfUnused(mac, resolved);
     return changed;
   }
 
@@ -110,10 +112,10 @@ class VxlanPass implements PeerPass<VxlanPeer> {
     return 1;
   }
 
-  /** Deletes the FDB entry of `mac` unless a neighbour still resolves to it. */
-  private async dropFdbIfUnused(mac: Mac): Promise<number> {
+  /** Deletes the FDB entry of `mac` unless a neighbour still resolves to it (`resolved`: the ARP table's MACs, if already collected). */
+  private async dropFdbIfUnused(mac: Mac, resolved: ReadonlySet<Mac> = new Set(this.arp.values())): Promise<number> {
     const dst = this.fdb.get(mac);
-    if (dst === undefined || [...this.arp.values()].includes(mac)) return 0;
+    if (dst === undefined || resolved.has(mac)) return 0;
     await deleteFdb(this.nl, this.dev, { mac, dst });
     this.fdb.delete(mac);
     return 1;
