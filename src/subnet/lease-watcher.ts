@@ -27,8 +27,6 @@ export interface LeaseWatcherEvents {
   lease: [event: LeaseEvent];
   /** Every raw change, our own key included, for the lease manager. */
   change: [event: RegistryEvent];
-  /** The watch failed (compacted, cancelled by etcd); a re-list follows. */
-  'watch-lost': [err: Error];
 }
 
 /**
@@ -53,7 +51,6 @@ export class LeaseWatcher extends EventEmitter<LeaseWatcherEvents> {
       status: opts.status,
       list: () => this.list(),
       watch: (revision, onError) => opts.registry.watchSubnets(revision, (ev) => this.onChange(ev), onError),
-      onLost: (err) => this.emit('watch-lost', err),
     });
   }
 

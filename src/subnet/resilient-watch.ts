@@ -14,8 +14,6 @@ export interface ResilientWatchOptions {
   list(): Promise<string>;
   /** Watches from after `revision`; `onError` fires when etcd3 cannot resume it by itself. */
   watch(revision: string, onError: (err: Error) => void): Promise<RegistryWatch>;
-  /** Called when the watch was lost and is being re-created, for metrics. */
-  onLost?(err: Error): void;
   /** The loop's name in a liveness failure, e.g. `peer watch`. */
   readonly livenessName: string;
 }
@@ -81,7 +79,6 @@ export class ResilientWatch {
   private lost(err: Error): void {
     if (this.stopping.signal.aborted || this.reconnecting) return;
     this.opts.status?.failed(this.opts.loop, err);
-    this.opts.onLost?.(err);
     log.warn({ event: 'watch-lost', loop: this.opts.loop }, `etcd watch lost (${this.opts.loop}), listing again: ${errorMessage(err)}`);
     this.reconnecting = true;
     this.connect(true)
