@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { formatIpv4, formatIpv4Net, type Ipv4, type Ipv4Net } from '../ip/ipv4.js';
-import { FlagsNew, AF_INET, MAIN_TABLE, ipBytes, isExists, linkIndex, withNetlink } from './netlink.js';
+import { FlagsNew, AF_INET, MAIN_TABLE, ignoreExists, ipBytes, linkIndex, withNetlink } from './netlink.js';
 import { disableIpv6 } from './sysctl.js';
 
 /**
@@ -18,25 +18,21 @@ export async function configureTunLink(name: string, opts: { address: Ipv4; mtu:
     // Otherwise the engine would only drop (as not_ipv4) the solicitations and reports the kernel sends into it.
     await disableIpv6(name);
     await nl.setLink({ family: 0, index, flags: { up: true }, change: { up: true } }, { mtu: opts.mtu });
-    try {
-      await nl.newAddress(
+    await ignoreExists(
+      nl.newAddress(
         { family: AF_INET, prefixlen: 32, index, scope: 0 },
         { local: ipBytes(opts.address), address: ipBytes(opts.address) },
         { flags: FlagsNew.CREATE | FlagsNew.EXCL },
-      );
-    } catch (err) {
-      if (!isExists(err)) throw err;
-    }
-    try {
-      await nl.newRoute(
+      ),
+    );
+    // Another route for the Network (e.g. left by a crashed run) is fine: it points at a name we now own.
+    await ignoreExists(
+      nl.newRoute(
         { family: AF_INET, dstLen: opts.network.prefixLen, table: MAIN_TABLE, protocol: 'BOOT', scope: 'UNIVERSE', type: 'UNICAST' },
         { dst: ipBytes(opts.network.ip), oif: index, prefsrc: ipBytes(opts.address) },
         { flags: FlagsNew.CREATE | FlagsNew.EXCL },
-      );
-    } catch (err) {
-      // Another route for the Network (e.g. left by a crashed run) is fine: it points at a name we now own.
-      if (!isExists(err)) throw err;
-    }
+      ),
+    );
     return index;
   });
 }
