@@ -1,3 +1,4 @@
+import { isJsonObject } from '../../config/go-json.js';
 import type { LeaseAttrs } from '../../subnet/lease.js';
 
 /**
@@ -10,5 +11,5 @@ export const FAST_PATH_LEASE_DATA = { FastPath: true } as const;
 
 export function leaseRunsFastPath(attrs: LeaseAttrs): boolean {
   const data = attrs.BackendData;
-  return typeof data === 'object' && data !== null && (data as Record<string, unknown>).FastPath === true;
+  return isJsonObject(data) && data.FastPath === true;
 }
