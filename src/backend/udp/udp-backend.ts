@@ -8,7 +8,6 @@ import { UdpDatapath, type UdpDatapathOptions } from '../../datapath/udp-datapat
 import type { DatapathCounters, PeerRoute } from '../../datapath/datapath.js';
 import { UdpFastPath, type FastPathCounters } from '../../datapath/udp-fastpath.js';
 import { MAX_QUEUES } from '../../datapath/native.js';
-import type { Ipv4Net } from '../../ip/ipv4.js';
 import type { Lease, LeaseEvent } from '../../subnet/lease.js';
 import { counter, type BackendContext, type BackendDefinition, type BackendNetwork, type BackendOptions, type MetricSample } from '../backend.js';
 import { BackendOptionReader, UDP_PORT_RANGE } from '../backend-options.js';
@@ -113,9 +112,13 @@ async function startNetwork(ctx: BackendContext<UdpBackendConfig>, lease: Lease,
     mtu,
     applyLeaseEvent: async (event: LeaseEvent) => {
       const route = peerRoute(event, port);
-      if (route) datapath.setRoute(route);
-      else datapath.deleteRoute(event.lease.subnet);
-      if (fastPath) applyToFastPath(fastPath, event.lease.subnet, route, leaseRunsFastPath(event.lease.attrs));
+      if (route) {
+        datapath.setRoute(route);
+        fastPath?.setRoute(route, leaseRunsFastPath(event.lease.attrs));
+      } else {
+        datapath.deleteRoute(event.lease.subnet);
+        fastPath?.deleteRoute(event.lease.subnet);
+      }
     },
     failure: () => datapath.failure(),
     counters: () => datapath.counters(),
@@ -171,11 +174,6 @@ function peerRoute(event: LeaseEvent, port: number): PeerRoute | undefined {
   if (event.type === 'removed' || !isUdp) return undefined;
   // Like flannel, peers are reached on our own configured port: a network agrees on one Backend.Port.
   return { subnet: lease.subnet, publicIp: parseIpv4(lease.attrs.PublicIP), port };
-}
-
-function applyToFastPath(fastPath: UdpFastPath, subnet: Ipv4Net, route: PeerRoute | undefined, peerRunsFastPath: boolean): void {
-  if (route) fastPath.setRoute(route, peerRunsFastPath);
-  else fastPath.deleteRoute(subnet);
 }
 
 function udpPort(options: BackendOptions): number {
