@@ -65,7 +65,6 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
   private supervisor: NetworkSupervisor | undefined;
   private readonly etcd = new EtcdStatus();
   private readonly stopping = new AbortController();
-  private stopped = false;
   extIface: ExternalInterface | undefined;
   config: NetworkConfig | undefined;
   /** Successful lease renewals, for metrics. */
@@ -79,6 +78,11 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
     private readonly extensions: readonly DaemonExtension[] = [],
   ) {
     super();
+  }
+
+  /** stop() has begun: the abort signal is the one record of it. */
+  private get stopped(): boolean {
+    return this.stopping.signal.aborted;
   }
 
   get lease(): Lease | undefined {
@@ -227,7 +231,6 @@ export class Daemon extends EventEmitter<DaemonEvents> implements MetricsSource 
    */
   async stop(): Promise<void> {
     if (this.stopped) return;
-    this.stopped = true;
     this.stopping.abort();
     this.leaseManager?.stop();
     await Promise.all([this.watcher?.stop(), this.configWatcher?.stop()]);
