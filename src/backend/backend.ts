@@ -2,7 +2,7 @@ import type { NetworkConfig } from '../config/network-config.js';
 import type { ExternalInterface } from '../iface/external-interface.js';
 import type { Ipv4Net } from '../ip/ipv4.js';
 import type { Lease, LeaseAttrs, LeaseEvent } from '../subnet/lease.js';
-import type { FastPathLoadOptions } from './udp/fastpath-choice.js';
+import type { FastPathLoadOptions } from '../datapath/udp-fastpath.js';
 
 /** The `Backend` object of the network config, keys as the operator wrote them (Go's JSON matches them case-insensitively). */
 export type BackendOptions = Readonly<Record<string, unknown>>;

@@ -8,6 +8,14 @@ import { NativeHandle } from './native-handle.js';
 /** How the fast path's programs hook in: tcx links (Linux 6.6+), clsact filters, or whichever the kernel has. */
 export type FastPathAttach = 'auto' | 'tcx' | 'tc';
 
+/** How to load the fast path. Both fields are testing aids, set from the environment only (parsed by the CLI). */
+export interface FastPathLoadOptions {
+  /** `FLANNELD_UDP_FASTPATH_OBJECT`: another BPF object than the one the install step built. */
+  readonly objectPath?: string;
+  /** `FLANNELD_UDP_FASTPATH_ATTACH`: `tc` forces the clsact filters that kernels before 6.6 get. */
+  readonly attach: FastPathAttach;
+}
+
 export interface FastPathCounters {
   /** Datagrams (a super packet counts its segments) and inner IPv4 bytes carried in the kernel, per direction. */
   readonly txPackets: number;
@@ -56,8 +64,8 @@ export class UdpFastPath extends NativeHandle<NativeFastPath> {
     super(native, 'the udp fast path');
   }
 
-  /** Loads the programs into the kernel, which verifies them; attaches nothing yet. */
-  static load(opts: { attach?: FastPathAttach; objectPath?: string } = {}): UdpFastPath {
+  /** Loads the programs into the kernel, which verifies them; attaches nothing yet. Without `attach`: 'auto'. */
+  static load(opts: Partial<FastPathLoadOptions> = {}): UdpFastPath {
     const object = opts.objectPath ? { path: opts.objectPath } : fastPathObject();
     if ('unavailable' in object) throw new FastPathUnavailableError(object.unavailable);
     const { FastPath } = loadNativeAddon();

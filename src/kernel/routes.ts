@@ -70,7 +70,7 @@ export class RouteSnapshot {
   async ensure(want: PeerRoute): Promise<number> {
     if (routeMatches(this.get(want.dst), want)) return 0;
     await replaceRoute(this.nl, want);
-    this.forget(want.dst.ip, want.dst.prefixLen);
+    this.forget(want.dst);
     this.routes.push({ dst: want.dst.ip, dstLen: want.dst.prefixLen, gateway: want.gateway, oif: want.oif, onlink: want.onlink, protocol: FLANNEL_ROUTE_PROTOCOL, type: RTN_UNICAST });
     return 1;
   }
@@ -89,13 +89,13 @@ export class RouteSnapshot {
 
   async delete(have: RouteInfo): Promise<number> {
     await deleteRoute(this.nl, have);
-    this.forget(have.dst, have.dstLen);
+    this.forget({ ip: have.dst, prefixLen: have.dstLen });
     return 1;
   }
 
-  private forget(dst: Ipv4, dstLen: number): void {
-    const i = this.routes.findIndex((r) => r.dst === dst && r.dstLen === dstLen && r.type === RTN_UNICAST);
-    if (i >= 0) this.routes.splice(i, 1);
+  private forget(dst: Ipv4Net): void {
+    const known = this.get(dst);
+    if (known) this.routes.splice(this.routes.indexOf(known), 1);
   }
 }
 

@@ -1,15 +1,7 @@
 import { FastPathUnavailableError, errorMessage, systemErrorInfo } from '../../errors.js';
 import { log } from '../../log.js';
-import { UdpFastPath, type FastPathAttach } from '../../datapath/udp-fastpath.js';
+import { UdpFastPath, type FastPathLoadOptions } from '../../datapath/udp-fastpath.js';
 import type { BackendSettings } from '../backend.js';
-
-/** How to load the fast path. Both fields are testing aids, set from the environment only (parsed by the CLI). */
-export interface FastPathLoadOptions {
-  /** `FLANNELD_UDP_FASTPATH_OBJECT`: another BPF object than the one the install step built. */
-  readonly objectPath?: string;
-  /** `FLANNELD_UDP_FASTPATH_ATTACH`: `tc` forces the clsact filters that kernels before 6.6 get. */
-  readonly attach: FastPathAttach;
-}
 
 /**
  * Whether this host runs the fast path, decided once, before our lease is written, because the lease tells peers
