@@ -76,7 +76,7 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
     await cluster.bed.ip(h1.ns, 'route', 'replace', leaseOf(h3).subnet, 'via', h2.underlayIp, 'dev', 'eth0');
     const restored = async () => (await routeOn(h1, leaseOf(h2).subnet)) === expectedRoute(h2) && (await routeOn(h1, leaseOf(h3).subnet)) === expectedRoute(h3);
     await waitFor('h1 to put both routes back', restored, 15_000);
-    const repairs = h1.daemon.events().filter((e) => e.event === 'peers-repaired');
+    const repairs = h1.daemon.events('peers-repaired');
     expect(repairs.reduce((n, e) => n + Number(e.changed), 0)).toBe(2);
   });
 
@@ -93,7 +93,7 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
     expect(loss.sent).toBeGreaterThan(50);
     expect(loss.lost).toBe(0);
     expect(events.filter((l) => l.includes('proto 241'))).toEqual([]);
-    expect(h1.daemon.events().find((e) => e.event === 'peers-reconciled')).toMatchObject({ peers: 2, changed: 0, removedStale: 0 });
+    expect(h1.daemon.events('peers-reconciled')[0]).toMatchObject({ peers: 2, changed: 0, removedStale: 0 });
   });
 
   it('a start reconciles: the route of a lease deleted while the host was down is removed, the others kept', async () => {

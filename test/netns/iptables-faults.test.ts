@@ -36,8 +36,6 @@ async function hostWith(n: number, tools: string[]): Promise<{ host: OverlayHost
   return { host, bin };
 }
 
-const count = (host: OverlayHost, event: string) => host.daemon.events(event);
-
 /**
  * Waits until the daemon has finished `n` more iptables resyncs (each retries what failed, or checks every rule):
  * whatever those resyncs had to say is logged by then. Resolves with the chains still failing after the last one.
@@ -71,18 +69,18 @@ describe('iptables faults are reported once per change', () => {
 
   it('forward rules without iptables: one error, the daemon runs on, and one recovery line once iptables appears', async () => {
     const { host, bin } = await hostWith(1, []);
-    const [failed] = await waitFor('the failure', async () => count(host, 'iptables-failed').length > 0 && count(host, 'iptables-failed'));
+    const failed = await host.daemon.waitForEvent('iptables-failed', {}, 15_000);
     expect(failed).toMatchObject({ level: 50, chains: ['FLANNEL-FWD'] });
     expect(failed.msg).toMatch(/^iptables rules not in place \(FLANNEL-FWD: iptables(-restore)? not found on PATH \(install the iptables package\)\); retrying every 1 s$/);
     expect(await afterResyncs(host, 3)).toEqual(['FLANNEL-FWD']);
-    expect(count(host, 'iptables-failed')).toHaveLength(1);
+    expect(host.daemon.events('iptables-failed')).toHaveLength(1);
 
     for (const name of ['iptables', 'iptables-restore']) await symlink(which(name), join(bin, name));
     await host.daemon.waitForEvent('iptables-recovered', {}, 10_000);
     expect(await forwardRules(host)).toHaveLength(3);
     expect(await afterResyncs(host, 2)).toEqual([]);
-    expect(count(host, 'iptables-recovered')).toHaveLength(1);
-    expect(count(host, 'iptables-failed')).toHaveLength(1);
+    expect(host.daemon.events('iptables-recovered')).toHaveLength(1);
+    expect(host.daemon.events('iptables-failed')).toHaveLength(1);
   });
 
   it('a failing iptables-restore is one error naming the chain and quoting it, then one recovery line', async () => {
@@ -96,17 +94,17 @@ describe('iptables faults are reported once per change', () => {
     const [, accept] = await forwardRules(host);
     await cluster.bed.exec(host.ns, ['sh', '-c', `iptables -t filter ${accept.replace('-A', '-D')}`]);
 
-    const [failed] = await waitFor('the failure', async () => count(host, 'iptables-failed').length > 0 && count(host, 'iptables-failed'));
+    const failed = await host.daemon.waitForEvent('iptables-failed', {}, 15_000);
     expect(failed.error).toBe('FLANNEL-FWD: iptables-restore failed writing FLANNEL-FWD (-t filter): iptables-restore: refused by the test');
     expect(await afterResyncs(host, 3)).toEqual(['FLANNEL-FWD']);
-    expect(count(host, 'iptables-failed')).toHaveLength(1);
-    expect(count(host, 'iptables-rule-missing')).toHaveLength(1);
+    expect(host.daemon.events('iptables-failed')).toHaveLength(1);
+    expect(host.daemon.events('iptables-rule-missing')).toHaveLength(1);
 
     await unlink(restore);
     await symlink(which('iptables-restore'), restore);
     await host.daemon.waitForEvent('iptables-recovered', {}, 10_000);
     expect(await forwardRules(host)).toHaveLength(3);
-    expect(count(host, 'iptables-recovered')).toHaveLength(1);
+    expect(host.daemon.events('iptables-recovered')).toHaveLength(1);
     expect(host.daemon.running).toBe(true);
   });
 });
