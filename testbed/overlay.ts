@@ -133,13 +133,17 @@ export class OverlayCluster {
 
   /**
    * Stops the host's flanneld with `signal`, runs `whileDown` (to inspect or change what it left), and starts it
-   * again with the same flags and variables. Resolves once the new daemon has written its subnet file.
+   * again with the same flags and variables (`env` set over them for this start only: host.env stays as it is, so a
+   * later restart goes back to the host's own). Resolves once the new daemon has written its subnet file.
    */
-  async restartDaemon(host: OverlayHost, opts: { signal?: NodeJS.Signals; whileDown?: () => Promise<void> } = {}): Promise<FlanneldProcess> {
+  async restartDaemon(
+    host: OverlayHost,
+    opts: { signal?: NodeJS.Signals; whileDown?: () => Promise<void>; env?: NodeJS.ProcessEnv } = {},
+  ): Promise<FlanneldProcess> {
     const stopped = await host.daemon.stop(opts.signal ?? 'SIGTERM');
     if (opts.signal !== 'SIGKILL' && stopped.code !== 0) throw new Error(`flanneld on ${host.name} exited ${stopped.code}:\n${stopped.stderr}`);
     await opts.whileDown?.();
-    host.daemon = this.startDaemon(host.ns, host.subnetFile, host.env, host.spec);
+    host.daemon = this.startDaemon(host.ns, host.subnetFile, { ...host.env, ...opts.env }, host.spec);
     await host.daemon.waitForEvent('subnet-file-written');
     return host.daemon;
   }

@@ -47,12 +47,6 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
     return docker(from).exec(container, ['sh', '-c', `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w ${waitSeconds} ${ip} 80`], 15_000);
   }
 
-  async function restartFlanneld(host: OverlayHost, env: NodeJS.ProcessEnv): Promise<void> {
-    expect((await host.daemon.stop('SIGTERM')).code).toBe(0);
-    host.daemon = cluster.startDaemon(host.ns, host.subnetFile, { ...FLANNELD_ENV, ...env });
-    await host.daemon.waitForEvent('subnet-file-written');
-  }
-
   beforeAll(async () => {
     cluster = await OverlayCluster.create(`dk${backend.replace(/[^a-z0-9]/g, '')}`.slice(0, 8), dir.path, JSON.stringify({ Network: NETWORK, Backend: { Type: backend } }));
     h1 = await cluster.addHost('h1', 1, FLANNELD_ENV);
@@ -107,14 +101,14 @@ describe.each(BACKENDS)('docker --bip on flannel-ts, %s backend, real dockerd on
   });
 
   it('without FLANNEL-FWD, connections into host 2\'s containers are dropped by dockerd\'s FORWARD policy; with it they pass', async () => {
-    await restartFlanneld(h2, { FLANNELD_IPTABLES_FORWARD_RULES: 'false' });
+    await cluster.restartDaemon(h2, { env: { FLANNELD_IPTABLES_FORWARD_RULES: 'false' } });
     expect(await h2.daemon.waitForEvent('iptables-removed')).toMatchObject({ chain: 'FLANNEL-FWD' });
     // The overlay itself works: c2's own connections out are accepted by docker's rules, and host 1 has FLANNEL-FWD.
     await waitFor('c2 -> c1 over the overlay', () => pings(h2, 'c2', ip1), 20_000);
     expect(await pings(h1, 'c1', ip2, 2)).toBe(false);
     await expect(fetchPage(h1, 'c1', ip2, 2)).rejects.toThrow();
 
-    await restartFlanneld(h2, {});
+    await cluster.restartDaemon(h2);
     await h2.daemon.waitForEvent('iptables-applied');
     await waitFor('c1 -> c2 with FLANNEL-FWD', () => pings(h1, 'c1', ip2), 20_000);
     expect(await fetchPage(h1, 'c1', ip2)).toContain(PAGE_BODY);

@@ -98,18 +98,20 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
   });
 
   it('a restart adds no duplicates, and rules of an earlier lease are replaced', async () => {
-    await h2.daemon.stop('SIGKILL'); // rules stay behind, as after a crash
-    // An earlier lease on another subnet left its rules too.
-    await cluster.bed.exec(h2.ns, ['iptables', '-t', 'nat', '-A', 'FLANNEL-POSTRTG', '-s', '198.19.250.0/24', '-d', NETWORK, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'RETURN']);
-    await cluster.bed.exec(h2.ns, ['iptables', '-t', 'filter', '-A', 'FLANNEL-FWD', '-s', '198.19.250.0/24', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'ACCEPT']);
-    h2.daemon = cluster.startDaemon(h2.ns, h2.subnetFile, RULES_ENV);
+    // Killed, the rules stay behind, as after a crash; an earlier lease on another subnet left its rules too.
+    await cluster.restartDaemon(h2, {
+      signal: 'SIGKILL',
+      whileDown: async () => {
+        await cluster.bed.exec(h2.ns, ['iptables', '-t', 'nat', '-A', 'FLANNEL-POSTRTG', '-s', '198.19.250.0/24', '-d', NETWORK, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'RETURN']);
+        await cluster.bed.exec(h2.ns, ['iptables', '-t', 'filter', '-A', 'FLANNEL-FWD', '-s', '198.19.250.0/24', '-m', 'comment', '--comment', 'flanneld forward', '-j', 'ACCEPT']);
+      },
+    });
     await h2.daemon.waitForEvent('iptables-applied');
     expect(await flannelRules(h2.ns)).toEqual({ nat: masqRules(await subnetInFile(h2)), filter: forwardRules() });
   });
 
   it('--ip-masq-fully-random-disable masquerades without --random-fully; --iptables-forward-rules=false removes FLANNEL-FWD', async () => {
-    await h2.daemon.stop('SIGTERM');
-    h2.daemon = cluster.startDaemon(h2.ns, h2.subnetFile, { ...RULES_ENV, FLANNELD_IP_MASQ_FULLY_RANDOM_DISABLE: 'true', FLANNELD_IPTABLES_FORWARD_RULES: 'false' });
+    await cluster.restartDaemon(h2, { env: { FLANNELD_IP_MASQ_FULLY_RANDOM_DISABLE: 'true', FLANNELD_IPTABLES_FORWARD_RULES: 'false' } });
     await h2.daemon.waitForEvent('iptables-applied');
     expect(await h2.daemon.waitForEvent('iptables-removed')).toMatchObject({ chain: 'FLANNEL-FWD' });
     expect(await flannelRules(h2.ns)).toEqual({ nat: masqRules(await subnetInFile(h2), NETWORK, false), filter: [] });
@@ -128,10 +130,9 @@ describe('iptables rules: --ip-masq and FLANNEL-FWD (real iptables in network na
     const oldLease = await subnetInFile(h1);
     // A Network that no longer holds the old lease, so the lease moves too.
     const network = Number(oldLease.split('.')[2]) < 128 ? '198.19.128.0/17' : '198.19.0.0/17';
-    await cluster.etcd.put(`${cluster.prefix}/config`, `{"Network":"${network}","Backend":{"Type":"udp"}}`);
-    h1.daemon = cluster.startDaemon(h1.ns, h1.subnetFile, RULES_ENV);
+    // h1's flanneld was stopped by the test before; restartDaemon starts it again after the change.
+    await cluster.restartDaemon(h1, { whileDown: () => cluster.etcd.put(`${cluster.prefix}/config`, `{"Network":"${network}","Backend":{"Type":"udp"}}`) });
     await h1.daemon.waitForEvent('iptables-applied', { network });
-    await h1.daemon.waitForEvent('subnet-file-written');
     const lease = await subnetInFile(h1);
     expect(lease).not.toBe(oldLease);
     expect(await flannelRules(h1.ns)).toEqual({ nat: masqRules(lease, network), filter: forwardRules(network) });
