@@ -25,6 +25,14 @@ export function flanneldArgs(flags: FlanneldFlags): string[] {
   ];
 }
 
+/**
+ * The last line of a daemon's stderr, trailing blank lines left out: the one error a flanneld that exits on bad
+ * input prints last (the lines before are JSON logs).
+ */
+export function lastLine(stderr: string): string {
+  return stderr.trimEnd().split('\n').at(-1) ?? '';
+}
+
 /** A position in a daemon's log (the number of JSON entries logged before it), from FlanneldProcess.mark(). */
 export type LogMark = number;
 
@@ -110,7 +118,7 @@ export class FlanneldProcess {
    * A flanneld that refuses its input says why in that line ("flanneld: unknown backend type: vxlan ...").
    */
   lastLogLine(): string {
-    const line = this.stderr.trimEnd().split('\n').pop()?.trim() ?? '';
+    const line = lastLine(this.stderr).trim();
     if (!line.startsWith('{')) return line;
     try {
       const entry = JSON.parse(line) as { msg?: unknown };

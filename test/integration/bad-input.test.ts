@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { etcdOnSwitch, freePort } from '../../testbed/etcd.js';
-import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { flanneldArgs, lastLine, runFlanneld } from '../../testbed/flanneld.js';
 import { useEtcd, useFlanneld, useTempDir, useTestbed } from '../helpers/fixtures.js';
 
 // Every flanneld here runs in a host namespace of a test bed (etcd on its switch): a config that wrongly got through
@@ -23,12 +23,6 @@ function args(prefix: string, extra: string[] = []): string[] {
   return [...flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: prefix, iface, publicIp: '198.18.2.1', subnetFile }), ...extra];
 }
 
-/** The last stderr line: the one error flanneld prints before exiting (earlier lines are JSON logs). */
-function errorLine(stderr: string): string {
-  const lines = stderr.trimEnd().split('\n');
-  return lines[lines.length - 1];
-}
-
 /**
  * Runs flanneld against a network whose config is `config`; asserts exit 1, one error line, etcd unchanged, and no
  * device of flanneld's (flannel0, flannel.1, ...) left in the host.
@@ -38,8 +32,8 @@ async function expectRejected(config: string | undefined, message: RegExp, extra
   const before = await etcd.dump(prefix);
   const result = await runFlanneld(args(prefix, extra), { env, netns: host, timeoutMs: 40_000 });
   expect(result.code).toBe(1);
-  expect(errorLine(result.stderr)).toMatch(/^flanneld: /);
-  expect(errorLine(result.stderr)).toMatch(message);
+  expect(lastLine(result.stderr)).toMatch(/^flanneld: /);
+  expect(lastLine(result.stderr)).toMatch(message);
   expect(await etcd.dump(prefix)).toEqual(before);
   expect(await bed.ip(host, '-o', 'link', 'show')).not.toMatch(/^\d+: flannel/m);
 }
@@ -81,7 +75,7 @@ describe('bad input: one line, exit 1, etcd untouched', () => {
     const result = await d.wait(30_000);
     expect(result.code).toBe(1);
     expect(d.events('etcd-unreachable').length).toBeGreaterThanOrEqual(1);
-    expect(errorLine(result.stderr)).toMatch(new RegExp(`^flanneld: cannot reach etcd at http://127\\.0\\.0\\.1:${port}`));
+    expect(lastLine(result.stderr)).toMatch(new RegExp(`^flanneld: cannot reach etcd at http://127\\.0\\.0\\.1:${port}`));
   });
 });
 

@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../testbed/etcd.js';
-import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { flanneldArgs, lastLine, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useEtcd, useFlanneld, useTempDir } from '../helpers/fixtures.js';
 import { httpGet } from '../helpers/http.js';
@@ -40,7 +40,7 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
     const { code, stderr } = await runFlanneld(args('/acc', 'flannel', 'wrong', 1));
     expect(code).toBe(1);
     expect(stderr, 'an unreachable etcd is retried at startup; a refusal is not retried at all').not.toContain('"event":"etcd-unreachable"');
-    const last = stderr.trim().split('\n').at(-1);
+    const last = lastLine(stderr);
     expect(last).toMatch(/^flanneld: etcd rejected the credentials of user "flannel" to read \/acc\/network\/config \(.*authentication failed/);
     expect(stderr.split('\n').filter((l) => l.includes('rejected the credentials'))).toHaveLength(1);
   });
@@ -48,7 +48,7 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
   it('no user name where etcd requires one', async () => {
     const { code, stderr } = await runFlanneld(args('/acc', undefined, '', 2));
     expect(code).toBe(1);
-    expect(stderr.trim().split('\n').at(-1)).toBe('flanneld: etcd requires authentication to read /acc/network/config: set --etcd-username and --etcd-password');
+    expect(lastLine(stderr)).toBe('flanneld: etcd requires authentication to read /acc/network/config: set --etcd-username and --etcd-password');
   });
 
   it('a read-only role: the write of the lease is refused, and the etcd lease granted for it is revoked', async () => {
@@ -56,7 +56,7 @@ describe('etcd refusing us at startup: one line naming the user and the key, exi
     const { code, stderr } = await runFlanneld(args('/accro', 'ro', 'ropw', 3));
     expect(code).toBe(1);
     expect(stderr).not.toContain('"event":"etcd-unreachable"');
-    expect(stderr.trim().split('\n').at(-1)).toMatch(
+    expect(lastLine(stderr)).toMatch(
       /^flanneld: etcd denied user "ro" permission to write \/accro\/network\/subnets\/198\.19\.\d+\.0-24 \(etcdserver: permission denied\)$/,
     );
     expect(stderr.split('\n').filter((l) => l.includes('permission denied'))).toHaveLength(1);

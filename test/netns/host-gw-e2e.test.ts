@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { flanneldArgs, runFlanneld } from '../../testbed/flanneld.js';
+import { flanneldArgs, lastLine, runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { OverlayCluster, leaseOf, type OverlayHost } from '../../testbed/overlay.js';
 import { pingThroughRestart } from '../../testbed/restart-probe.js';
@@ -124,7 +124,7 @@ describe('host-gw backend between three hosts (real flanneld, etcd, kernel route
       { netns: h1.ns },
     );
     expect(result.code).toBe(1);
-    expect(result.stderr.trimEnd().split('\n').pop()).toMatch(/^flanneld: host-gw cannot work behind NAT: --public-ip 198\.18\.0\.77 differs from eth0's address 198\.18\.0\.1/);
+    expect(lastLine(result.stderr)).toMatch(/^flanneld: host-gw cannot work behind NAT: --public-ip 198\.18\.0\.77 differs from eth0's address 198\.18\.0\.1/);
     expect(await cluster.etcd.dump(`${cluster.prefix}/subnets/`)).toEqual(before);
   });
 });

@@ -3,6 +3,7 @@ import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
 import { parseIpv4 } from '../../src/ip/ipv4.js';
+import { lastLine } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { leaseOf, OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
@@ -172,7 +173,7 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
     const daemon = cluster.startDaemon(ns, dir.file('h5.env'), { FLANNELD_UDP_FASTPATH: 'on', FLANNELD_UDP_FASTPATH_OBJECT: dir.file('missing.bpf.o') });
     const result = await daemon.wait(40_000);
     expect(result.code).toBe(1);
-    const last = result.stderr.trimEnd().split('\n').pop();
+    const last = lastLine(result.stderr);
     expect(last).toMatch(/^flanneld: --udp-fastpath=on, but cannot open BPF object .*missing\.bpf\.o: /);
     expect(await cluster.etcd.dump(`${cluster.prefix}/subnets`)).not.toContain('198.18.0.5');
     expect(await cluster.bed.ip(ns, 'link', 'show')).not.toContain('flannel0');
