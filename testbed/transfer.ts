@@ -39,3 +39,17 @@ export async function writeRandomFile(bed: Testbed, ns: string, file: string, by
 export async function sha256Of(bed: Testbed, ns: string, file: string): Promise<string> {
   return (await bed.exec(ns, ['sha256sum', file])).stdout.split(' ')[0];
 }
+
+/**
+ * Writes `bytes` of random data to `src`, sends it with sendOverTcp and returns the SHA-256 of what was sent and of
+ * what arrived in `dst`; both files are removed afterwards, whatever happened.
+ */
+export async function sendRandomFile(bed: Testbed, t: TcpTransfer & { readonly bytes: number }): Promise<[sent: string, received: string]> {
+  try {
+    await writeRandomFile(bed, t.fromNs, t.src, t.bytes);
+    await sendOverTcp(bed, t);
+    return [await sha256Of(bed, t.fromNs, t.src), await sha256Of(bed, t.toNs, t.dst)];
+  } finally {
+    await bed.exec(t.fromNs, ['rm', '-f', t.src, t.dst]).catch(() => undefined);
+  }
+}

@@ -6,7 +6,7 @@ import type { DatapathCounters, DatapathFailure } from '../../src/datapath/datap
 import { leaseRunsFastPath } from '../../src/backend/udp/fastpath-lease.js';
 import type { FastPathAttach, FastPathCounters } from '../../src/datapath/udp-fastpath.js';
 import type { Testbed } from '../../testbed/netns.js';
-import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
+import { sendRandomFile } from '../../testbed/transfer.js';
 
 const AGENT_SCRIPT = join(import.meta.dirname, '..', 'fixtures', 'datapath-agent.mjs');
 
@@ -244,11 +244,5 @@ export async function settledMoves(host: AgentHost, before: CounterSnapshot, che
 export async function transfer(bed: Testbed, from: AgentHost, to: AgentHost, bytes: number, port: number, dir: string): Promise<[string, string]> {
   const src = join(dir, `${from.name}-send.bin`);
   const dst = join(dir, `${to.name}-recv.bin`);
-  try {
-    await writeRandomFile(bed, from.ns, src, bytes);
-    await sendOverTcp(bed, { fromNs: from.container.ns, toNs: to.container.ns, toIp: to.container.ip, port, src, dst });
-    return [await sha256Of(bed, from.ns, src), await sha256Of(bed, to.ns, dst)];
-  } finally {
-    await bed.exec(from.ns, ['rm', '-f', src, dst]).catch(() => undefined);
-  }
+  return sendRandomFile(bed, { fromNs: from.container.ns, toNs: to.container.ns, toIp: to.container.ip, port, bytes, src, dst });
 }

@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { datapathQueues } from '../../src/backend/udp/udp-backend.js';
@@ -6,7 +5,7 @@ import { parseIpv4 } from '../../src/ip/ipv4.js';
 import { lastLine } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { leaseOf, OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
-import { sendOverTcp, sha256Of, writeRandomFile } from '../../testbed/transfer.js';
+import { sendRandomFile } from '../../testbed/transfer.js';
 import { useTempDir } from '../helpers/fixtures.js';
 import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
@@ -81,11 +80,8 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
   async function transfer(bytes: number, port: number, from = h1, to = h2): Promise<void> {
     const src = dir.file(`payload-${port}.bin`);
     const dst = dir.file(`received-${port}.bin`);
-    await writeRandomFile(cluster.bed, from.container!.ns, src, bytes);
-    await sendOverTcp(cluster.bed, { fromNs: from.container!.ns, toNs: to.container!.ns, toIp: to.container!.ip, port, src, dst });
-    expect(await sha256Of(cluster.bed, h1.ns, dst)).toBe(await sha256Of(cluster.bed, h1.ns, src));
-    await rm(src);
-    await rm(dst);
+    const [sent, received] = await sendRandomFile(cluster.bed, { fromNs: from.container!.ns, toNs: to.container!.ns, toIp: to.container!.ip, port, bytes, src, dst });
+    expect(received).toBe(sent);
   }
 
   it('a 50 MB TCP transfer to a host without the fast path arrives intact, through the engines', async () => {
