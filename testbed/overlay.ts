@@ -171,6 +171,16 @@ export class OverlayCluster {
     await waitFor(`${from.name} -> ${to.name} over the overlay`, async () => (await this.ping(from, to)).ok, timeoutMs);
   }
 
+  /** expectReachable both ways between every two of `hosts`, pair by pair in order (h1↔h2, h1↔h3, h2↔h3, …). */
+  async expectAllReachable(hosts: readonly OverlayHost[]): Promise<void> {
+    for (let i = 0; i < hosts.length; i++) {
+      for (const other of hosts.slice(i + 1)) {
+        await this.expectReachable(hosts[i], other);
+        await this.expectReachable(other, hosts[i]);
+      }
+    }
+  }
+
   /** GET http://127.0.0.1:<port><path> from inside the host's namespace, where flanneld's HTTP endpoints listen. */
   async httpGet(host: OverlayHost, port: number, path: string): Promise<{ status: number; body: string }> {
     const script = `fetch('http://127.0.0.1:${port}${path}').then(async (r) => process.stdout.write(JSON.stringify({ status: r.status, body: await r.text() })))`;
