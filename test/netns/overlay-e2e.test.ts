@@ -7,7 +7,7 @@ import { waitFor } from '../../testbed/netns.js';
 import { leaseOf, OverlayCluster, type OverlayHost } from '../../testbed/overlay.js';
 import { sendRandomFile } from '../../testbed/transfer.js';
 import { useTempDir } from '../helpers/fixtures.js';
-import { checksum, icmpEcho, ipv4Packet, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
+import { checksum, icmpEcho, ipv4Packet, malformedCopies, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
 
 const METRICS_PORT = 9109;
 
@@ -139,17 +139,13 @@ describe('udp overlay between three hosts (real flanneld, etcd, TUN, netns)', ()
   it('drops malformed and spoofed datagrams by reason, and keeps forwarding', async () => {
     const peerNs = await flannelPeer();
     const before = await cluster.metrics(h1, METRICS_PORT);
-    const good = ipv4(PEER.host, h1.container!.ip, 1, icmpEcho(1, 1, 'x'));
-    const notIpv4 = Buffer.from(good);
-    notIpv4[0] = 0x60;
-    const badIhl = Buffer.from(good);
-    badIhl[0] = 0x43;
-    const truncated = good.subarray(0, good.length - 4);
+    // Two truncated, one not IPv4, one with a bad header length.
+    const malformed = malformedCopies(ipv4(PEER.host, h1.container!.ip, 1, icmpEcho(1, 1, 'x'))).map(([packet]) => packet);
     // Inner source in h2's lease, sent from the peer: spoofed.
     const spoofed = ipv4(h2.container!.ip, h1.container!.ip, 1, icmpEcho(2, 2, 'spoof'));
     // Inner source in no lease at all.
     const unknown = ipv4('198.19.251.5', h1.container!.ip, 1, icmpEcho(3, 3, 'who'));
-    const replies = await sendAsPeer(peerNs, PEER.ip, h1.underlayIp, [Buffer.from([0x45, 0]), notIpv4, badIhl, truncated, spoofed, unknown], 800);
+    const replies = await sendAsPeer(peerNs, PEER.ip, h1.underlayIp, [...malformed, spoofed, unknown], 800);
     expect(replies).toEqual([]);
     const after = await cluster.metrics(h1, METRICS_PORT);
     // The fast path drops what it checks itself (spoofed, unknown source) and leaves the malformed to the engine.
