@@ -173,8 +173,14 @@ export function runsFastPath(host: AgentHost): boolean {
 export async function startAgentHosts(bed: Testbed, network: string, specs: readonly AgentHostSpec[]): Promise<AgentHost[]> {
   const hosts: AgentHost[] = [];
   for (const s of specs) hosts.push(await startAgentHost(bed, network, s));
-  for (const h of hosts) for (const other of hosts) if (other !== h) await h.agent.addPeer(other.lease, other.ip, undefined, other.leaseData);
+  for (const [i, h] of hosts.entries()) for (const other of hosts.slice(i + 1)) await pairAgents(h, other);
   return hosts;
+}
+
+/** `a` and `b` learn each other's leases (with their BackendData), as their lease watches would. */
+export async function pairAgents(a: AgentHost, b: AgentHost): Promise<void> {
+  await a.agent.addPeer(b.lease, b.ip, undefined, b.leaseData);
+  await b.agent.addPeer(a.lease, a.ip, undefined, a.leaseData);
 }
 
 /** One host as startAgentHosts builds it, without peers. */

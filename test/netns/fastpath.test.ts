@@ -1,10 +1,10 @@
 import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { FAST_PATH_LEASE_DATA } from '../../src/backend/udp/fastpath-lease.js';
-import { FLANNELD } from '../../testbed/flanneld.js';
+import { runFlanneld } from '../../testbed/flanneld.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useTempDir, useTestbed } from '../helpers/fixtures.js';
 import { flannelEchoReply, icmpEcho, ipv4Packet, malformedCopies, readEchoReply, sendAsPeer as sendAsPeerFrom } from '../helpers/packets.js';
-import { DatapathAgent, moved, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, settledMoves, type AgentHost, type CounterSnapshot, type Moved } from './datapath-agent.js';
+import { DatapathAgent, moved, pairAgents, runsFastPath, startAgentHost, startAgentHosts, transfer as transferBetween, settledMoves, type AgentHost, type CounterSnapshot, type Moved } from './datapath-agent.js';
 
 // The udp backend's fast path (tc programs on flannel0 egress and eth0 ingress) beside the engine, driven like
 // datapath.test.ts: agents in host namespaces, peers fed by hand. h1 and h2 run the fast path, h3 only the engine
@@ -40,7 +40,6 @@ const ipv4 = (src: string, dst: string, payload: Buffer, ttl = 64) => ipv4Packet
 const sendAsPeer = (target: string, packets: Buffer[], waitMs = 1500) => sendAsPeerFrom(bed, peerNs, PEER.ip, target, packets, { waitMs });
 const transfer = (from: Host, to: Host, bytes: number, port: number) => transferBetween(bed, from, to, bytes, port, dir.path);
 const snapshot = (h: Host): Promise<CounterSnapshot> => h.agent.allCounters();
-const dataOf = (h: Host) => h.leaseData;
 
 describe('udp fast path in real network namespaces (no etcd: peers fed directly)', () => {
   it('carries pings between fast-path hosts in the kernel, TTL decremented as the engine does; the engine sees none', async () => {
@@ -280,11 +279,7 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
 
   it('reaches a late joiner once its lease arrives, and drops its datagrams as unknown_source once the lease is gone', async () => {
     const h4 = await startAgentHost(bed, NETWORK, { name: 'h4', n: 4, offload: true, fastPath: true });
-    hosts.push(h4);
-    for (const h of [h1(), h2()]) {
-      await h.agent.addPeer(h4.lease, h4.ip, undefined, dataOf(h4));
-      await h4.agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
-    }
+    for (const h of [h1(), h2()]) await pairAgents(h, h4);
     const before = await snapshot(h4);
     expect((await waitFor('h1 -> h4', async () => (await ping(h1(), h4.container.ip, 2)).ok, 10_000))).toBe(true);
     expect((await ping(h2(), h4.container.ip, 2)).ok).toBe(true);
@@ -303,15 +298,9 @@ describe('udp fast path in real network namespaces (no etcd: peers fed directly)
 describe('fast path attachment: leftovers and removal', () => {
   const tcFilters = async (ns: string) =>
     (await bed.exec(ns, ['tc', 'filter', 'show', 'dev', 'eth0', 'ingress'])).stdout.split('\n').filter((l) => l.includes('flannel_ingress'));
-  /** h1 and `h` learn each other's leases, as their lease watches would. */
-  const pairWithH1 = async (h: Host) => {
-    await h.agent.addPeer(h1().lease, h1().ip, undefined, dataOf(h1()));
-    await h1().agent.addPeer(h.lease, h.ip, undefined, dataOf(h));
-  };
   const join = async (name: string, n: number, fastPath: 'tc' | 'tcx') => {
     const h = await startAgentHost(bed, NETWORK, { name, n, offload: true, fastPath });
-    hosts.push(h);
-    await pairWithH1(h);
+    await pairAgents(h, h1());
     return h;
   };
   /** Starts the host's agent again after it died, as systemd would restart flanneld. */
@@ -321,7 +310,7 @@ describe('fast path attachment: leftovers and removal', () => {
     h.agent = agent;
     h.leaseData = first.leaseData;
     expect(runsFastPath(h)).toBe(Boolean(fastPath));
-    await pairWithH1(h);
+    await pairAgents(h, h1());
   };
 
   it('with clsact filters, a crash leaves them behind, the next start replaces them and SIGTERM removes them', async () => {
@@ -348,7 +337,8 @@ describe('fast path attachment: leftovers and removal', () => {
     h5.agent.child.kill('SIGKILL');
     await h5.agent.exited;
     expect(await tcFilters(h5.ns)).toHaveLength(1);
-    await bed.exec(h5.ns, [process.execPath, FLANNELD, 'teardown', '--subnet-file', dir.file('none.env')]);
+    const teardown = await runFlanneld(['teardown', '--subnet-file', dir.file('none.env')], { netns: h5.ns });
+    expect(teardown.code, teardown.stderr).toBe(0);
     expect(await tcFilters(h5.ns)).toEqual([]);
   });
 
