@@ -1,13 +1,13 @@
-import { describe, expect, it, onTestFinished, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EtcdUnavailableError } from '../../src/errors.js';
 import { formatIpv4Net, parseIpv4Net } from '../../src/ip/ipv4.js';
-import { log } from '../../src/log.js';
 import { EtcdRegistry, type Registry } from '../../src/subnet/etcd-registry.js';
 import { retrySchedule } from '../../src/retry.js';
 import type { LeaseEvent } from '../../src/subnet/lease.js';
 import { LeaseWatcher } from '../../src/subnet/lease-watcher.js';
 import { waitFor } from '../../testbed/netns.js';
 import { useEtcd } from '../helpers/fixtures.js';
+import { loggedEvents } from '../helpers/log-capture.js';
 
 const etcd = useEtcd();
 
@@ -93,9 +93,7 @@ describe('peer lease watch on a real etcd', () => {
     await etcd.put(`${prefix}/subnets/198.19.1.0-24`, '{"PublicIP":"198.18.5.1"}');
     await etcd.put(`${prefix}/subnets/198.19.2.0-24`, '{"PublicIP":"198.18.5.99"}'); // ours
     const registry = new EtcdRegistry({ endpoints: [etcd.endpoint], prefix });
-    const warnings: Record<string, unknown>[] = [];
-    const warn = vi.spyOn(log, 'warn').mockImplementation(((fields: Record<string, unknown>) => void warnings.push(fields)) as never);
-    onTestFinished(() => warn.mockRestore());
+    const warnings = loggedEvents(['warn']);
     await watching(
       registry,
       async (seen, watcher) => {
@@ -109,7 +107,7 @@ describe('peer lease watch on a real etcd', () => {
         expect(watcher.ignoredCounts()).toEqual({ outside_network: 1, overlap: 3 });
         // One warning per conflict, naming both sides: the lease and the Network it lies outside, or the two keys.
         const key = (k: string) => `${prefix}/subnets/${k}`;
-        expect(warnings.filter((w) => w.event === 'lease-ignored').map(({ key, conflict, reason }) => ({ key, conflict, reason }))).toEqual([
+        expect(warnings.fields().filter((w) => w.event === 'lease-ignored').map(({ key, conflict, reason }) => ({ key, conflict, reason }))).toEqual([
           { key: key('198.20.0.0-24'), conflict: '198.19.0.0/16', reason: 'outside_network' },
           { key: key('198.19.2.128-25'), conflict: key('198.19.2.0-24'), reason: 'overlap' },
           { key: key('198.19.1.0-24'), conflict: key('198.19.1.0-25'), reason: 'overlap' },

@@ -1,8 +1,8 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { EtcdAuthError, EtcdPermissionError, EtcdUnavailableError, FlannelError, StoppedError, SubnetsExhaustedError } from '../../src/errors.js';
-import { log } from '../../src/log.js';
 import { retryEtcd, type EtcdRetryOptions } from '../../src/subnet/etcd-retry.js';
 import { EtcdStatus } from '../../src/subnet/etcd-status.js';
+import { loggedEvents } from '../helpers/log-capture.js';
 
 const FAST = { initialDelayMs: 1, maxDelayMs: 5 };
 const denied = () => new EtcdPermissionError('etcd denied user "ro" permission to write /k (etcdserver: permission denied)', 'ro', '/k');
@@ -23,11 +23,9 @@ function options(extra: Partial<EtcdRetryOptions> = {}): EtcdRetryOptions {
 }
 
 describe('the etcd retry policy', () => {
-  afterEach(() => vi.restoreAllMocks());
-
   it('logs each attempt at debug level before sending it, naming the loop', async () => {
     const seen: unknown[] = [];
-    vi.spyOn(log, 'debug').mockImplementation(((fields: unknown) => void seen.push(fields)) as never);
+    loggedEvents(['debug'], seen);
     const { fn } = failing(new EtcdUnavailableError('down'));
     const request = () => (seen.push('request'), fn());
     await retryEtcd(request, options({ loop: 'startup' }));

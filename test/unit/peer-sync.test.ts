@@ -1,7 +1,7 @@
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { PeerSync, type PeerDriver } from '../../src/backend/peer-sync.js';
 import { formatIpv4Net, parseIpv4Net, type Ipv4Net } from '../../src/ip/ipv4.js';
-import { log } from '../../src/log.js';
+import { loggedEvents } from '../helpers/log-capture.js';
 
 /** A driver whose kernel read fails while `broken.now` is set; otherwise it records the subnets each pass ensures. */
 function driver(broken: { now: boolean }, ensured: string[]): PeerDriver<string> {
@@ -21,23 +21,20 @@ function driver(broken: { now: boolean }, ensured: string[]): PeerDriver<string>
 }
 
 describe('PeerSync', () => {
-  afterEach(() => vi.restoreAllMocks());
-
   it('a failed pass is one error line, however many lease events it served; none rejects, and the next pass retries them all', async () => {
-    const errors: string[] = [];
-    vi.spyOn(log, 'error').mockImplementation(((fields: { event?: string }) => void errors.push(fields.event ?? '')) as never);
+    const logged = loggedEvents(['error']);
     const broken = { now: true };
     const ensured: string[] = [];
     const sync = new PeerSync(driver(broken, ensured), 'test peers');
     const subnets = ['198.19.1.0/24', '198.19.2.0/24', '198.19.3.0/24'];
     await expect(Promise.all(subnets.map((s) => sync.set(parseIpv4Net(s), 'want')))).resolves.toBeDefined();
-    expect(errors).toEqual(['peer-sync-failed']);
+    expect(logged.events()).toEqual(['error peer-sync-failed']);
     expect(ensured).toEqual([]);
 
     broken.now = false;
     await sync.set(parseIpv4Net('198.19.4.0/24'), 'want');
     expect(ensured.sort()).toEqual([...subnets, '198.19.4.0/24']);
-    expect(errors).toEqual(['peer-sync-failed']);
+    expect(logged.events()).toEqual(['error peer-sync-failed']);
     await sync.close();
   });
 });

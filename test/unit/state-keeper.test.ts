@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { log } from '../../src/log.js';
 import { StateKeeper, type KeptItem } from '../../src/state-keeper.js';
+import { loggedEvents } from '../helpers/log-capture.js';
 
 const EVENTS = { missing: 'thing-missing', failed: 'thing-failed', recovered: 'thing-recovered', resynced: 'thing-resynced' };
 
@@ -22,15 +22,6 @@ function item(key: string, ops: string[], state: { present: boolean; gate?: Prom
       return state.present ? undefined : { fields: { key }, message: `${key} went missing` };
     },
   };
-}
-
-/** The events logged at each level through `log`, in order. */
-function loggedEvents(): { events: () => string[] } {
-  const events: string[] = [];
-  for (const level of ['info', 'warn', 'error'] as const) {
-    vi.spyOn(log, level).mockImplementation(((fields: { event?: string }) => void events.push(`${level} ${fields.event}`)) as never);
-  }
-  return { events: () => events };
 }
 
 describe('StateKeeper (the periodic check behind the iptables rules and the blackhole route)', () => {
@@ -100,16 +91,15 @@ describe('StateKeeper (the periodic check behind the iptables rules and the blac
 
   it('ends every resync with one debug event naming the keys still failing, so a reader counts resyncs, not seconds', async () => {
     loggedEvents();
-    const resyncs: unknown[] = [];
-    vi.spyOn(log, 'debug').mockImplementation(((fields: unknown) => void resyncs.push(fields)) as never);
+    const debug = loggedEvents(['debug']);
     const state = { present: true, fail: 'refused' as string | undefined };
     const k = keeper();
     await k.apply([item('a', [], state), item('b', [])]);
-    expect(resyncs).toEqual([]);
+    expect(debug.fields()).toEqual([]);
     await vi.advanceTimersByTimeAsync(1000);
     state.fail = undefined;
     await vi.advanceTimersByTimeAsync(1000);
-    expect(resyncs).toEqual([
+    expect(debug.fields()).toEqual([
       { event: 'thing-resynced', keys: ['a'] },
       { event: 'thing-resynced', keys: [] },
     ]);
