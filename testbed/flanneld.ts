@@ -56,6 +56,10 @@ export class FlanneldProcess {
   readonly child: ChildProcess;
   stdout = '';
   stderr = '';
+  /** The JSON log entries of stderr, parsed once per line as it arrives (waitForEvent polls them). */
+  private readonly entries: Record<string, unknown>[] = [];
+  /** What stderr holds after its last newline: a line still being written. */
+  private partialLine = '';
   private readonly exited: Promise<FlanneldRun>;
 
   constructor(args: string[], opts: FlanneldProcessOptions = {}) {
@@ -69,7 +73,9 @@ export class FlanneldProcess {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child.stdout?.on('data', (d: Buffer) => (this.stdout += d.toString()));
-    this.child.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.child.stderr?.on('data', (d: Buffer) => this.logged(d.toString()));
+    // A last line without its newline is complete once stderr ends.
+    this.child.stderr?.on('end', () => this.addEntry(this.partialLine));
     this.exited = new Promise((resolve) =>
       this.child.on('exit', (code) => resolve({ code, stdout: this.stdout, stderr: this.stderr })),
     );
@@ -87,12 +93,29 @@ export class FlanneldProcess {
   events(event?: string, fields: Record<string, unknown> = {}, after: LogMark = 0): Record<string, unknown>[] {
     const matches = (e: Record<string, unknown>) =>
       (event === undefined || e.event === event) && Object.entries(fields).every(([k, v]) => e[k] === v);
-    return parseLogLines(this.stderr).slice(after).filter(matches);
+    return this.entries.slice(after).filter(matches);
   }
 
   /** Where the log is now: pass it as `after` to wait for (or count) only what the daemon logs from here on. */
   mark(): LogMark {
-    return parseLogLines(this.stderr).length;
+    return this.entries.length;
+  }
+
+  private logged(text: string): void {
+    this.stderr += text;
+    const lines = (this.partialLine + text).split('\n');
+    this.partialLine = lines.pop()!;
+    for (const line of lines) this.addEntry(line);
+  }
+
+  /** Keeps a JSON log line; other lines (the final one-line error, a stray print) are not entries. */
+  private addEntry(line: string): void {
+    if (!line.startsWith('{')) return;
+    try {
+      this.entries.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // not JSON after all
+    }
   }
 
   /**
@@ -150,18 +173,4 @@ export class FlanneldProcess {
 /** Runs flanneld to completion (for commands and bad-input checks). */
 export function runFlanneld(args: string[], opts: { env?: NodeJS.ProcessEnv; netns?: string; timeoutMs?: number } = {}): Promise<FlanneldRun> {
   return new FlanneldProcess(args, opts).wait(opts.timeoutMs ?? 30_000);
-}
-
-/** The JSON lines of a flanneld log; other lines (the final one-line error, a line still being written) are skipped. */
-function parseLogLines(stderr: string): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [];
-  for (const line of stderr.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // a line still being written
-    }
-  }
-  return out;
 }
