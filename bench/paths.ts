@@ -134,7 +134,7 @@ function flanneldPath(spec: FlanneldPathSpec): BenchPath {
     mtuNote: spec.mtuNote,
     binary: spec.binary,
     async setup(lan, tag) {
-      const prefix = await lan.cluster.addNetwork(tag, JSON.stringify({ Network: spec.network, Backend: spec.backend }));
+      const prefix = await lan.cluster.etcd.network(JSON.stringify({ Network: spec.network, Backend: spec.backend }));
       const env = spec.external ? {} : { FLANNELD_METRICS_PORT: String(METRICS_PORT) };
       const hosts = await lan.addFlanneldPair(tag, { prefix, binary: spec.external ? spec.binary.path : undefined, args: spec.args }, env);
       await spec.verify?.(lan, hosts);

@@ -27,7 +27,7 @@ export interface OverlayHost {
 
 /** How a host's flanneld runs, where it differs from the cluster's defaults. */
 export interface DaemonSpec {
-  /** etcd prefix (see addNetwork); the cluster's own by default. */
+  /** etcd prefix (another network on the same etcd: etcd.network()); the cluster's own by default. */
   readonly prefix?: string;
   /** Another flanneld executable with flannel's flags (e.g. real flannel), instead of the built CLI. */
   readonly binary?: string;
@@ -66,7 +66,7 @@ export class OverlayCluster {
     readonly dir: string,
   ) {}
 
-  /** Without `config`, the cluster's own prefix stays empty and hosts join networks made with addNetwork. */
+  /** Without `config`, the cluster's own prefix stays empty and hosts join networks made with etcd.network(). */
   static async create(tag: string, dir: string, config?: string): Promise<OverlayCluster> {
     const bed = await Testbed.create(tag);
     try {
@@ -78,16 +78,6 @@ export class OverlayCluster {
       await bed.cleanup();
       throw err;
     }
-  }
-
-  /**
-   * A second network on the same etcd and LAN, under its own prefix (`/<testbed>-<tag>/network`), for hosts that
-   * must run another backend than the cluster's; returns the prefix to pass in a DaemonSpec.
-   */
-  async addNetwork(tag: string, config: string): Promise<string> {
-    const prefix = `/${this.bed.prefix}-${tag}/network`;
-    await this.etcd.put(`${prefix}/config`, config);
-    return prefix;
   }
 
   /** Hosts h1 (198.18.0.1) to hN, each running flanneld and holding a container. */
