@@ -66,7 +66,7 @@ async function terminate(child: ChildProcess, timeoutMs: number): Promise<void> 
  * installing docker.io started containerd.service), and the test's containers and shims would live there, out of
  * reach of stop() and of the sweep of stale dirs. Runs in the host's network namespace, as dockerd's own would.
  */
-async function startContainerd(ns: string, dir: string): Promise<{ child: ChildProcess; socket: string }> {
+async function startContainerd(ns: string, dir: string): Promise<ChildProcess> {
   const root = join(dir, 'containerd');
   await mkdir(root);
   const socket = join(root, 'containerd.sock');
@@ -105,7 +105,7 @@ async function startContainerd(ns: string, dir: string): Promise<{ child: ChildP
     const log = await readFile(join(root, 'containerd.log'), 'utf8').catch(() => '');
     throw new Error(`${(err as Error).message}:\n${log.slice(-3000)}`);
   }
-  return { child, socket };
+  return child;
 }
 
 class ProcessExited extends Error {}
@@ -151,7 +151,7 @@ export class Dockerd {
     // Not the machine's /etc/docker/daemon.json, and not its /etc/docker/key.json either.
     await writeFile(join(dir, 'daemon.json'), `${JSON.stringify({ 'deprecated-key-path': join(dir, 'key.json') })}\n`);
     try {
-      dockerd.containerd = (await startContainerd(ns, dir)).child;
+      dockerd.containerd = await startContainerd(ns, dir);
     } catch (err) {
       await dockerd.stop();
       throw err;
@@ -174,13 +174,15 @@ export class Dockerd {
     dockerd.child = child;
     closeSync(logFd);
     try {
-      const deadline = Date.now() + 60_000;
-      for (;;) {
-        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dockerd exited (${child.exitCode ?? child.signalCode})`);
-        if (await dockerd.docker(['version'], 5_000).then(() => true, () => false)) break;
-        if (Date.now() > deadline) throw new Error('dockerd did not answer within 60 s');
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      await waitFor(
+        'dockerd to answer',
+        async () => {
+          if (child.exitCode !== null || child.signalCode !== null) throw new ProcessExited(`dockerd exited (${child.exitCode ?? child.signalCode})`);
+          return dockerd.docker(['version'], 5_000).then(() => true, () => false);
+        },
+        60_000,
+        (err) => err instanceof ProcessExited,
+      );
     } catch (err) {
       const log = await readFile(join(dir, 'dockerd.log'), 'utf8').catch(() => '');
       await dockerd.stop();
