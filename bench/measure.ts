@@ -1,6 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { Testbed } from '../testbed/netns.js';
 import { waitFor } from '../testbed/netns.js';
+import { sleep } from '../testbed/interrupt.js';
 import { readBusyCpuSeconds } from './cpu-time.js';
 import type { Sample } from './figures.js';
 import { bytesSentInWholeRun, parseIperfJson, receivedGbps, receivedKpps, type IperfJson } from './iperf3-json.js';
@@ -92,7 +93,7 @@ export async function measureSample(bed: Testbed, path: ReadyPath, clockTicks: n
   const tcp1 = await measure(IPERF_RUNS.tcp1);
   const tcp4 = await measure(IPERF_RUNS.tcp4);
   const udp = await measure(IPERF_RUNS.udpSmall);
-  await new Promise((r) => setTimeout(r, SETTLE_MS));
+  await sleep(SETTLE_MS);
   const gigabytes = tcp1 ? bytesSentInWholeRun(tcp1.json) / 1e9 : NaN;
   return {
     sample: {
@@ -108,5 +109,5 @@ export async function measureSample(bed: Testbed, path: ReadyPath, clockTicks: n
 
 /** Waits until host 1 reaches the target over the path (routes follow leases asynchronously), bounded. */
 export async function waitReachable(bed: Testbed, path: ReadyPath, timeoutMs = 20_000): Promise<void> {
-  await waitFor(`${path.target} reachable over the path`, async () => (await bed.exec(path.client, ['ping', '-c', '1', '-W', '1', path.target]), true), timeoutMs);
+  await waitFor(`${path.target} reachable over the path`, async () => (await bed.ping(path.client, path.target)).ok, timeoutMs);
 }
