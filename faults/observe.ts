@@ -1,4 +1,5 @@
 import type { Testbed } from '../testbed/netns.js';
+import { parseIperfJson, receivedGbps } from '../bench/iperf3-json.js';
 
 /** Prometheus text as `name{labels}` (or `name`) → value. */
 export function parseMetrics(text: string): Map<string, number> {
@@ -66,8 +67,8 @@ async function iperfRun(bed: Testbed, serverNs: string, clientNs: string, server
   try {
     await bed.waitForListener(serverNs, IPERF_PORT);
     const { stdout } = await bed.exec(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J'], { timeoutMs: (seconds + 20) * 1000 });
-    const report = JSON.parse(stdout) as { end: { sum_received: { bits_per_second: number } } };
-    return report.end.sum_received.bits_per_second / 1e9;
+    // A report without a received figure gives NaN, which fails the scenarios' `gbits > 0`; iperf3's own errors throw.
+    return receivedGbps(parseIperfJson(stdout));
   } finally {
     server.kill('SIGKILL');
   }
