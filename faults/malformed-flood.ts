@@ -1,5 +1,5 @@
 import { builtFile } from '../testbed/built.js';
-import type { OverlayHost } from '../testbed/overlay.js';
+import { leaseOf, type OverlayHost } from '../testbed/overlay.js';
 import { rssKiB } from '../testbed/proc.js';
 import { waitFor } from '../testbed/netns.js';
 import { kernelUdpDrops, parseMetrics, pingFor, sumOf } from './observe.js';
@@ -28,7 +28,7 @@ export function malformedFlood(o: MalformedFloodOptions): Promise<ScenarioResult
     withTwoHosts('fflood', { a: { FLANNELD_METRICS_PORT: String(METRICS), FLANNELD_HEALTHZ_IP: '127.0.0.1' } }, async ({ cluster, a, b }) => {
       const rogueNs = await cluster.bed.addHost('rogue', ROGUE_IP);
       // A /24 neither a nor b holds: writing over theirs would move them (and cut their containers off).
-      const taken = [a.bridgeCidr, b.bridgeCidr].map((cidr) => cidr!.replace(/\.1\/24$/, '.0'));
+      const taken = [a, b].map((host) => leaseOf(host).ip);
       const rogueSubnet = ['198.19.250.0', '198.19.251.0', '198.19.252.0'].find((s) => !taken.includes(s))!;
       await cluster.etcd.put(`${cluster.prefix}/subnets/${rogueSubnet}-24`, JSON.stringify({ PublicIP: ROGUE_IP, BackendType: 'udp' }));
       await a.daemon.waitForEvent('peer-added', { subnet: `${rogueSubnet}/24` });
