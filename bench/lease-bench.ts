@@ -3,6 +3,7 @@
 // Writes bench/results/runs/leases-<stamp>.json; `-- --publish` also makes it bench/results/leases-latest.json.
 import { relative } from 'node:path';
 import { parseNetworkConfig } from '../src/config/parse-network-config.js';
+import { errorMessage } from '../src/errors.js';
 import { formatIpv4Net } from '../src/ip/ipv4.js';
 import { packageRoot } from '../src/package-info.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(exitCode(0)),
   (err) => {
-    if (!interruptedBy()) process.stderr.write(`lease bench failed: ${err instanceof Error ? err.message : err}\n`);
+    if (!interruptedBy()) process.stderr.write(`lease bench failed: ${errorMessage(err)}\n`);
     process.exit(exitCode(1));
   },
 );

@@ -1,4 +1,5 @@
 import type { ChildProcess } from 'node:child_process';
+import { errorMessage } from '../src/errors.js';
 import type { Testbed } from '../testbed/netns.js';
 import { waitFor } from '../testbed/netns.js';
 import { sleep } from '../testbed/interrupt.js';
@@ -83,7 +84,7 @@ export async function measureSample(bed: Testbed, path: ReadyPath, clockTicks: n
     try {
       return await f();
     } catch (err) {
-      errors.push(`${what}: ${err instanceof Error ? err.message : err}`);
+      errors.push(`${what}: ${errorMessage(err)}`);
       return undefined;
     }
   };

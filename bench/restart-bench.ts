@@ -4,6 +4,7 @@
 // bench/results/restart-latest.json.
 import { rm } from 'node:fs/promises';
 import { relative } from 'node:path';
+import { errorMessage } from '../src/errors.js';
 import { packageRoot } from '../src/package-info.js';
 import { exitCode, handleInterrupts, interruptedBy } from '../testbed/interrupt.js';
 import { OverlayCluster } from '../testbed/overlay.js';
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
 main().then(
   () => process.exit(exitCode(0)),
   (err) => {
-    if (!interruptedBy()) process.stderr.write(`restart bench failed: ${err instanceof Error ? err.message : err}\n`);
+    if (!interruptedBy()) process.stderr.write(`restart bench failed: ${errorMessage(err)}\n`);
     process.exit(exitCode(1));
   },
 );

@@ -1,6 +1,7 @@
 // The round scheduler of `npm run bench`: every ready path once per round, in registry order, round after round, so
 // slow drift of a shared machine reaches every path alike. What one measurement does is injected (measure.ts in a
 // run), so the order can be checked without a network.
+import { errorMessage } from '../src/errors.js';
 import { interruption } from '../testbed/interrupt.js';
 import { FIGURES, formatFigure, type Sample } from './figures.js';
 import type { BenchPath, ReadyPath } from './paths.js';
@@ -23,8 +24,6 @@ export interface RoundsOptions {
   readonly say: (line: string) => void;
 }
 
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
-
 function sampleLine(name: string, s: Sample): string {
   return `  ${name.padEnd(22)} ${FIGURES.map((f) => `${f.label} ${formatFigure(s[f.key])}${f.unit ? ` ${f.unit}` : ''}`).join(', ')}`;
 }
@@ -45,7 +44,7 @@ export async function runRounds(states: readonly PathState[], measure: MeasurePa
       state.errors.push(...errors.map((m) => ({ round, message: m })));
       o.say(sampleLine(state.path.name, sample));
       for (const e of errors) o.say(`    failed: ${e}`);
-      if (o.verbose && state.ready!.diagnostics) o.say(await state.ready!.diagnostics().catch(message));
+      if (o.verbose && state.ready!.diagnostics) o.say(await state.ready!.diagnostics().catch(errorMessage));
     }
     roundSeconds.push(Math.round((Date.now() - started) / 100) / 10);
     o.say(`round ${round} took ${roundSeconds.at(-1)} s`);

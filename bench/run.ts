@@ -7,6 +7,7 @@ import { cpus, release } from 'node:os';
 import { relative, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { loadNativeAddon, type PlatformCosts } from '../src/datapath/native.js';
+import { errorMessage } from '../src/errors.js';
 import { packageRoot, packageVersion } from '../src/package-info.js';
 import { FLANNELD } from '../testbed/flanneld.js';
 import { exitCode, handleInterrupts, interruptedBy, interruption } from '../testbed/interrupt.js';
@@ -24,7 +25,6 @@ import { publishRun, saveRun } from './results.js';
 
 const run = promisify(execFile);
 const say = (line: string) => process.stdout.write(`${line}\n`);
-const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 /** One line for the chart and the console: what this machine charges a userspace tunnel per syscall and wakeup. */
 function describePlatform(p: PlatformCosts, cores: number): string {
@@ -72,7 +72,7 @@ async function setUpPaths(lan: BenchLan, paths: BenchPath[]): Promise<PathState[
       states.push({ path, ready, samples: [], errors: [] });
       say(`  ${path.name}: ready, target ${ready.target}, MTU ${ready.mtu}`);
     } catch (err) {
-      states.push({ path, reason: message(err).split('\n')[0], samples: [], errors: [] });
+      states.push({ path, reason: errorMessage(err).split('\n')[0], samples: [], errors: [] });
       say(`  ${path.name}: unavailable: ${states.at(-1)!.reason}`);
     }
   }
@@ -154,7 +154,7 @@ async function main(): Promise<number> {
 main().then(
   (code) => process.exit(exitCode(code)),
   (err) => {
-    if (!interruptedBy()) process.stderr.write(`bench: ${message(err)}\n`);
+    if (!interruptedBy()) process.stderr.write(`bench: ${errorMessage(err)}\n`);
     process.exit(exitCode(err instanceof BenchUsageError ? 2 : 1));
   },
 );

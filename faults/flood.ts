@@ -9,6 +9,7 @@
  * target host.
  */
 import { createSocket } from 'node:dgram';
+import { errorMessage } from '../src/errors.js';
 import { formatIpv4, parseIpv4 } from '../src/ip/ipv4.js';
 import { ipv4Packet, prng } from '../testbed/packets.js';
 
@@ -100,7 +101,7 @@ async function flood(o: FloodOptions): Promise<{ sent: number; errors: number; b
 flood(JSON.parse(process.argv[2]) as FloodOptions).then(
   (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
   (err) => {
-    process.stderr.write(`flood: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.stderr.write(`flood: ${errorMessage(err)}\n`);
     process.exit(1);
   },
 );

@@ -1,3 +1,5 @@
+import { errorMessage } from '../src/errors.js';
+
 /** A figure printed on the scenario's line: a count, a duration in seconds, a rate, or a yes/no. */
 export type Figure = number | string | boolean;
 
@@ -34,7 +36,7 @@ export async function run(name: string, body: (f: Findings) => Promise<void>): P
   try {
     await body(f);
   } catch (err) {
-    f.problems.push(`did not complete: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    f.problems.push(`did not complete: ${errorMessage(err).split('\n')[0]}`);
   }
   return { name, seconds: Math.round((Date.now() - started) / 100) / 10, figures: f.figures, problems: f.problems };
 }
