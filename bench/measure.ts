@@ -1,8 +1,8 @@
-import type { ChildProcess } from 'node:child_process';
 import { errorMessage } from '../src/errors.js';
+import { sleep } from '../testbed/interrupt.js';
 import type { Testbed } from '../testbed/netns.js';
 import { waitFor } from '../testbed/netns.js';
-import { sleep } from '../testbed/interrupt.js';
+import { terminate } from '../testbed/proc.js';
 import { readBusyCpuSeconds } from './cpu-time.js';
 import type { Sample } from './figures.js';
 import { bytesSentInWholeRun, parseIperfJson, receivedGbps, receivedKpps, type IperfJson } from './iperf3-json.js';
@@ -10,13 +10,6 @@ import { OMIT_SECONDS, PING_COUNT, PING_INTERVAL_SECONDS, SETTLE_MS, TCP_SECONDS
 import type { ReadyPath } from './paths.js';
 
 let nextPort = 5300;
-
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGKILL');
-  await exited;
-}
 
 /** The three iperf3 runs of a sample: what each is called in errors, its extra client arguments, its counted seconds. */
 export const IPERF_RUNS = {
@@ -63,7 +56,7 @@ async function iperf(bed: Testbed, path: ReadyPath, run: IperfRun, clockTicks: n
     const busySeconds = (await readBusyCpuSeconds(clockTicks)) - cpuBefore;
     return { json: parseIperfJson(stdout), busySeconds };
   } finally {
-    await stop(server);
+    await terminate(server, 'SIGKILL');
   }
 }
 

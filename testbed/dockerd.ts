@@ -7,6 +7,7 @@ import { packageRoot } from '../src/package-info.js';
 import { MK_DOCKER_OPTS } from './built.js';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { waitFor } from './netns.js';
+import { terminate } from './proc.js';
 import { makeTempDir, removeLeftovers } from './tempdir.js';
 
 const run = promisify(execFile);
@@ -46,18 +47,6 @@ function dockerBinaries(): Promise<DockerBinaries> {
     return { dockerd, docker, containerd: await which('containerd') };
   })();
   return binaries;
-}
-
-/** Sends SIGTERM and waits up to `timeoutMs` for the exit, then SIGKILL; resolves once the process is gone. */
-async function terminate(child: ChildProcess, timeoutMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM');
-  const stopped = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), timeoutMs))]);
-  if (!stopped) {
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
 
 /**
@@ -101,7 +90,7 @@ async function startContainerd(ns: string, dir: string): Promise<ChildProcess> {
       (err) => err instanceof ProcessExited,
     );
   } catch (err) {
-    await terminate(child, 5_000);
+    await terminate(child, 'SIGTERM', 5_000);
     const log = await readFile(join(root, 'containerd.log'), 'utf8').catch(() => '');
     throw new Error(`${(err as Error).message}:\n${log.slice(-3000)}`);
   }
@@ -253,9 +242,9 @@ export class Dockerd {
       // Remove containers first: sleeping PID 1s ignore SIGTERM, and dockerd would wait for them on shutdown.
       const ids = await this.docker(['ps', '-aq'], 10_000).catch(() => '');
       if (ids) await this.docker(['rm', '-f', ...ids.split('\n')], 20_000).catch(() => undefined);
-      await terminate(child, 15_000);
+      await terminate(child, 'SIGTERM', 15_000);
     }
-    if (this.containerd) await terminate(this.containerd, 10_000);
+    if (this.containerd) await terminate(this.containerd, 'SIGTERM', 10_000);
     // The shims of containers that outlived dockerd, and anything else naming the dir.
     await removeLeftovers(this.dir);
   }

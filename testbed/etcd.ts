@@ -3,6 +3,7 @@ import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { promisify } from 'node:util';
 import { SWITCH_IP, type Testbed } from './netns.js';
+import { terminate } from './proc.js';
 import { makeTempDir } from './tempdir.js';
 
 const run = promisify(execFile);
@@ -189,10 +190,7 @@ export class EtcdServer {
   async kill(): Promise<void> {
     const child = this.child;
     this.child = undefined;
-    if (!child || child.exitCode !== null) return;
-    const exited = new Promise((r) => child.once('exit', r));
-    child.kill('SIGKILL');
-    await exited;
+    if (child) await terminate(child, 'SIGKILL');
   }
 
   /** Kills the process and removes the data dir it made (a dataDir passed in belongs to the caller). */

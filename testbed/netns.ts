@@ -2,7 +2,7 @@ import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:chil
 import { readdir, readFile, readlink, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { interruption } from './interrupt.js';
-import { alive, kill } from './proc.js';
+import { alive, kill, terminate } from './proc.js';
 
 /** Fixed, locally administered bridge addresses (see Testbed.setUp); each cbr0 is its own L2 segment, so one will do. */
 const BRIDGE_MAC = { switch: '02:00:c6:12:00:fe', container: '02:00:c6:13:00:01' } as const;
@@ -133,9 +133,7 @@ export class Testbed {
     let out = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     return async () => {
-      const exited = new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(undefined) : child.once('exit', r)));
-      child.kill('SIGTERM');
-      await exited;
+      await terminate(child, 'SIGTERM');
       return out.split('\n').filter(Boolean);
     };
   }

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 
 /** The value of `getconf CLK_TCK`: how many ticks /proc/stat counts per second (USER_HZ). */
@@ -48,4 +48,20 @@ export function kill(pid: number): void {
   } catch {
     // already gone
   }
+}
+
+/**
+ * Sends `signal` to a child and resolves once it has exited; with `graceMs`, a child still running after that long
+ * gets SIGKILL. A child that has exited already is left alone.
+ */
+export async function terminate(child: ChildProcess, signal: NodeJS.Signals, graceMs?: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  if (graceMs !== undefined) {
+    const stopped = await Promise.race([exited.then(() => true), new Promise((r) => setTimeout(() => r(false), graceMs))]);
+    if (stopped) return;
+    child.kill('SIGKILL');
+  }
+  await exited;
 }
