@@ -1,13 +1,13 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
-import { access, chmod, copyFile, mkdir, readdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
+import { access, chmod, copyFile, mkdir, readFile, realpath, rm, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/package-info.js';
 import { MK_DOCKER_OPTS } from './built.js';
 import { parseEnvFile } from '../src/subnet/subnet-file.js';
 import { waitFor } from './netns.js';
-import { terminate } from './proc.js';
+import { processes, terminate } from './proc.js';
 import { makeTempDir, removeLeftovers } from './tempdir.js';
 
 const run = promisify(execFile);
@@ -223,13 +223,8 @@ export class Dockerd {
    */
   async shimAddress(container: string): Promise<string | undefined> {
     const id = await this.docker(['inspect', '-f', '{{.Id}}', container]);
-    for (const entry of await readdir('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const argv = (await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '')).split('\0');
-      if (!argv[0]?.includes('containerd-shim') || argv[argv.indexOf('-id') + 1] !== id) continue;
-      return argv[argv.indexOf('-address') + 1];
-    }
-    return undefined;
+    const shim = (await processes()).find(({ argv }) => argv[0]?.includes('containerd-shim') && argv[argv.indexOf('-id') + 1] === id);
+    return shim && shim.argv[shim.argv.indexOf('-address') + 1];
   }
 
   /**

@@ -1,8 +1,8 @@
 import { execFile, spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readdir, readFile, readlink, stat } from 'node:fs/promises';
+import { readlink, stat } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { interruption } from './interrupt.js';
-import { alive, kill, terminate } from './proc.js';
+import { alive, kill, processes, terminate } from './proc.js';
 
 /** Fixed, locally administered bridge addresses (see Testbed.setUp); each cbr0 is its own L2 segment, so one will do. */
 const BRIDGE_MAC = { switch: '02:00:c6:12:00:fe', container: '02:00:c6:13:00:01' } as const;
@@ -192,13 +192,11 @@ export class Testbed {
    */
   async leftoverProcesses(): Promise<{ pid: number; command: string }[]> {
     const found: { pid: number; command: string }[] = [];
-    for (const entry of await readdir('/proc')) {
-      if (!/^\d+$/.test(entry)) continue;
-      const link = await readlink(`/proc/${entry}/ns/net`).catch(() => '');
+    for (const { pid, argv } of await processes()) {
+      const link = await readlink(`/proc/${pid}/ns/net`).catch(() => '');
       const inode = /^net:\[(\d+)\]$/.exec(link)?.[1];
       if (!inode || !this.namespaceInodes.has(Number(inode))) continue;
-      const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-      found.push({ pid: Number(entry), command: cmdline.split('\0').filter(Boolean).join(' ') });
+      found.push({ pid, command: argv.filter(Boolean).join(' ') });
     }
     return found;
   }

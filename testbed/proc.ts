@@ -1,5 +1,5 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 
 /** The value of `getconf CLK_TCK`: how many ticks /proc/stat counts per second (USER_HZ). */
 export function parseClockTicks(text: string): number {
@@ -64,4 +64,18 @@ export async function terminate(child: ChildProcess, signal: NodeJS.Signals, gra
     child.kill('SIGKILL');
   }
   await exited;
+}
+
+/**
+ * Every process of the machine with its command line (empty for kernel threads, and for a process that exited
+ * while the scan ran).
+ */
+export async function processes(): Promise<{ pid: number; argv: string[] }[]> {
+  const found: { pid: number; argv: string[] }[] = [];
+  for (const entry of await readdir('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
+    found.push({ pid: Number(entry), argv: cmdline ? cmdline.replace(/\0$/, '').split('\0') : [] });
+  }
+  return found;
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { waitFor } from './netns.js';
-import { alive, kill } from './proc.js';
+import { alive, kill, processes } from './proc.js';
 
 const run = promisify(execFile);
 
@@ -52,13 +52,7 @@ export async function removeLeftovers(dir: string): Promise<void> {
 }
 
 async function pidsMentioning(text: string): Promise<number[]> {
-  const pids: number[] = [];
-  for (const entry of await readdir('/proc')) {
-    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
-    const cmdline = await readFile(`/proc/${entry}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) pids.push(Number(entry));
-  }
-  return pids;
+  return (await processes()).filter((p) => p.pid !== process.pid && p.argv.some((arg) => arg.includes(text))).map((p) => p.pid);
 }
 
 /**
