@@ -1,17 +1,15 @@
 // npm run bench:leases: how long acquiring a subnet lease takes against a local etcd (p50/p99 over 200 sequential
 // acquisitions by distinct hosts), and how long 200 allocators started at once take until all hold a lease.
 // Writes bench/results/runs/leases-<stamp>.json; `-- --publish` also makes it bench/results/leases-latest.json.
-import { relative } from 'node:path';
 import { parseNetworkConfig } from '../src/config/parse-network-config.js';
 import { errorMessage } from '../src/errors.js';
 import { formatIpv4Net } from '../src/ip/ipv4.js';
-import { packageRoot } from '../src/package-info.js';
 import { EtcdRegistry } from '../src/subnet/etcd-registry.js';
 import { retrySchedule } from '../src/retry.js';
 import { LeaseManager } from '../src/subnet/lease-manager.js';
 import { EtcdServer } from '../testbed/etcd.js';
 import { exitCode, handleInterrupts, interruptedBy, interruption } from '../testbed/interrupt.js';
-import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
+import { publishRequested, saveSideRun } from './results.js';
 
 const HOSTS = 200;
 const CONFIG = parseNetworkConfig('{"Network":"198.19.0.0/16","Backend":{"Type":"alloc"}}');
@@ -25,9 +23,7 @@ function manager(registry: EtcdRegistry, i: number): LeaseManager {
 }
 
 async function main(): Promise<void> {
-  const extra = process.argv.slice(2).filter((a) => a !== '--publish');
-  if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run bench:leases [-- --publish]`);
-  const publish = process.argv.includes('--publish');
+  const publish = publishRequested('bench:leases');
   const date = new Date();
   handleInterrupts((line) => process.stderr.write(`${line}\n`));
   const etcd = new EtcdServer();
@@ -63,9 +59,8 @@ async function main(): Promise<void> {
       concurrent: { hosts: HOSTS, totalMs: +concurrentMs.toFixed(1), distinctSubnets: distinct },
     };
     const json = `${JSON.stringify(report, null, 2)}\n`;
-    const files = await writeRunFiles(`leases-${runStamp(date)}`, { json });
-    if (publish) files.push(...(await publishResultFiles({ 'leases-latest.json': json })));
-    process.stdout.write(`${json}wrote ${files.map((f) => relative(packageRoot(), f)).join(', ')}\n`);
+    const files = await saveSideRun('leases', date, json, publish);
+    process.stdout.write(`${json}wrote ${files.join(', ')}\n`);
   } finally {
     await etcd.stop();
   }

@@ -3,14 +3,12 @@
 // again, ROUNDS times per backend. Writes bench/results/runs/restart-<stamp>.json; `-- --publish` also makes it
 // bench/results/restart-latest.json.
 import { rm } from 'node:fs/promises';
-import { relative } from 'node:path';
 import { errorMessage } from '../src/errors.js';
-import { packageRoot } from '../src/package-info.js';
 import { exitCode, handleInterrupts, interruptedBy } from '../testbed/interrupt.js';
 import { OverlayCluster } from '../testbed/overlay.js';
 import { pingThroughRestart, type RestartLoss } from '../testbed/restart-probe.js';
 import { makeTempDir } from '../testbed/tempdir.js';
-import { publishResultFiles, runStamp, writeRunFiles } from './results.js';
+import { publishRequested, saveSideRun } from './results.js';
 
 const ROUNDS = 3;
 /** The event after which each backend carries traffic again: the kernel ones once reconciled, udp once its TUN is up. */
@@ -49,8 +47,7 @@ async function measure(type: string, readyEvent: string): Promise<BackendResult>
 }
 
 async function main(): Promise<void> {
-  const extra = process.argv.slice(2).filter((a) => a !== '--publish');
-  if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run bench:restart [-- --publish]`);
+  const publish = publishRequested('bench:restart');
   const date = new Date();
   handleInterrupts((line) => process.stderr.write(`${line}\n`));
   const results: Record<string, BackendResult> = {};
@@ -66,9 +63,8 @@ async function main(): Promise<void> {
     results,
   };
   const json = `${JSON.stringify(report, null, 2)}\n`;
-  const files = await writeRunFiles(`restart-${runStamp(date)}`, { json });
-  if (process.argv.includes('--publish')) files.push(...(await publishResultFiles({ 'restart-latest.json': json })));
-  process.stdout.write(`wrote ${files.map((f) => relative(packageRoot(), f)).join(', ')}\n`);
+  const files = await saveSideRun('restart', date, json, publish);
+  process.stdout.write(`wrote ${files.join(', ')}\n`);
 }
 
 main().then(

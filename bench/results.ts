@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { writeFileAtomic } from '../src/files/atomic-file.js';
 import { packageRoot } from '../src/package-info.js';
 import { MIN_PUBLISH_ROUNDS } from './method.js';
@@ -22,6 +22,26 @@ export async function writeRunFiles(baseName: string, files: Record<string, stri
 /** Makes `files` the committed reference: bench/results/<name> for each entry. */
 export async function publishResultFiles(files: Record<string, string>, root = packageRoot()): Promise<string[]> {
   return writeEach(resultsDir(root), files, 'bench reference');
+}
+
+/**
+ * Whether a side bench (`npm run <script>`) is to publish: `--publish` is the one argument it takes; anything else
+ * is refused with its usage.
+ */
+export function publishRequested(script: string, args = process.argv.slice(2)): boolean {
+  const extra = args.filter((a) => a !== '--publish');
+  if (extra.length) throw new Error(`unknown argument ${extra[0]}; usage: npm run ${script} [-- --publish]`);
+  return args.includes('--publish');
+}
+
+/**
+ * Writes a side bench's report to bench/results/runs/<name>-<stamp>.json and, with `publish`, makes it the
+ * committed bench/results/<name>-latest.json; resolves with the files written, relative to `root`.
+ */
+export async function saveSideRun(name: string, date: Date, json: string, publish: boolean, root = packageRoot()): Promise<string[]> {
+  const files = await writeRunFiles(`${name}-${runStamp(date)}`, { json }, root);
+  if (publish) files.push(...(await publishResultFiles({ [`${name}-latest.json`]: json }, root)));
+  return files.map((f) => relative(root, f));
 }
 
 async function writeEach(dir: string, files: Record<string, string>, what: string): Promise<string[]> {
