@@ -1,9 +1,8 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EtcdServer } from '../testbed/etcd.js';
-import { FlanneldProcess, flanneldArgs } from '../testbed/flanneld.js';
-import { makeTempDir } from '../testbed/tempdir.js';
 import { sleep } from '../testbed/interrupt.js';
+import { withLoopbackHosts } from './loopback-hosts.js';
 import { run, type ScenarioResult } from './scenario.js';
 
 const PREFIX = '/faults-edits/network';
@@ -64,52 +63,45 @@ const EDITS: Edit[] = [
  * has no subnet file) takes the same subnet back.
  */
 export function operatorEdits(): Promise<ScenarioResult> {
-  return run('operator-edits', async (f) => {
-    let tmp: string | undefined;
-    const etcd = new EtcdServer();
-    const daemons: FlanneldProcess[] = [];
-    try {
-      const dir = (tmp = await makeTempDir('fedits'));
-      await etcd.launch();
-      await etcd.put(`${PREFIX}/config`, CONFIG);
-      const start = (host: number) => {
-        const d = new FlanneldProcess(
-          flanneldArgs({ etcdEndpoints: etcd.endpoint, etcdPrefix: PREFIX, iface: 'lo', publicIp: `198.18.8.${host}`, subnetFile: join(dir, `${host}.env`) }),
-          { env: { FLANNELD_RETRY_INTERVAL_MS: '300' } },
-        );
-        daemons.push(d);
-        return d;
-      };
-      const [a, b] = [start(1), start(2)];
-      await Promise.all([a.waitForEvent('subnet-file-written'), b.waitForEvent('subnet-file-written')]);
-      const keyOf = async (publicIp: string) => {
-        const leases = await etcd.dump(`${PREFIX}/subnets/`);
-        return Object.entries(leases).find(([, v]) => v.includes(`"${publicIp}"`))![0].slice(`${PREFIX}/subnets/`.length);
-      };
-      const [ownKey, peerKey] = [await keyOf('198.18.8.1'), await keyOf('198.18.8.2')];
-      const spare = ['198.19.201.0-24', '198.19.202.0-24', '198.19.203.0-24', '198.19.204.0-24'].filter((k) => k !== ownKey && k !== peerKey);
-      const keys: Keys = { own: ownKey, peer: peerKey, spare: [spare[0], spare[1]] };
-      // What a host started without a subnet file knows of its subnet: nothing on disk.
-      await rm(join(dir, '1.env'));
-      for (const edit of EDITS) {
-        const fields = edit.fields?.(keys) ?? {};
-        const mark = a.mark();
-        await edit.apply(etcd, keys);
-        await a.waitForEvent(edit.event, fields, { timeoutMs: 10_000, after: mark }).catch(() => undefined); // none: counted below
-        await sleep(1_000); // room for a duplicate line to show up
-        const lines = a.events(edit.event, fields, mark).length;
-        f.set(edit.name, lines);
-        f.expect(lines === 1, `${edit.name}: ${lines} ${edit.event} lines instead of 1`);
-      }
-      const retaken = a.events().filter((e) => e.event === 'lease-acquired').at(-1)?.subnet;
-      f.set('same_subnet_back', retaken === ownKey.replace('-', '/'));
-      f.expect(retaken === ownKey.replace('-', '/'), `the deleted lease ${ownKey} was replaced by ${retaken}`);
-      f.expect(a.running && b.running, 'a flanneld exited');
-      f.expect(!daemons.some((d) => d.events().some((e) => e.event === 'internal-error')), 'an internal error was logged');
-    } finally {
-      await Promise.all(daemons.map((d) => d.stop('SIGKILL').catch(() => undefined)));
-      await etcd.stop();
-      if (tmp) await rm(tmp, { recursive: true, force: true });
-    }
-  });
+  return run('operator-edits', (f) =>
+    withLoopbackHosts(
+      {
+        tag: 'fedits',
+        prefix: PREFIX,
+        subnet: 8,
+        env: { FLANNELD_RETRY_INTERVAL_MS: '300' },
+        startEtcd: () => EtcdServer.start(),
+        endpoints: (etcd) => etcd.endpoint,
+      },
+      async ({ dir, etcd, daemons, start }) => {
+        await etcd.put(`${PREFIX}/config`, CONFIG);
+        const [a, b] = [start(1), start(2)];
+        await Promise.all([a.waitForEvent('subnet-file-written'), b.waitForEvent('subnet-file-written')]);
+        const keyOf = async (publicIp: string) => {
+          const leases = await etcd.dump(`${PREFIX}/subnets/`);
+          return Object.entries(leases).find(([, v]) => v.includes(`"${publicIp}"`))![0].slice(`${PREFIX}/subnets/`.length);
+        };
+        const [ownKey, peerKey] = [await keyOf('198.18.8.1'), await keyOf('198.18.8.2')];
+        const spare = ['198.19.201.0-24', '198.19.202.0-24', '198.19.203.0-24', '198.19.204.0-24'].filter((k) => k !== ownKey && k !== peerKey);
+        const keys: Keys = { own: ownKey, peer: peerKey, spare: [spare[0], spare[1]] };
+        // What a host started without a subnet file knows of its subnet: nothing on disk.
+        await rm(join(dir, '1.env'));
+        for (const edit of EDITS) {
+          const fields = edit.fields?.(keys) ?? {};
+          const mark = a.mark();
+          await edit.apply(etcd, keys);
+          await a.waitForEvent(edit.event, fields, { timeoutMs: 10_000, after: mark }).catch(() => undefined); // none: counted below
+          await sleep(1_000); // room for a duplicate line to show up
+          const lines = a.events(edit.event, fields, mark).length;
+          f.set(edit.name, lines);
+          f.expect(lines === 1, `${edit.name}: ${lines} ${edit.event} lines instead of 1`);
+        }
+        const retaken = a.events().filter((e) => e.event === 'lease-acquired').at(-1)?.subnet;
+        f.set('same_subnet_back', retaken === ownKey.replace('-', '/'));
+        f.expect(retaken === ownKey.replace('-', '/'), `the deleted lease ${ownKey} was replaced by ${retaken}`);
+        f.expect(a.running && b.running, 'a flanneld exited');
+        f.expect(!daemons.some((d) => d.events().some((e) => e.event === 'internal-error')), 'an internal error was logged');
+      },
+    ),
+  );
 }
