@@ -110,6 +110,13 @@ bpf_tc_opts TcOpts(int prog_fd, uint32_t flags) {
   return opts;
 }
 
+// Removes our clsact filter (known by handle and priority) from one hook; libbpf's result (0, or -errno).
+int DetachTcFilter(uint32_t ifindex, bool ingress) {
+  bpf_tc_hook hook = TcHook(ifindex, ingress);
+  bpf_tc_opts opts = TcOpts(0, 0);
+  return bpf_tc_detach(&hook, &opts);
+}
+
 }  // namespace
 
 FastPath::FastPath(const std::string& object_path, AttachMode mode) : mode_(mode) {
@@ -195,7 +202,6 @@ FastPath::Attachment FastPath::Attach(int prog_fd, uint32_t ifindex, bool ingres
                              static_cast<bpf_attach_type>(ingress ? kTcxIngress : kTcxEgress), nullptr);
     if (fd >= 0) {
       a.link_fd = fd;
-      used_tcx_ = true;
       return a;
     }
     int err = errno;
@@ -217,23 +223,16 @@ FastPath::Attachment FastPath::Attach(int prog_fd, uint32_t ifindex, bool ingres
 void FastPath::Detach(Attachment& a) {
   if (a.link_fd >= 0) close(a.link_fd);
   a.link_fd = -1;
-  if (a.tc_filter) {
-    bpf_tc_hook hook = TcHook(a.ifindex, a.ingress);
-    bpf_tc_opts opts = TcOpts(0, 0);
-    // The device may be gone already (flannel0 disappears with the engine's TUN); its filters went with it.
-    bpf_tc_detach(&hook, &opts);
-  }
+  // The device may be gone already (flannel0 disappears with the engine's TUN); its filters went with it.
+  if (a.tc_filter) DetachTcFilter(a.ifindex, a.ingress);
   a.tc_filter = false;
 }
 
 int FastPath::RemoveLeftovers(uint32_t ifindex) {
   QuietLibbpf();
   int removed = 0;
-  for (bool ingress : {true, false}) {
-    bpf_tc_hook hook = TcHook(ifindex, ingress);
-    bpf_tc_opts opts = TcOpts(0, 0);
-    if (bpf_tc_detach(&hook, &opts) == 0) removed++;
-  }
+  for (bool ingress : {true, false})
+    if (DetachTcFilter(ifindex, ingress) == 0) removed++;
   return removed;
 }
 
@@ -267,7 +266,7 @@ std::vector<uint64_t> FastPath::Counters() const {
 
 const char* FastPath::attach_mode() const {
   if (attached_.empty()) return "";
-  return used_tcx_ ? "tcx" : "tc";
+  return std::any_of(attached_.begin(), attached_.end(), [](const Attachment& a) { return a.link_fd >= 0; }) ? "tcx" : "tc";
 }
 
 void FastPath::Close() {

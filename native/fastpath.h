@@ -77,7 +77,6 @@ class FastPath {
 
   bpf_object* obj_ = nullptr;
   AttachMode mode_;
-  bool used_tcx_ = false;
   int egress_fd_ = -1, ingress_fd_ = -1;
   int config_fd_ = -1, routes_fd_ = -1, counters_fd_ = -1;
   std::vector<Attachment> attached_;
