@@ -8,7 +8,6 @@ import { readFile, rm } from 'node:fs/promises';
 import { errorMessage } from '../src/errors.js';
 import { flanneldArgs, runFlanneld } from './flanneld.js';
 import { exitCode, handleInterrupts, interruptedBy, interruption } from './interrupt.js';
-import { waitFor } from './netns.js';
 import { OverlayCluster, type OverlayHost } from './overlay.js';
 import { makeTempDir } from './tempdir.js';
 

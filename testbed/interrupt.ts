@@ -2,7 +2,7 @@ import { constants } from 'node:os';
 import { setTimeout as delay } from 'node:timers/promises';
 
 /** Why a run stopped early: the signal it got. */
-export class Interrupted extends Error {
+class Interrupted extends Error {
   constructor(readonly signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`);
   }
